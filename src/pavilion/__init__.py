@@ -1,0 +1,3 @@
+"""Pavilion DP Connector."""
+
+__version__ = "0.1.0"

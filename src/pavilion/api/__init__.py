@@ -1,0 +1,1 @@
+"""The HTTP layer: translates requests to use cases and errors to problem+json, nothing more."""

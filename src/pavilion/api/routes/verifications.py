@@ -1,0 +1,52 @@
+"""Verifications: the broker's entry point."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+
+from pavilion.api.deps import RuntimeDep, require
+from pavilion.tenancy.roles import Permission
+from pavilion.tenancy.service import Principal
+from pavilion.verification.schemas import VerificationRequest, VerificationResponse
+from pavilion.workflows.verify import get_verification, run_verification
+
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=VerificationResponse,
+    responses={
+        403: {"description": "Denied by policy (residency) or role"},
+        502: {"description": "The DP answered garbage or broke its schema"},
+        503: {"description": "The DP is unreachable; see Retry-After"},
+    },
+)
+async def create_verification(
+    body: VerificationRequest,
+    rt: RuntimeDep,
+    who: Annotated[Principal, Depends(require(Permission.VERIFICATIONS_CREATE))],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Replays return the first answer; another body with the key is a 409.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    result = await run_verification(rt, who.tenant_id, body, idempotency_key)
+    headers = {"Idempotency-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+@router.get("/{verification_id}")
+async def read_verification(
+    verification_id: str,
+    rt: RuntimeDep,
+    who: Annotated[Principal, Depends(require(Permission.VERIFICATIONS_READ))],
+) -> dict[str, Any]:
+    return await get_verification(rt, who.tenant_id, verification_id)

@@ -1,0 +1,280 @@
+"""The per-tenant append-only audit log over the database (I/O edge of the audit domain).
+
+Appends happen inside the caller's transaction, so an audit leaf exists exactly when the
+change it records does. The head row holds the compact range, so an append costs O(log n)
+hashing and one row lock, whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pavilion.audit.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
+from pavilion.audit.merkle import (
+    CompactRange,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+)
+from pavilion.audit.models import AuditCheckpoint, AuditHead, AuditLeaf
+from pavilion.errors import InvalidRequest, NotFound, PavilionError
+from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.store.database import Database
+
+
+def canonical_event(event: dict[str, Any]) -> bytes:
+    """The exact bytes a leaf commits to: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(text: str) -> str:
+    """SHA-256 hex of a string: how free text (a purpose) enters a leaf without its words."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditReceipt:
+    index: int
+    leaf_hash: str
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    size: int
+    root_hash: str
+    note: str
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    tenant_id: str
+    size: int
+    root_hash: str
+    checkpoints_checked: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class AuditLog:
+    def __init__(self, db: Database, signer: Signer, origin_prefix: str) -> None:
+        if signer.algorithm != "EdDSA":
+            raise PavilionError("audit checkpoints are signed with Ed25519 (EdDSA) keys")
+        self._db = db
+        self._signer = signer
+        self.key_name = origin_prefix.split("/", maxsplit=1)[0]
+        self._origin_prefix = origin_prefix
+        public = Ed25519PublicKey.from_public_bytes(b64url_decode(signer.public_jwk()["x"]))
+        self.verifier_key = verifier_key(self.key_name, public)
+
+    def origin(self, tenant_id: str) -> str:
+        return f"{self._origin_prefix}/{tenant_id}"
+
+    async def append(
+        self, session: AsyncSession, tenant_id: str, event: dict[str, Any]
+    ) -> AuditReceipt:
+        """Add one leaf in the caller's transaction; the head row lock orders appends."""
+        head = (
+            await session.execute(
+                select(AuditHead).where(AuditHead.tenant_id == tenant_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        compact = CompactRange.from_json(head.compact_range) if head else CompactRange()
+        hashed = leaf_hash(canonical_event(event))
+        index = compact.size
+        compact = compact.append(hashed)
+        session.add(
+            AuditLeaf(
+                tenant_id=tenant_id,
+                idx=index,
+                event=canonical_event(event).decode("utf-8"),
+                leaf_hash=hashed.hex(),
+            )
+        )
+        if head is None:
+            session.add(
+                AuditHead(tenant_id=tenant_id, size=compact.size, compact_range=compact.to_json())
+            )
+        else:
+            head.size = compact.size
+            head.compact_range = compact.to_json()
+        return AuditReceipt(index, hashed.hex())
+
+    async def checkpoint(self, tenant_id: str) -> SignedCheckpoint:
+        """The latest signed checkpoint, signing a new one when the log has grown since."""
+        async with self._db.transaction(tenant_id) as session:
+            head = (
+                await session.execute(select(AuditHead).where(AuditHead.tenant_id == tenant_id))
+            ).scalar_one_or_none()
+            compact = CompactRange.from_json(head.compact_range) if head else CompactRange()
+            existing = await self._checkpoint_at(session, tenant_id, compact.size)
+            if existing is not None:
+                return existing
+        root = compact.root()
+        note = await sign_checkpoint(
+            Checkpoint(self.origin(tenant_id), compact.size, root), self.key_name, self._signer
+        )
+        try:
+            async with self._db.transaction(tenant_id) as session:
+                session.add(
+                    AuditCheckpoint(
+                        tenant_id=tenant_id, size=compact.size, root_hash=root.hex(), note=note
+                    )
+                )
+        except IntegrityError:
+            pass  # another request signed the same size first; both notes are valid
+        return SignedCheckpoint(compact.size, root.hex(), note)
+
+    async def _checkpoint_at(
+        self, session: AsyncSession, tenant_id: str, size: int
+    ) -> SignedCheckpoint | None:
+        row = (
+            await session.execute(
+                select(AuditCheckpoint).where(
+                    AuditCheckpoint.tenant_id == tenant_id, AuditCheckpoint.size == size
+                )
+            )
+        ).scalar_one_or_none()
+        return SignedCheckpoint(row.size, row.root_hash, row.note) if row else None
+
+    async def _leaf_hashes(self, session: AsyncSession, tenant_id: str) -> list[bytes]:
+        rows = await session.execute(
+            select(AuditLeaf.leaf_hash)
+            .where(AuditLeaf.tenant_id == tenant_id)
+            .order_by(AuditLeaf.idx)
+        )
+        return [bytes.fromhex(h) for h in rows.scalars()]
+
+    async def inclusion(self, tenant_id: str, index: int, size: int | None) -> dict[str, Any]:
+        async with self._db.transaction(tenant_id) as session:
+            hashes = await self._leaf_hashes(session, tenant_id)
+        size = len(hashes) if size is None else size
+        if not 0 <= index < size <= len(hashes):
+            raise InvalidRequest(
+                f"need 0 <= index < size <= {len(hashes)} (the log's size); "
+                f"got index {index}, size {size}",
+                field="index",
+            )
+        tree = hashes[:size]
+        return {
+            "index": index,
+            "tree_size": size,
+            "leaf_hash": tree[index].hex(),
+            "root_hash": root_from_leaf_hashes(tree).hex(),
+            "proof": [h.hex() for h in inclusion_proof(index, tree)],
+        }
+
+    async def consistency(self, tenant_id: str, first: int, second: int) -> dict[str, Any]:
+        async with self._db.transaction(tenant_id) as session:
+            hashes = await self._leaf_hashes(session, tenant_id)
+        if not 0 <= first <= second <= len(hashes):
+            raise InvalidRequest(
+                f"need 0 <= first <= second <= {len(hashes)} (the log's size); "
+                f"got {first}, {second}",
+                field="first",
+            )
+        return {
+            "first": first,
+            "second": second,
+            "first_root": root_from_leaf_hashes(hashes[:first]).hex(),
+            "second_root": root_from_leaf_hashes(hashes[:second]).hex(),
+            "proof": [h.hex() for h in consistency_proof(first, hashes[:second])],
+        }
+
+    async def leaves(self, tenant_id: str, *, start: int, limit: int) -> list[dict[str, Any]]:
+        async with self._db.transaction(tenant_id) as session:
+            rows = (
+                await session.execute(
+                    select(AuditLeaf)
+                    .where(AuditLeaf.tenant_id == tenant_id, AuditLeaf.idx >= start)
+                    .order_by(AuditLeaf.idx)
+                    .limit(limit)
+                )
+            ).scalars()
+            return [
+                {"index": r.idx, "leaf_hash": r.leaf_hash, "event": json.loads(r.event)}
+                for r in rows
+            ]
+
+    async def leaf(self, tenant_id: str, index: int) -> dict[str, Any]:
+        found = await self.leaves(tenant_id, start=index, limit=1)
+        if not found or found[0]["index"] != index:
+            raise NotFound(f"audit leaf {index} does not exist")
+        return found[0]
+
+    async def verify(self, tenant_id: str) -> AuditVerification:
+        """Recompute the whole tree from storage and check the head and every checkpoint."""
+        problems: list[str] = []
+        async with self._db.transaction(tenant_id) as session:
+            leaves = (
+                (
+                    await session.execute(
+                        select(AuditLeaf)
+                        .where(AuditLeaf.tenant_id == tenant_id)
+                        .order_by(AuditLeaf.idx)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            head = (
+                await session.execute(select(AuditHead).where(AuditHead.tenant_id == tenant_id))
+            ).scalar_one_or_none()
+            checkpoints = (
+                (
+                    await session.execute(
+                        select(AuditCheckpoint)
+                        .where(AuditCheckpoint.tenant_id == tenant_id)
+                        .order_by(AuditCheckpoint.size)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        # One pass: fold the leaves into a compact range and note the root at every size a
+        # checkpoint claims, so verification is O(n) however many checkpoints there are.
+        wanted = {row.size for row in checkpoints}
+        roots_at: dict[int, bytes] = {0: CompactRange().root()} if 0 in wanted else {}
+        compact = CompactRange()
+        for position, leaf in enumerate(leaves):
+            if leaf.idx != position:
+                problems.append(f"leaf index {leaf.idx} found where {position} was expected")
+            recomputed = leaf_hash(leaf.event.encode("utf-8"))
+            if recomputed.hex() != leaf.leaf_hash:
+                problems.append(f"leaf {leaf.idx}: stored hash does not match its event")
+            compact = compact.append(recomputed)
+            if compact.size in wanted:
+                roots_at[compact.size] = compact.root()
+        if head is not None and head.compact_range != compact.to_json():
+            problems.append(
+                f"head says size {head.size}, but the leaves give a different tree"
+                f" (size {compact.size})"
+            )
+        for row in checkpoints:
+            try:
+                checkpoint = verify_checkpoint(
+                    row.note, self.verifier_key, origin=self.origin(tenant_id)
+                )
+            except PavilionError as exc:
+                problems.append(f"checkpoint at size {row.size}: {exc.detail}")
+                continue
+            if checkpoint.size not in roots_at:
+                problems.append(f"checkpoint at size {row.size} is beyond the log's end")
+            elif roots_at[checkpoint.size] != checkpoint.root_hash:
+                problems.append(
+                    f"checkpoint at size {row.size} signs a root the leaves do not give"
+                )
+        return AuditVerification(
+            tenant_id, compact.size, compact.root().hex(), len(checkpoints), problems
+        )

@@ -1,0 +1,1 @@
+"""Settings: one validated object, read once at start-up."""

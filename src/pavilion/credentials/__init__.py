@@ -1,0 +1,1 @@
+"""Credentials: formats, issuance and verification, keys from the keystore."""

@@ -1,0 +1,129 @@
+"""The one exception tree of the connector.
+
+Every error a domain raises derives from :class:`PavilionError`. The HTTP layer maps the tree
+to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the CLI prints the
+``detail``. Domains never raise HTTP exceptions.
+
+    PavilionError
+    ├── ConfigurationError          settings that cannot start the service
+    ├── InvalidRequest              a request that breaks a rule (names the field)     400/422
+    │   └── PayloadTooLarge         a body over the configured limit                  413
+    ├── AuthenticationFailed        no or unknown credentials                          401
+    ├── PermissionDenied            a role or tenant that may not do this              403
+    ├── NotFound                    an unknown tenant, provider, proof, ...            404
+    ├── Conflict                    state that forbids the write (idempotency reuse)   409
+    ├── PolicyDenied                policy (residency, purpose) forbids the request    403
+    ├── ProviderError               the data provider failed us
+    │   ├── ProviderUnavailable     unreachable, timed out, 5xx after retries          503
+    │   └── ProviderBadResponse     an answer that breaks the DP's declared schema     502
+    ├── CryptoError                 keystore, signature or proof failures               500
+    │   └── VerificationFailed      a signature, proof or checkpoint that fails        422
+    └── StorageError                the database failed                                503
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class PavilionError(Exception):
+    """Root of every error the connector raises on purpose."""
+
+    #: Short, stable machine-readable slug; becomes the problem ``type`` suffix.
+    code: str = "internal"
+    #: Human title of the problem class (RFC 9457 ``title``).
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra: dict[str, Any] = dict(extra or {})
+
+
+class ConfigurationError(PavilionError):
+    code = "configuration"
+    title = "Invalid configuration"
+
+
+class InvalidRequest(PavilionError):
+    code = "invalid-request"
+    title = "Invalid request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, extra=extra)
+        self.field = field
+        self.errors = errors or ([{"field": field, "message": detail}] if field else [])
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class AuthenticationFailed(PavilionError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDenied(PavilionError):
+    code = "forbidden"
+    title = "Permission denied"
+
+
+class NotFound(PavilionError):
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(PavilionError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class PolicyDenied(PavilionError):
+    code = "policy-denied"
+    title = "Denied by policy"
+
+
+class ProviderError(PavilionError):
+    code = "provider-error"
+    title = "Data provider error"
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider-unavailable"
+    title = "Data provider unavailable"
+
+    def __init__(
+        self, detail: str, *, retry_after_s: int = 5, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after_s = retry_after_s
+
+
+class ProviderBadResponse(ProviderError):
+    code = "provider-bad-response"
+    title = "Data provider sent an invalid answer"
+
+
+class CryptoError(PavilionError):
+    code = "crypto"
+    title = "Cryptographic operation failed"
+
+
+class VerificationFailed(CryptoError):
+    code = "verification-failed"
+    title = "Verification failed"
+
+
+class StorageError(PavilionError):
+    code = "storage"
+    title = "Storage unavailable"

@@ -1,0 +1,125 @@
+"""Structured JSON logs through a redaction filter.
+
+Redaction is by key (anything that names a person or an identifier) and by value shape
+(e-mail addresses, ISO dates, long digit runs), so a careless ``log.info(..., record=...)``
+still cannot leak a subject. Tests assert that nothing personal reaches the log stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+_SENSITIVE_KEYS = frozenset(
+    {
+        "identifiers",
+        "identifier",
+        "subject",
+        "record",
+        "student_id",
+        "email",
+        "given_name",
+        "family_name",
+        "name_of_subject",
+        "birth_date",
+        "birthdate",
+        "phone",
+        "address",
+        "api_key",
+        "authorization",
+        "token",
+        "secret",
+        "password",
+        "credential",
+    }
+)
+_EMAIL = re.compile(r"[^\s@\"']+@[^\s@\"']+\.[A-Za-z]{2,}")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b(?!T)")
+_DIGITS = re.compile(r"\b[A-Za-z]?\d{6,}\b")
+_BEARER = re.compile(r"(?i)bearer\s+\S+")
+
+
+def redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        value = _BEARER.sub("Bearer " + REDACTED, value)
+        value = _EMAIL.sub(REDACTED, value)
+        value = _DATE.sub(REDACTED, value)
+        return _DIGITS.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_sensitive(k) else redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def _is_sensitive(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in _SENSITIVE_KEYS
+
+
+def redaction_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key in {"timestamp", "level", "logger"}:
+            continue
+        event_dict[key] = REDACTED if _is_sensitive(key) else redact_value(event_dict[key])
+    return event_dict
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts records from libraries that log through the standard library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = redact_value(str(record.msg))
+        return True
+
+
+def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
+    """Route structlog and the standard library through one redacting JSON pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redaction_processor,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    handler.addFilter(_RedactingFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_pavilion", False):
+            root.removeHandler(existing)
+    handler._pavilion = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "hpack", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

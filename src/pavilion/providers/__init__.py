@@ -1,0 +1,1 @@
+"""The DP registry: data providers, their endpoints per region, auth and record schema."""

@@ -1,0 +1,78 @@
+"""What a DP administrator sends to register a provider, and what the API shows back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
+
+from pavilion.verification.claims import ClaimType
+
+RegionSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z]{2})?$")]
+
+
+class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    region: RegionSlug
+    jurisdiction: Jurisdiction = Field(description="EU, UK, US, US-CA, ...")
+    url: HttpUrl
+
+
+class ApiKeyAuthIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["api_key"] = "api_key"
+    api_key: str = Field(min_length=16, max_length=4096, description="Sealed at rest; write-only.")
+
+
+class NoAuthIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["none"]
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    claim_types: list[ClaimType] = Field(min_length=1)
+    endpoints: list[EndpointIn] = Field(min_length=1, max_length=32)
+    auth: ApiKeyAuthIn | NoAuthIn = Field(discriminator="type")
+    record_schema: dict[str, Any] = Field(description="JSON Schema (2020-12) of one record.")
+
+    @field_validator("record_schema")
+    @classmethod
+    def _is_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _one_endpoint_per_region(cls, value: list[EndpointIn]) -> list[EndpointIn]:
+        regions = [e.region for e in value]
+        if len(set(regions)) != len(regions):
+            raise ValueError("each region may appear once")
+        return value
+
+
+class EndpointOut(BaseModel):
+    region: str
+    jurisdiction: str
+    url: str
+
+
+class ProviderOut(BaseModel):
+    id: str
+    name: str
+    claim_types: list[str]
+    endpoints: list[EndpointOut]
+    auth: dict[str, Any] = Field(description="Auth settings; secrets are never shown.")
+    record_schema: dict[str, Any]
+    created_at: str

@@ -1,0 +1,205 @@
+"""Registering and reading providers (I/O edge of the registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pavilion.errors import Conflict, InvalidRequest, NotFound
+from pavilion.providers.models import Provider, ProviderEndpoint
+from pavilion.providers.schemas import ApiKeyAuthIn, EndpointOut, ProviderIn, ProviderOut
+from pavilion.store.base import new_id
+from pavilion.store.database import Database
+from pavilion.tenancy.service import TenantKeys
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    region: str
+    jurisdiction: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ProviderConnection:
+    """What the connector needs to call a provider; holds the opened secret, in memory only."""
+
+    id: str
+    name: str
+    claim_types: tuple[str, ...]
+    endpoints: tuple[Endpoint, ...]
+    auth_type: str
+    api_key: str | None
+    record_schema: dict[str, Any]
+
+
+def _secret_aad(tenant_id: str, provider_id: str) -> bytes:
+    return f"pavilion/provider-secret/v1|{tenant_id}|{provider_id}".encode()
+
+
+class ProviderService:
+    def __init__(self, db: Database, keys: TenantKeys) -> None:
+        self._db = db
+        self._keys = keys
+
+    async def register(self, tenant_id: str, spec: ProviderIn) -> ProviderOut:
+        provider_id = new_id()
+        try:
+            async with self._db.transaction(tenant_id) as session:
+                sealed = None
+                if isinstance(spec.auth, ApiKeyAuthIn):
+                    sealed = await self._keys.seal(
+                        session,
+                        tenant_id,
+                        spec.auth.api_key.encode("utf-8"),
+                        _secret_aad(tenant_id, provider_id),
+                    )
+                provider = Provider(
+                    id=provider_id,
+                    tenant_id=tenant_id,
+                    name=spec.name,
+                    claim_types=[c.value for c in spec.claim_types],
+                    auth={"type": spec.auth.type},
+                    sealed_secret=sealed,
+                    record_schema=spec.record_schema,
+                )
+                session.add(provider)
+                await session.flush()
+                endpoints = [
+                    ProviderEndpoint(
+                        tenant_id=tenant_id,
+                        provider_id=provider_id,
+                        region=e.region,
+                        jurisdiction=e.jurisdiction,
+                        url=str(e.url).rstrip("/"),
+                    )
+                    for e in spec.endpoints
+                ]
+                session.add_all(endpoints)
+        except IntegrityError as exc:
+            raise Conflict(f"a provider named {spec.name!r} already exists") from exc
+        return _out(provider, endpoints)
+
+    async def get(self, tenant_id: str, provider_id: str) -> ProviderOut:
+        async with self._db.transaction(tenant_id) as session:
+            provider, endpoints = await _load(session, tenant_id, provider_id)
+        return _out(provider, endpoints)
+
+    async def list(self, tenant_id: str, *, limit: int, after: str | None) -> list[ProviderOut]:
+        async with self._db.transaction(tenant_id) as session:
+            query = (
+                select(Provider)
+                .where(Provider.tenant_id == tenant_id)
+                .order_by(Provider.id)
+                .limit(limit)
+            )
+            if after:
+                query = query.where(Provider.id > after)
+            providers = list((await session.execute(query)).scalars())
+            ids = [p.id for p in providers]
+            rows = (
+                await session.execute(
+                    select(ProviderEndpoint).where(
+                        ProviderEndpoint.tenant_id == tenant_id,
+                        ProviderEndpoint.provider_id.in_(ids),
+                    )
+                )
+            ).scalars()
+            by_provider: dict[str, list[ProviderEndpoint]] = {}
+            for row in rows:
+                by_provider.setdefault(row.provider_id, []).append(row)
+        return [_out(p, by_provider.get(p.id, [])) for p in providers]
+
+    async def delete(self, tenant_id: str, provider_id: str) -> None:
+        async with self._db.transaction(tenant_id) as session:
+            provider, endpoints = await _load(session, tenant_id, provider_id)
+            for endpoint in endpoints:
+                await session.delete(endpoint)
+            await session.delete(provider)
+
+    async def connection(
+        self, session: AsyncSession, tenant_id: str, provider_id: str | None, claim_type: str
+    ) -> ProviderConnection:
+        """The provider to ask, chosen by id or, without one, by the claim type it answers."""
+        if provider_id is None:
+            candidates = (
+                (
+                    await session.execute(
+                        select(Provider)
+                        .where(Provider.tenant_id == tenant_id)
+                        .order_by(Provider.created_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            matching = [p for p in candidates if claim_type in p.claim_types]
+            if not matching:
+                raise NotFound(f"no registered provider answers {claim_type} claims")
+            provider_id = matching[0].id
+        provider, endpoints = await _load(session, tenant_id, provider_id)
+        if claim_type not in provider.claim_types:
+            raise InvalidRequest(
+                f"provider {provider.name!r} does not answer {claim_type} claims "
+                f"(it answers: {', '.join(provider.claim_types)})",
+                field="claim.type",
+            )
+        api_key = None
+        if provider.sealed_secret is not None:
+            api_key = (
+                await self._keys.open(
+                    session, tenant_id, provider.sealed_secret, _secret_aad(tenant_id, provider.id)
+                )
+            ).decode("utf-8")
+        return ProviderConnection(
+            id=provider.id,
+            name=provider.name,
+            claim_types=tuple(provider.claim_types),
+            endpoints=tuple(Endpoint(e.region, e.jurisdiction, e.url) for e in endpoints),
+            auth_type=str(provider.auth.get("type", "none")),
+            api_key=api_key,
+            record_schema=provider.record_schema,
+        )
+
+
+async def _load(
+    session: AsyncSession, tenant_id: str, provider_id: str
+) -> tuple[Provider, list[ProviderEndpoint]]:
+    provider = (
+        await session.execute(
+            select(Provider).where(Provider.tenant_id == tenant_id, Provider.id == provider_id)
+        )
+    ).scalar_one_or_none()
+    if provider is None:
+        raise NotFound(f"provider {provider_id} does not exist")
+    endpoints = list(
+        (
+            await session.execute(
+                select(ProviderEndpoint)
+                .where(
+                    ProviderEndpoint.tenant_id == tenant_id,
+                    ProviderEndpoint.provider_id == provider_id,
+                )
+                .order_by(ProviderEndpoint.region)
+            )
+        ).scalars()
+    )
+    return provider, endpoints
+
+
+def _out(provider: Provider, endpoints: list[ProviderEndpoint]) -> ProviderOut:
+    return ProviderOut(
+        id=provider.id,
+        name=provider.name,
+        claim_types=list(provider.claim_types),
+        endpoints=[
+            EndpointOut(region=e.region, jurisdiction=e.jurisdiction, url=e.url) for e in endpoints
+        ],
+        auth=dict(provider.auth),
+        record_schema=provider.record_schema,
+        created_at=provider.created_at.isoformat(),
+    )

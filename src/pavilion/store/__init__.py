@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy engine, tenant-scoped transactions and migrations."""

@@ -1,0 +1,103 @@
+"""The async engine and the one way to open a transaction.
+
+Every unit of work is a transaction opened here. A tenant-scoped transaction sets
+``app.tenant_id`` with ``set_config(..., true)`` so that the setting dies with the transaction
+and can never leak to the next tenant through a pooled connection (a session-level ``SET``
+would). Row-level security policies read it NULL-safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from pavilion.errors import ConfigurationError, StorageError
+
+_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" hook (below) emit BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    # Take the write lock up front: two deferred transactions that both read and then write
+    # would otherwise fail with "database is locked" instead of waiting their turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine; hands out transactions, tenant-scoped or platform-wide."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_postgres = url.startswith("postgresql")
+        if self.is_postgres:
+            self.engine: AsyncEngine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        else:
+            self.engine = create_async_engine(url)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: str | None) -> AsyncIterator[AsyncSession]:
+        """One transaction; commits when the block ends normally, rolls back on any error.
+
+        ``tenant_id=None`` opens a platform transaction: on PostgreSQL row-level security then
+        shows no tenant-owned row at all.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                if self.is_postgres and tenant_id is not None:
+                    await session.execute(_SET_TENANT, {"tenant_id": tenant_id})
+                yield session
+        except IntegrityError:
+            raise  # a constraint the caller expects (idempotency races) and handles itself
+        except DBAPIError as exc:
+            raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_role(self, *, allow_bypass: bool) -> None:
+        """Refuse to run as a PostgreSQL role for which row-level security does not apply."""
+        if not self.is_postgres:
+            return
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+                )
+            ).one()
+        if (row[0] or row[1]) and not allow_bypass:
+            raise ConfigurationError(
+                "PAVILION_DATABASE_URL connects as a superuser or BYPASSRLS role, so row-level "
+                "security would not isolate tenants. Connect as the app role that "
+                "`pavilion db upgrade` creates (for example postgresql://pavilion_app@host/db), "
+                "or set PAVILION_ALLOW_RLS_BYPASS=true for a single-tenant development setup."
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Tenants, their API tokens and roles, and their data keys."""

@@ -1,0 +1,1 @@
+"""Verifications: claims, their minimum-disclosure decision, and the record of each attempt."""

@@ -1,0 +1,79 @@
+"""The verification request and response: the broker-facing contract."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from pavilion.verification.claims import Claim, ClaimType
+
+IdentifierValue = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+_IDENTIFIER_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: ClaimType
+    threshold: int | None = Field(default=None, ge=1, le=150, description="age_over only")
+    group: str | None = Field(default=None, min_length=1, max_length=200, description="membership")
+
+    @model_validator(mode="after")
+    def _parameters_fit_the_type(self) -> ClaimRequest:
+        if self.type is ClaimType.AGE_OVER and self.threshold is None:
+            raise ValueError("age_over needs a threshold, for example 18")
+        if self.type is not ClaimType.AGE_OVER and self.threshold is not None:
+            raise ValueError(f"threshold is only for age_over, not {self.type.value}")
+        if self.type is ClaimType.MEMBERSHIP and self.group is None:
+            raise ValueError("membership needs a group")
+        if self.type is not ClaimType.MEMBERSHIP and self.group is not None:
+            raise ValueError(f"group is only for membership, not {self.type.value}")
+        return self
+
+    def to_claim(self) -> Claim:
+        return Claim(self.type, self.threshold, self.group)
+
+
+class SubjectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifiers: dict[str, IdentifierValue] = Field(
+        min_length=1, max_length=8, description='e.g. {"student_id": "S1234567"}'
+    )
+    residency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z]{2})?$")] = Field(
+        description="Jurisdiction of the subject's residency: EU, UK, US, US-CA, ..."
+    )
+
+    @model_validator(mode="after")
+    def _identifier_kinds_are_slugs(self) -> SubjectRequest:
+        for kind in self.identifiers:
+            if not _IDENTIFIER_KIND.match(kind):
+                raise ValueError(f"identifier kind {kind!r} must be a lowercase slug")
+        return self
+
+
+class VerificationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: str | None = Field(
+        default=None, description="The DP to ask; omit to route by claim type."
+    )
+    claim: ClaimRequest
+    subject: SubjectRequest
+    purpose: str = Field(min_length=1, max_length=200)
+    format: Literal["jwt_vc"] = Field(default="jwt_vc", description="Credential format.")
+
+
+class VerificationResponse(BaseModel):
+    id: str
+    status: str
+    decision: str | None
+    provider_id: str
+    region: str | None
+    claim: dict[str, Any]
+    credential: str | None = None
+    credential_format: str | None = None
+    audit: dict[str, Any]
+    created_at: str

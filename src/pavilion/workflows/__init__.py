@@ -1,0 +1,1 @@
+"""Use cases that cross domains: one small module each."""
