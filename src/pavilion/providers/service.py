@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,10 +116,16 @@ class ProviderService:
 
     async def delete(self, tenant_id: str, provider_id: str) -> None:
         async with self._db.transaction(tenant_id) as session:
-            provider, endpoints = await _load(session, tenant_id, provider_id)
-            for endpoint in endpoints:
-                await session.delete(endpoint)
-            await session.delete(provider)
+            await _load(session, tenant_id, provider_id)
+            await session.execute(
+                delete(ProviderEndpoint).where(
+                    ProviderEndpoint.tenant_id == tenant_id,
+                    ProviderEndpoint.provider_id == provider_id,
+                )
+            )
+            await session.execute(
+                delete(Provider).where(Provider.tenant_id == tenant_id, Provider.id == provider_id)
+            )
 
     async def connection(
         self, session: AsyncSession, tenant_id: str, provider_id: str | None, claim_type: str
