@@ -15,9 +15,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from connector_support import AGENT_KEY, Api, provider_client_for
 from pavilion.api.app import create_app
 from pavilion.config.settings import Settings, load_settings
-from pavilion.connect.client import ProviderClient, RetryPolicy
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex
@@ -30,7 +30,6 @@ from pavilion.tenancy.roles import Role
 PG_HOST = os.environ.get("PAVILION_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN = f"postgresql://postgres@{PG_HOST}:5432"
 APP_ROLE = "pavilion_app"
-AGENT_KEY = "test-agent-key-" + "x" * 16
 REFERENCE_DATE = date(2026, 1, 1)
 
 
@@ -98,16 +97,6 @@ def agent_app(roster: list[StudentRecord]) -> Any:
     )
 
 
-def provider_client_for(app: Any, *, retries: int = 1) -> ProviderClient:
-    """A DP client whose HTTP goes to an in-process ASGI app instead of the network."""
-    return ProviderClient(
-        timeout_seconds=5,
-        connect_timeout_seconds=1,
-        retry=RetryPolicy(retries, 0.001),
-        transport=httpx.ASGITransport(app=app),
-    )
-
-
 @pytest.fixture
 async def runtime(settings: Settings, agent_app: Any) -> AsyncIterator[Runtime]:
     rt = build_runtime(settings, provider_client=provider_client_for(agent_app))
@@ -115,52 +104,6 @@ async def runtime(settings: Settings, agent_app: Any) -> AsyncIterator[Runtime]:
         yield rt
     finally:
         await rt.aclose()
-
-
-class Api:
-    """The connector's API in process, with tokens of every role for one tenant."""
-
-    def __init__(self, client: httpx.AsyncClient, rt: Runtime) -> None:
-        self.client = client
-        self.rt = rt
-        self.tokens: dict[str, str] = {}
-        self.tenant_id = ""
-
-    def auth(self, role: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.tokens[role]}"}
-
-    async def register_provider(self, **changes: Any) -> dict[str, Any]:
-        body = provider_body() | changes
-        response = await self.client.post("/v1/providers", json=body, headers=self.auth("dp-admin"))
-        assert response.status_code == 201, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def verify(
-        self, provider_id: str, claim: dict[str, Any], identifiers: dict[str, str], **extra: Any
-    ) -> httpx.Response:
-        body = {
-            "provider_id": provider_id,
-            "claim": claim,
-            "subject": {"identifiers": identifiers, "residency": extra.pop("residency", "EU")},
-            "purpose": "eligibility check",
-            "format": "jwt_vc",
-        }
-        return await self.client.post(
-            "/v1/verifications", json=body, headers=self.auth("broker") | extra.pop("headers", {})
-        )
-
-
-def provider_body() -> dict[str, Any]:
-    from pavilion.synth.roster import ROSTER_RECORD_SCHEMA
-
-    return {
-        "name": "Test University",
-        "claim_types": ["student_status", "age_over", "membership"],
-        "endpoints": [{"region": "eu-west", "jurisdiction": "EU", "url": "http://agent.test"}],
-        "auth": {"type": "api_key", "api_key": AGENT_KEY},
-        "record_schema": ROSTER_RECORD_SCHEMA,
-    }
 
 
 @pytest.fixture

@@ -77,6 +77,8 @@ class _RedactingFilter(logging.Filter):
     """Redacts records from libraries that log through the standard library."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # a structlog event, already redacted
+            return True
         if record.args:
             record.msg = record.getMessage()
             record.args = None

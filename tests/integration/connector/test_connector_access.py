@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api, provider_body
+from connector_support import Api, provider_body
 from pavilion.tenancy.roles import Role
 
 
@@ -61,7 +61,9 @@ async def test_tenants_never_see_each_other(api: Api) -> None:
     other = await api.rt.tenancy.create_tenant("tenant-b")
     other_admin = await api.rt.tenancy.create_token(other.id, "b", Role.DP_ADMIN)
     headers = {"authorization": f"Bearer {other_admin.secret}"}
-    assert (await api.client.get(f"/v1/providers/{provider['id']}", headers=headers)).status_code == 404
+    assert (
+        await api.client.get(f"/v1/providers/{provider['id']}", headers=headers)
+    ).status_code == 404
     listed = await api.client.get("/v1/providers", headers=headers)
     assert listed.json() == {"items": [], "next": None}
     deleted = await api.client.delete(f"/v1/providers/{provider['id']}", headers=headers)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from conftest import AGENT_KEY, Api, provider_body
+from connector_support import AGENT_KEY, Api, provider_body
 from pavilion.audit.models import AuditLeaf
 from pavilion.connect.client import ProviderClient, RetryPolicy
 from pavilion.credentials.models import IssuedCredential
@@ -84,9 +84,7 @@ async def test_claim_parameters_must_fit_the_claim_type(api: Api) -> None:
     ]
     for claim, message in cases:
         body = _valid_request("p", "S1") | {"claim": claim}
-        response = await api.client.post(
-            "/v1/verifications", json=body, headers=api.auth("broker")
-        )
+        response = await api.client.post("/v1/verifications", json=body, headers=api.auth("broker"))
         assert response.status_code == 422
         assert message in response.json()["detail"]
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from conftest import Api
+from connector_support import Api
 from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.merkle import verify_consistency, verify_inclusion
 from pavilion.synth.roster import StudentRecord, pick_examples

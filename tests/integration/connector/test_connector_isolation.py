@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from conftest import Api
+from connector_support import Api
 from pavilion.store.models import Base
 
 
@@ -27,9 +27,8 @@ async def test_raw_sql_as_app_role_cannot_cross_tenants(postgres_only: Api) -> N
     api = postgres_only
     provider_a = await api.register_provider()
     tenant_b = await api.rt.tenancy.create_tenant("tenant-b")
+    from connector_support import provider_body
     from pavilion.providers.schemas import ProviderIn
-
-    from conftest import provider_body
 
     await api.rt.providers.register(tenant_b.id, ProviderIn.model_validate(provider_body()))
 
@@ -40,9 +39,12 @@ async def test_raw_sql_as_app_role_cannot_cross_tenants(postgres_only: Api) -> N
             await conn.execute("SELECT set_config('app.tenant_id', $1, true)", api.tenant_id)
             rows = await conn.fetch("SELECT id, tenant_id FROM providers")
             assert [(r["id"], r["tenant_id"]) for r in rows] == [(provider_a["id"], api.tenant_id)]
-            assert await conn.fetchval(
-                "SELECT count(*) FROM providers WHERE tenant_id = $1", tenant_b.id
-            ) == 0
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM providers WHERE tenant_id = $1", tenant_b.id
+                )
+                == 0
+            )
             updated = await conn.execute(
                 "UPDATE providers SET name = 'stolen' WHERE tenant_id = $1", tenant_b.id
             )

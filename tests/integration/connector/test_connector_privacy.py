@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from conftest import Api
+from connector_support import Api
 from pavilion.audit.models import AuditLeaf
 from pavilion.observability.logging import configure_logging, get_logger
 from pavilion.synth.roster import StudentRecord, pick_examples

@@ -1,0 +1,66 @@
+"""Compact JWS over a Signer, checked by joserfc and PyJWT, and hostile tokens refused."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+
+from pavilion.credentials.jws import sign_compact, verify_compact
+from pavilion.credentials.jwt_vc import issue_jwt_vc
+from pavilion.errors import VerificationFailed
+from pavilion.keystore.signer import b64url
+from pavilion.keystore.software import SoftwareKeystore
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> SoftwareKeystore:
+    return SoftwareKeystore.open(tmp_path)
+
+
+async def test_jwt_vc_verifies_with_pyjwt_and_joserfc(keystore: SoftwareKeystore) -> None:
+    now = datetime.now(UTC)
+    issued = await issue_jwt_vc(
+        signer=keystore.signer("credential-signing"),
+        issuer="https://connector.example",
+        claim_type="age_over",
+        subject_claims={"ageOver": {"threshold": 18, "over": True}},
+        issued_at=now,
+        ttl=timedelta(hours=1),
+        evidence={"type": "DataProviderAttestation"},
+    )
+    jwks = {"keys": keystore.public_jwks()}
+    header, payload = verify_compact(issued.token, jwks)
+    assert header == {"typ": "JWT", "alg": "ES256", "kid": issued.key_id}
+    assert payload["jti"] == f"urn:uuid:{issued.id}"
+    decoded = jwt.decode(issued.token, jwt.PyJWK(jwks["keys"][0]).key, algorithms=["ES256"])
+    assert decoded["exp"] - decoded["iat"] == 3600
+    assert decoded["vc"]["type"][1] == "AgeOverCredential"
+
+
+async def test_tampered_none_and_hmac_tokens_are_refused(keystore: SoftwareKeystore) -> None:
+    signer = keystore.signer("credential-signing")
+    jwks = {"keys": keystore.public_jwks()}
+    token = await sign_compact({"typ": "JWT"}, {"sub": "a"}, signer)
+    header, payload, signature = token.split(".")
+    forged_payload = b64url(json.dumps({"sub": "b"}).encode())
+    with pytest.raises(VerificationFailed):
+        verify_compact(f"{header}.{forged_payload}.{signature}", jwks)
+    none_header = b64url(json.dumps({"alg": "none", "kid": signer.key_id}).encode())
+    with pytest.raises(VerificationFailed):
+        verify_compact(f"{none_header}.{payload}.", jwks)
+    # HS256 "signed" with the public key as the secret: the classic key-confusion attack.
+    hs_header = b64url(json.dumps({"alg": "HS256", "kid": signer.key_id}).encode())
+    secret = json.dumps(jwks["keys"][0]).encode()
+    mac = hmac.new(secret, f"{hs_header}.{payload}".encode(), hashlib.sha256).digest()
+    with pytest.raises(VerificationFailed):
+        verify_compact(f"{hs_header}.{payload}.{b64url(mac)}", jwks)
+    array_payload = await sign_compact({}, {"x": 1}, signer)
+    h, _, _ = array_payload.split(".")
+    with pytest.raises(VerificationFailed):
+        verify_compact(f"{h}.{b64url(b'[1]')}.x", jwks)
