@@ -7,6 +7,8 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -263,9 +265,8 @@ def _row_level_security() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    app_role = (
-        op.get_context().config.attributes.get("app_role") if op.get_context().config else None
-    )
+    config = op.get_context().config
+    app_role = config.attributes.get("app_role") if config is not None else None
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
@@ -276,12 +277,14 @@ def _row_level_security() -> None:
         )
     if not app_role:
         return
-    role = '"' + app_role.replace('"', '""') + '"'
-    op.execute(
-        "DO $$ BEGIN "
-        f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{app_role.replace(chr(39), '')}') "
-        f"THEN CREATE ROLE {role} LOGIN; END IF; END $$"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", app_role):
+        raise ValueError(f"app role {app_role!r} must be a plain lowercase PostgreSQL identifier")
+    role = app_role  # validated above: safe to place in DDL, which takes no bind parameters
+    create_role = (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
+        "THEN CREATE ROLE %s LOGIN; END IF; END $$"
     )
+    op.execute(create_role % (role, role))
     op.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
     for table in ("tenants", *TENANT_TABLES):
         privileges = "SELECT, INSERT" if table in APPEND_ONLY else "SELECT, INSERT, UPDATE, DELETE"

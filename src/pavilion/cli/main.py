@@ -1,0 +1,294 @@
+"""The ``pavilion`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pavilion.config.settings import Settings, load_settings
+from pavilion.errors import PavilionError
+from pavilion.observability.logging import configure_logging
+from pavilion.providers.schemas import ProviderIn
+from pavilion.runtime import Runtime, build_runtime
+from pavilion.store.migrate import app_role_for, upgrade
+from pavilion.tenancy.models import PLATFORM_TENANT_ID
+from pavilion.tenancy.roles import Role
+
+app = typer.Typer(
+    name="pavilion",
+    help="Pavilion DP Connector: privacy-first eligibility verification.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (shown once).", no_args_is_help=True)
+providers_app = typer.Typer(help="The DP registry.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(providers_app, name="providers")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+class _State:
+    config_file: Path | None = None
+
+
+def settings() -> Settings:
+    return load_settings(_State.config_file)
+
+
+@app.callback()
+def _global_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML settings file; PAVILION_* variables override it."),
+    ] = None,
+) -> None:
+    _State.config_file = config
+
+
+def run_async(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Build the runtime, run one piece of async work on it, and close it again."""
+
+    async def main() -> T:
+        rt = build_runtime(settings())
+        try:
+            return await work(rt)
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(main())
+
+
+def migrate(s: Settings) -> None:
+    upgrade(s.database_migration_url, app_role_for(s.database_url, s.database_migration_url))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or update the schema (and row-level security on PostgreSQL). Safe to re-run."""
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(s)
+    console.print("[green]database schema is up to date[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides PAVILION_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides PAVILION_PORT.")] = None,
+) -> None:
+    """Run the connector's HTTP API."""
+    import uvicorn
+
+    from pavilion.api.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    s = load_settings(_State.config_file, **overrides)
+    configure_logging(s.log_level, json_output=s.log_json)
+    rt = build_runtime(s)
+    uvicorn.run(create_app(rt), host=s.host, port=s.port, log_level="warning", access_log=False)
+
+
+@app.command()
+def openapi(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """Print the connector's OpenAPI document (docs/openapi.json is this output)."""
+    import tempfile
+
+    from pavilion.api.app import create_app
+
+    with tempfile.TemporaryDirectory() as scratch:
+        document = create_app(build_runtime(load_settings(None, data_dir=Path(scratch)))).openapi()
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@tenants_app.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
+    """Create a tenant with its own data key."""
+
+    async def work(rt: Runtime) -> None:
+        tenant = await rt.tenancy.create_tenant(name)
+        console.print(f"tenant [bold]{tenant.name}[/bold] created: id {tenant.id}")
+
+    run_async(work)
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants."""
+
+    async def work(rt: Runtime) -> None:
+        table = Table("id", "name", "created")
+        after = None
+        while True:
+            page = await rt.tenancy.list_tenants(limit=200, after=after)
+            for t in page:
+                table.add_row(t.id, t.name, t.created_at.isoformat(timespec="seconds"))
+            if len(page) < 200:
+                break
+            after = page[-1].id
+        console.print(table)
+
+    run_async(work)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name or id; 'platform' for platform-admin.")],
+    role: Annotated[Role, typer.Option(help="The token's role.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token. The secret is printed once, on standard output only."""
+
+    async def work(rt: Runtime) -> None:
+        await rt.tenancy.ensure_platform_tenant()
+        tenant_id = await _resolve_tenant(rt, tenant)
+        issued = await rt.tenancy.create_token(tenant_id, name, role)
+        err_console.print(
+            f"token {issued.id} ({role.value}) for tenant {tenant_id}; store it now, "
+            "it is not shown again:"
+        )
+        print(issued.secret)
+
+    run_async(work)
+
+
+async def _resolve_tenant(rt: Runtime, name_or_id: str) -> str:
+    if name_or_id == "platform":
+        return PLATFORM_TENANT_ID
+    try:
+        return (await rt.tenancy.get_tenant(name_or_id)).id
+    except PavilionError:
+        return (await rt.tenancy.find_tenant_by_name(name_or_id)).id
+
+
+@providers_app.command("register")
+def providers_register(
+    tenant: Annotated[str, typer.Option(help="Tenant name or id.")],
+    spec: Annotated[Path, typer.Argument(help="Provider definition, YAML or JSON.")],
+) -> None:
+    """Register a DP from a file (see docs/ARCHITECTURE.md for its shape)."""
+    try:
+        document = yaml.safe_load(spec.read_text("utf-8"))
+        provider_in = ProviderIn.model_validate(document)
+    except (OSError, yaml.YAMLError) as exc:
+        raise PavilionError(f"{spec}: cannot read provider definition: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PavilionError(f"{spec}: {where}: {first['msg']}") from exc
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _resolve_tenant(rt, tenant)
+        out = await rt.providers.register(tenant_id, provider_in)
+        console.print(f"provider [bold]{out.name}[/bold] registered: id {out.id}")
+
+    run_async(work)
+
+
+@providers_app.command("list")
+def providers_list(tenant: Annotated[str, typer.Option(help="Tenant name or id.")]) -> None:
+    """List a tenant's providers and their regions."""
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _resolve_tenant(rt, tenant)
+        table = Table("id", "name", "claims", "regions")
+        for p in await rt.providers.list(tenant_id, limit=500, after=None):
+            regions = ", ".join(f"{e.region} ({e.jurisdiction})" for e in p.endpoints)
+            table.add_row(p.id, p.name, ", ".join(p.claim_types), regions)
+        console.print(table)
+
+    run_async(work)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(tenant: Annotated[str, typer.Option(help="Tenant name or id.")]) -> None:
+    """Sign (if the log grew) and print the latest checkpoint as a signed note."""
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _resolve_tenant(rt, tenant)
+        checkpoint = await rt.audit.checkpoint(tenant_id)
+        print(checkpoint.note, end="")
+        err_console.print(f"verifier key: {rt.audit.verifier_key}")
+
+    run_async(work)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant name or id; every tenant when omitted.")
+    ] = None,
+) -> None:
+    """Recompute every tenant's tree from storage and check every signed checkpoint."""
+
+    async def work(rt: Runtime) -> bool:
+        if tenant is not None:
+            tenant_ids = [await _resolve_tenant(rt, tenant)]
+        else:
+            tenant_ids = [t.id for t in await rt.tenancy.list_tenants(limit=100_000, after=None)]
+        table = Table("tenant", "leaves", "root", "checkpoints", "result")
+        problems: list[str] = []
+        for tenant_id in tenant_ids:
+            report = await rt.audit.verify(tenant_id)
+            problems += [f"{tenant_id}: {problem}" for problem in report.problems]
+            table.add_row(
+                tenant_id,
+                str(report.size),
+                report.root_hash[:16] + "…",
+                str(report.checkpoints_checked),
+                "[green]ok[/green]" if report.ok else f"[red]{len(report.problems)} problems",
+            )
+        console.print(table)
+        for problem in problems:
+            print(f"TAMPERED {problem}")
+        return not problems
+
+    if not run_async(work):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except PavilionError as exc:
+        err_console.print(f"[red]error:[/red] {exc.detail}")
+        sys.exit(2)
+
+
+def _register_commands() -> None:
+    # Commands that live in their own modules add themselves to the one app.
+    from pavilion.cli import demo, dp_agent, synth
+
+    for module in (dp_agent, synth, demo):
+        module.register(app)
+
+
+_register_commands()
