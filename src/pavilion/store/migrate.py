@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
 from alembic import command
@@ -26,31 +25,10 @@ def app_role_for(app_url: str, migration_url: str) -> str | None:
     return app_user if app_user and app_user != owner else None
 
 
-def upgrade(url: str, app_role: str | None = None, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Safe to run again: applied revisions are skipped."""
-    config = alembic_config(url, app_role)
+def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> None:
+    """Bring the schema to ``revision``. Safe to run again: applied revisions are skipped.
 
-    def run() -> None:
-        command.upgrade(config, revision)
-
-    # env.py drives its own event loop; keep it off any loop the caller may be running.
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        run()
-        return
-    import threading
-
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+    Domains add revisions on branches of their own, so the default target is every head.
+    Call it from synchronous code: the Alembic environment runs its own event loop.
+    """
+    command.upgrade(alembic_config(url, app_role), revision)

@@ -145,3 +145,17 @@ def test_committed_openapi_document_matches_the_code(tmp_path: Path) -> None:
         "docs/openapi.json is stale: run `pavilion openapi --out docs/openapi.json`"
     )
     assert '"/v1/verifications"' in _ok("openapi")
+
+
+def test_serve_runs_the_api_with_the_settings(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: dict[str, object] = {}
+
+    def fake_run(app: object, **options: object) -> None:
+        started.update(options, app=app)
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    _ok("serve", "--host", "127.0.0.2", "--port", "9999")
+    assert started["host"] == "127.0.0.2"
+    assert started["port"] == 9999
+    assert started["access_log"] is False
+    assert type(started["app"]).__name__ == "FastAPI"

@@ -7,10 +7,10 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from alembic import op
+
+from pavilion.store.rls import protect_tenant_tables
 
 revision = "0001"
 down_revision = None
@@ -243,49 +243,19 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
 
 
-#: The tables of this revision that carry tenant_id (a later revision lists its own).
-TENANT_TABLES = (
-    "api_tokens",
-    "providers",
-    "provider_endpoints",
-    "verifications",
-    "credentials",
-    "idempotency_records",
-    "audit_leaves",
-    "audit_heads",
-    "audit_checkpoints",
-)
-
-#: Append-only tables: the app role may add rows but never change or remove them.
-APPEND_ONLY = ("audit_leaves", "audit_checkpoints")
-
-
 def _row_level_security() -> None:
-    """PostgreSQL only: tenant isolation that holds even for raw SQL by the app role."""
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    config = op.get_context().config
-    app_role = config.attributes.get("app_role") if config is not None else None
-    for table in TENANT_TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} "
-            "USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')) "
-            "WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))"
-        )
-    if not app_role:
-        return
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", app_role):
-        raise ValueError(f"app role {app_role!r} must be a plain lowercase PostgreSQL identifier")
-    role = app_role  # validated above: safe to place in DDL, which takes no bind parameters
-    create_role = (
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
-        "THEN CREATE ROLE %s LOGIN; END IF; END $$"
+    protect_tenant_tables(
+        (
+            "api_tokens",
+            "providers",
+            "provider_endpoints",
+            "verifications",
+            "credentials",
+            "idempotency_records",
+            "audit_leaves",
+            "audit_heads",
+            "audit_checkpoints",
+        ),
+        append_only=("audit_leaves", "audit_checkpoints"),
+        platform_tables=("tenants",),
     )
-    op.execute(create_role % (role, role))
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-    for table in ("tenants", *TENANT_TABLES):
-        privileges = "SELECT, INSERT" if table in APPEND_ONLY else "SELECT, INSERT, UPDATE, DELETE"
-        op.execute(f"GRANT {privileges} ON {table} TO {role}")
