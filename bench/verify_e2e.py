@@ -3,17 +3,20 @@
 The connector (``pavilion serve``) and the DP agent (``pavilion dp-agent``) each run in their
 own process on free loopback ports; this process sets up a fresh database, tenant, tokens and
 synthetic roster first, registers the agent through the API, and then drives load with
-``httpx.AsyncClient`` (HTTP/1.1 keep-alive): N workers send back-to-back requests for a fixed
-time after a warm-up. Each concurrency level is measured twice, against the connector's
-``POST /v1/verifications`` and, as the baseline, directly against the agent's
-``POST /v1/lookup`` with the same subjects, so "connector-added" latency is the connector's
-percentile minus the direct percentile at the same concurrency in the same run.
+``httpx.AsyncClient`` on uvloop: N workers, each with its own client and one HTTP/1.1
+keep-alive connection, send back-to-back requests for a fixed time after a warm-up. Each
+concurrency level is measured twice, against the connector's ``POST /v1/verifications`` and, as
+the baseline, directly against the agent's ``POST /v1/lookup`` with the same subjects, so
+"connector-added" latency is the connector's percentile minus the direct percentile at the
+same concurrency in the same run.
 
 The subject mix is 90% current students and 10% ids nobody in the roster has, asked for
 ``student_status`` (by student id) or ``age_over`` 18 (by e-mail), half each. Every
 verification carries an ``Idempotency-Key``, as a broker's would. Latencies are of successful
-(2xx) requests; anything else is counted and shown as an error. CPU columns are CPU
-milliseconds per request of the load generator, the agent and the connector (from /proc).
+(2xx) requests; anything else is counted and shown as an error. The CPU columns are CPU
+milliseconds per request of the load generator, the agent and the connector, and "others" the
+cores that the rest of the machine used meanwhile (Linux /proc): on a shared machine, read the
+latencies with that column in mind.
 
 The headline figures come last, one per line, as ``name: value unit (target ...)``.
 
@@ -33,6 +36,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -668,5 +672,15 @@ def run_all(
         return runner.run(everything())
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds through the finally blocks that stop the servers and remove the data.
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped and temporary files removed", file=sys.stderr)
+        sys.exit(130)
