@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from pavilion.audit.merkle import (
 from pavilion.audit.models import AuditCheckpoint, AuditHead, AuditLeaf
 from pavilion.errors import InvalidRequest, NotFound, PavilionError
 from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.store.base import new_id, utcnow
 from pavilion.store.database import Database
 
 
@@ -85,35 +86,49 @@ class AuditLog:
         self, session: AsyncSession, tenant_id: str, event: dict[str, Any]
     ) -> AuditReceipt:
         """Add one leaf in the caller's transaction; the head row lock orders appends."""
+        # Core statements, not the ORM unit of work: this runs once per verification.
         head = (
             await session.execute(
-                select(AuditHead).where(AuditHead.tenant_id == tenant_id).with_for_update()
+                select(AuditHead.id, AuditHead.compact_range)
+                .where(AuditHead.tenant_id == tenant_id)
+                .with_for_update()
             )
-        ).scalar_one_or_none()
+        ).first()
         compact = CompactRange.from_json(head.compact_range) if head else CompactRange()
-        hashed = leaf_hash(canonical_event(event))
+        data = canonical_event(event)
+        hashed = leaf_hash(data)
         index = compact.size
         compact = compact.append(hashed)
-        session.add(
-            AuditLeaf(
+        await session.execute(
+            insert(AuditLeaf).values(
+                id=new_id(),
                 tenant_id=tenant_id,
                 idx=index,
-                event=canonical_event(event).decode("utf-8"),
+                event=data.decode("utf-8"),
                 leaf_hash=hashed.hex(),
+                created_at=utcnow(),
             )
         )
         if head is None:
-            session.add(
-                AuditHead(tenant_id=tenant_id, size=compact.size, compact_range=compact.to_json())
+            await session.execute(
+                insert(AuditHead).values(
+                    id=new_id(),
+                    tenant_id=tenant_id,
+                    size=compact.size,
+                    compact_range=compact.to_json(),
+                )
             )
         else:
-            head.size = compact.size
-            head.compact_range = compact.to_json()
+            await session.execute(
+                update(AuditHead)
+                .where(AuditHead.id == head.id)
+                .values(size=compact.size, compact_range=compact.to_json())
+            )
         return AuditReceipt(index, hashed.hex())
 
     async def checkpoint(self, tenant_id: str) -> SignedCheckpoint:
         """The latest signed checkpoint, signing a new one when the log has grown since."""
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             head = (
                 await session.execute(select(AuditHead).where(AuditHead.tenant_id == tenant_id))
             ).scalar_one_or_none()
@@ -157,7 +172,7 @@ class AuditLog:
         return [bytes.fromhex(h) for h in rows.scalars()]
 
     async def inclusion(self, tenant_id: str, index: int, size: int | None) -> dict[str, Any]:
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             hashes = await self._leaf_hashes(session, tenant_id)
         size = len(hashes) if size is None else size
         if not 0 <= index < size <= len(hashes):
@@ -176,7 +191,7 @@ class AuditLog:
         }
 
     async def consistency(self, tenant_id: str, first: int, second: int) -> dict[str, Any]:
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             hashes = await self._leaf_hashes(session, tenant_id)
         if not 0 <= first <= second <= len(hashes):
             raise InvalidRequest(
@@ -193,7 +208,7 @@ class AuditLog:
         }
 
     async def leaves(self, tenant_id: str, *, start: int, limit: int) -> list[dict[str, Any]]:
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             rows = (
                 await session.execute(
                     select(AuditLeaf)
@@ -216,7 +231,7 @@ class AuditLog:
     async def verify(self, tenant_id: str) -> AuditVerification:
         """Recompute the whole tree from storage and check the head and every checkpoint."""
         problems: list[str] = []
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             leaves = (
                 (
                     await session.execute(

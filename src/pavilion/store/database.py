@@ -44,6 +44,19 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_begin_deferred(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(
+        engine.sync_engine, "begin", _sqlite_begin_immediate if writer else _sqlite_begin_deferred
+    )
+    return engine
+
+
 class Database:
     """Owns the engine; hands out transactions, tenant-scoped or platform-wide."""
 
@@ -54,21 +67,30 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+            self._read_engine = self.engine
         else:
-            self.engine = create_async_engine(url)
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            # SQLite has one writer at a time. One writer connection makes writers queue in
+            # order inside the process instead of sleeping in SQLite's busy handler (whose
+            # backoff starves some of them); readers use their own connections, which WAL
+            # lets run beside the writer.
+            self.engine = _sqlite_engine(url, writer=True, pool_size=1)
+            self._read_engine = _sqlite_engine(url, writer=False, pool_size=4)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: str | None) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, tenant_id: str | None, *, readonly: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """One transaction; commits when the block ends normally, rolls back on any error.
 
         ``tenant_id=None`` opens a platform transaction: on PostgreSQL row-level security then
-        shows no tenant-owned row at all.
+        shows no tenant-owned row at all. ``readonly`` transactions must not write; on SQLite
+        they run beside the single writer instead of queueing behind it.
         """
+        sessions = self._read_sessions if readonly else self._sessions
         try:
-            async with self._sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 if self.is_postgres and tenant_id is not None:
                     await session.execute(_SET_TENANT, {"tenant_id": tenant_id})
                 yield session
@@ -78,7 +100,7 @@ class Database:
             raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self._read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def check_role(self, *, allow_bypass: bool) -> None:
@@ -101,3 +123,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()
