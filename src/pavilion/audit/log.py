@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,12 @@ from pavilion.errors import InvalidRequest, NotFound, PavilionError
 from pavilion.keystore.signer import Signer, b64url_decode
 from pavilion.store.base import new_id, utcnow
 from pavilion.store.database import Database
+
+# Portable upsert (PostgreSQL and SQLite >= 3.24 both speak ON CONFLICT DO NOTHING).
+_CREATE_HEAD = text(
+    "INSERT INTO audit_heads (id, tenant_id, size, compact_range) "
+    "VALUES (:id, :tenant_id, 0, :empty) ON CONFLICT (tenant_id) DO NOTHING"
+)
 
 
 def canonical_event(event: dict[str, Any]) -> bytes:
@@ -87,14 +93,18 @@ class AuditLog:
     ) -> AuditReceipt:
         """Add one leaf in the caller's transaction; the head row lock orders appends."""
         # Core statements, not the ORM unit of work: this runs once per verification.
-        head = (
+        head = await self._lock_head(session, tenant_id)
+        if head is None:
+            # The first append of a tenant: FOR UPDATE locks nothing when no row exists, so
+            # two first appends would both take index 0. Create the row (a no-op when a
+            # concurrent first append did) and lock it.
             await session.execute(
-                select(AuditHead.id, AuditHead.compact_range)
-                .where(AuditHead.tenant_id == tenant_id)
-                .with_for_update()
+                _CREATE_HEAD,
+                {"id": new_id(), "tenant_id": tenant_id, "empty": CompactRange().to_json()},
             )
-        ).first()
-        compact = CompactRange.from_json(head.compact_range) if head else CompactRange()
+            head = await self._lock_head(session, tenant_id)
+            assert head is not None  # the row exists now, created here or by a peer
+        compact = CompactRange.from_json(head.compact_range)
         data = canonical_event(event)
         hashed = leaf_hash(data)
         index = compact.size
@@ -109,22 +119,22 @@ class AuditLog:
                 created_at=utcnow(),
             )
         )
-        if head is None:
-            await session.execute(
-                insert(AuditHead).values(
-                    id=new_id(),
-                    tenant_id=tenant_id,
-                    size=compact.size,
-                    compact_range=compact.to_json(),
-                )
-            )
-        else:
-            await session.execute(
-                update(AuditHead)
-                .where(AuditHead.id == head.id)
-                .values(size=compact.size, compact_range=compact.to_json())
-            )
+        await session.execute(
+            update(AuditHead)
+            .where(AuditHead.id == head.id)
+            .values(size=compact.size, compact_range=compact.to_json())
+        )
         return AuditReceipt(index, hashed.hex())
+
+    @staticmethod
+    async def _lock_head(session: AsyncSession, tenant_id: str) -> Row[str, str] | None:
+        return (
+            await session.execute(
+                select(AuditHead.id, AuditHead.compact_range)
+                .where(AuditHead.tenant_id == tenant_id)
+                .with_for_update()
+            )
+        ).first()
 
     async def checkpoint(self, tenant_id: str) -> SignedCheckpoint:
         """The latest signed checkpoint, signing a new one when the log has grown since."""

@@ -228,3 +228,17 @@ async def test_residency_forbids_other_jurisdictions_and_is_audited(
     assert problem["reason"] == "residency"
     leaf = await api.rt.audit.leaf(api.tenant_id, problem["audit_index"])
     assert leaf["event"]["status"] == "policy_denied"
+
+
+async def test_concurrent_first_appends_of_a_tenant_get_distinct_indices(api: Api) -> None:
+    # FOR UPDATE locks nothing before the head row exists: the first appends must not race.
+    async def append(n: int) -> int:
+        async with api.rt.db.transaction(api.tenant_id) as session:
+            receipt = await api.rt.audit.append(session, api.tenant_id, {"kind": "t", "n": n})
+        return receipt.index
+
+    indices = await asyncio.gather(*[append(n) for n in range(8)])
+    assert sorted(indices) == list(range(8))
+    report = await api.rt.audit.verify(api.tenant_id)
+    assert report.ok
+    assert report.size == 8
