@@ -6,14 +6,23 @@ keystore and clients a process uses.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pavilion.audit.log import AuditLog
 from pavilion.config.settings import Settings
-from pavilion.connect.client import ProviderClient, RetryPolicy
-from pavilion.keystore.software import SoftwareKeystore
+from pavilion.connect.client import ProviderClient
+from pavilion.connect.factory import build_provider_client
+from pavilion.credentials.keys import issuer_keys_for
+from pavilion.credentials.service import CredentialService
+from pavilion.credentials.status.resolver import RemoteStatusResolver
+from pavilion.credentials.status.service import StatusListConfig, StatusListService
+from pavilion.keystore.base import Keystore
+from pavilion.keystore.factory import open_keystore
+from pavilion.keystore.service import KeyService
+from pavilion.privacy.engine import PrivacyEngine, build_privacy_engine
 from pavilion.providers.service import ProviderService
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -27,29 +36,38 @@ def _utc_now() -> datetime:
 class Runtime:
     settings: Settings
     db: Database
-    keystore: SoftwareKeystore
+    keystore: Keystore
     tenant_keys: TenantKeys
     tenancy: TenancyService
     providers: ProviderService
     provider_client: ProviderClient
     audit: AuditLog
+    keys: KeyService
+    status_lists: StatusListService
+    credentials: CredentialService
     clock: Callable[[], datetime] = field(default=_utc_now)
 
+    @functools.cached_property
+    def privacy(self) -> PrivacyEngine:
+        """The privacy engine (PSI, ZK predicates, DP releases, receipts), built on first use."""
+        return build_privacy_engine(self)
+
     async def aclose(self) -> None:
+        if "privacy" in self.__dict__:  # built on first use only
+            await self.privacy.aclose()
         await self.provider_client.aclose()
+        await self.status_lists.aclose()
+        await self.keys.aclose()  # flushes signing counts to the audit log, closes an HSM
         await self.db.dispose()
 
 
 def build_runtime(settings: Settings, *, provider_client: ProviderClient | None = None) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
-    keystore = SoftwareKeystore.open(settings.resolved_keystore_dir, settings.keystore_master_key)
+    keystore = open_keystore(settings)
+    audit = AuditLog(db, keystore.signer("audit-signing"), settings.audit_origin)
     tenant_keys = TenantKeys(keystore)
-    client = provider_client or ProviderClient(
-        timeout_seconds=settings.provider_timeout_seconds,
-        connect_timeout_seconds=settings.provider_connect_timeout_seconds,
-        retry=RetryPolicy(settings.provider_retries, settings.provider_retry_backoff_seconds),
-    )
+    client = provider_client or build_provider_client(settings, db, audit)
     return Runtime(
         settings=settings,
         db=db,
@@ -58,5 +76,24 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         tenancy=TenancyService(db, tenant_keys),
         providers=ProviderService(db, tenant_keys),
         provider_client=client,
-        audit=AuditLog(db, keystore.signer("audit-signing"), settings.audit_origin),
+        audit=audit,
+        keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
+        credentials=CredentialService(
+            db, keystore, audit, issuer_keys_for(keystore), issuer_id=settings.issuer_id
+        ),
+        status_lists=StatusListService(
+            db,
+            keystore,
+            audit,
+            StatusListConfig(
+                base_url=settings.public_url,
+                issuer=settings.issuer_id,
+                token_bits=settings.status_list_bits,
+                token_size=settings.status_list_size,
+                bitstring_size=max(settings.status_list_size, 131_072),
+                ttl_seconds=settings.status_list_ttl_seconds,
+                lifetime_seconds=settings.status_list_lifetime_seconds,
+            ),
+            remote=RemoteStatusResolver(settings.status_trust_anchors),
+        ),
     )

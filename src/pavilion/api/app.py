@@ -10,8 +10,14 @@ from fastapi import FastAPI
 from pavilion import __version__
 from pavilion.api import problems
 from pavilion.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from pavilion.api.routes import audit, providers, system, tenants, verifications
+from pavilion.api.routes import audit, connections, providers, system, tenants, verifications
+from pavilion.api.routes import credentials as credential_routes
+from pavilion.api.routes import ingest as ingest_routes
+from pavilion.api.routes import keys as keys_routes
+from pavilion.api.routes import privacy as privacy_routes
+from pavilion.api.routes import status_lists as status_list_routes
 from pavilion.runtime import Runtime
+from pavilion.workflows.connections import warm_up_connections
 
 
 def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
@@ -21,7 +27,10 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.db.check_role(allow_bypass=runtime.settings.allow_rls_bypass)
         await runtime.tenancy.ensure_platform_tenant()
+        await warm_up_connections(runtime)  # DP pools open and probed before traffic
+        await runtime.keys.start()  # key refresh and signing-usage audit flushes
         yield
+        await runtime.keys.stop()
         if owns_runtime:
             await runtime.aclose()
 
@@ -38,6 +47,16 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     problems.install(app)
     for module in (system, tenants, providers, verifications, audit):
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    app.include_router(connections.router)
+    app.include_router(keys_routes.router)
+    app.include_router(credential_routes.router)  # VC-API, trust chains, templates, refresh
+    app.include_router(status_list_routes.router)
+    app.include_router(privacy_routes.router)  # PSI, ZK predicates, DP releases, receipts
+    app.include_router(ingest_routes.router)  # roster pushes, mappings, quality, lineage
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=runtime.settings.max_body_bytes,
+        streamed_paths=ingest_routes.STREAMED_PATHS,
+    )
     app.add_middleware(MetricsMiddleware)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,12 +19,18 @@ class BodyLimitMiddleware:
     an error raised while the framework reads the body would be turned into a 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Routes that stream their body under a limit of their own (roster uploads): regexes
+        # matched against the whole path; their bodies pass through unbuffered.
+        self.streamed = [re.compile(p) for p in streamed_paths]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

@@ -16,8 +16,10 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from pavilion.dpagent.config import AgentConfig, FaultConfig
+from pavilion.dpagent.oprf_config import OprfConfig
 from pavilion.dpagent.records import RecordLoadError, load_records
 from pavilion.dpagent.runner import run_agent
+from pavilion.dpagent.security import announced, load_cli_security, replaces_api_key
 from pavilion.observability.logging import configure_logging
 
 DEFAULT_API_KEY_ENV: Final = "PAVILION_DP_API_KEY"
@@ -59,6 +61,10 @@ def dp_agent(
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Serve without an API key (local tests).")
     ] = False,
+    security: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="YAML/JSON: TLS, mutual TLS, OAuth2 (DP_AGENT.md)."),
+    ] = None,
     latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to lookups.")] = 0.0,
     latency_jitter_ms: Annotated[
         float, typer.Option(min=0.0, help="Extra uniform random delay, up to this.")
@@ -72,16 +78,32 @@ def dp_agent(
     seed: Annotated[
         int | None, typer.Option(help="Seed for fault injection, for repeatable runs.")
     ] = None,
+    oprf_key_dir: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Serve OPRF evaluations (PSI) with keys from here."),
+    ] = None,
+    oprf_rate: Annotated[
+        float, typer.Option(min=0.001, help="OPRF evaluations per second per tenant.")
+    ] = 20.0,
+    oprf_burst: Annotated[
+        int, typer.Option(min=1, help="OPRF evaluations a tenant may make at once.")
+    ] = 2000,
     log_level: Annotated[
         LogLevel, typer.Option(case_sensitive=False, help="Logs are JSON lines on stderr.")
     ] = LogLevel.INFO,
 ) -> None:
     """Run a DP agent that answers the connector's lookups from a roster file."""
-    api_key = _api_key(api_key_env, api_key_file, insecure_no_auth=insecure_no_auth)
+    agent_security = load_cli_security(security)
+    api_key = (
+        None
+        if replaces_api_key(agent_security, api_key_env, api_key_file)
+        else _api_key(api_key_env, api_key_file, insecure_no_auth=insecure_no_auth)
+    )
     try:
         config = AgentConfig(
             api_key=api_key,
             insecure_no_auth=insecure_no_auth,
+            security=agent_security,
             faults=FaultConfig(
                 latency_ms=latency_ms,
                 latency_jitter_ms=latency_jitter_ms,
@@ -89,6 +111,9 @@ def dp_agent(
                 garbage_rate=garbage_rate,
                 seed=seed,
             ),
+            oprf=OprfConfig(key_dir=oprf_key_dir, rate_per_second=oprf_rate, burst=oprf_burst)
+            if oprf_key_dir is not None
+            else None,
         )
     except ValidationError as exc:
         # Formatted by hand: the default rendering would echo the inputs, the key among them.
@@ -104,7 +129,9 @@ def dp_agent(
         typer.echo("WARNING: authentication is off; anyone who can connect can look up.", err=True)
 
     def announce(url: str) -> None:
-        auth = "off" if insecure_no_auth else "API key"
+        url, auth = announced(
+            url, agent_security, api_key=api_key is not None, insecure=insecure_no_auth
+        )
         typer.echo(f"DP agent serving {len(index):,} records on {url} (auth: {auth})", err=True)
 
     try:

@@ -62,6 +62,9 @@ def _global_options(
     ] = None,
 ) -> None:
     _State.config_file = config
+    # Logs go to stderr as redacted JSON, so standard output carries only what a command
+    # prints (a token, a PEM, a signed note). `serve` reconfigures with its own level.
+    configure_logging("WARNING")
 
 
 def run_async(work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -289,6 +292,22 @@ def _register_commands() -> None:
 
     for module in (dp_agent, synth, demo):
         module.register(app)
+    from pavilion.cli import keys, revocation  # issue 3: key lifecycle, credential status
+
+    keys.register(app)
+    revocation.register(app)
+    from pavilion.cli import credentials  # issue 3: issue/verify/present, trust chains
+
+    credentials.register(app)
+    from pavilion.cli import data  # issue 6: data pipeline and lineage
+
+    data.register(app)
+    from pavilion.cli import privacy  # issue 5: PSI, ZK predicates, DP releases, receipts
+
+    privacy.register(app)
+    from pavilion.cli import connections  # issue 4: live DP endpoint health
+
+    providers_app.command("status")(connections.providers_status)
 
 
 _register_commands()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         description="Allow the app to run as a PostgreSQL role that bypasses row-level security.",
     )
 
-    keystore_backend: Literal["software"] = "software"
+    keystore_backend: Literal["software", "pkcs11"] = "software"
     keystore_dir: Path | None = Field(
         default=None, description="Software keystore directory; empty means data_dir/keystore."
     )
@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         default="",
         description="Base64 32-byte master key of the software keystore; empty means a key "
         "file created in the keystore directory (embedded mode only).",
+    )
+    # The PKCS#11 keystore (keystore_backend pkcs11); see docs/HSM.md.
+    hsm_module: str = Field(default="", description="Path of the HSM vendor's PKCS#11 module.")
+    hsm_token_label: str = Field(default="", description="Label of the PKCS#11 token.")
+    hsm_pin: SecretStr = Field(default=SecretStr(""), description="User PIN; prefer the file.")
+    hsm_pin_file: Path | None = Field(default=None, description="File holding the user PIN.")
+    hsm_slot: int | None = Field(default=None, ge=0, description="Only when labels repeat.")
+    hsm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    key_usage_flush_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often signing counts reach the audit log."
     )
 
     host: str = "127.0.0.1"
@@ -92,12 +102,45 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="Largest roster push (streamed to disk, never held in memory).",
+    )
+    lineage_file: Path | None = Field(
+        default=None, description="Also append OpenLineage events to this file (JSON lines)."
+    )
     credential_ttl_seconds: int = Field(default=86_400, ge=60)
+    # Status lists (revocation); see README "Revocation".
+    status_list_bits: int = Field(default=2, description="1, 2, 4 or 8 (2 allows suspension).")
+    status_list_size: int = Field(default=131_072, ge=16, le=16_777_216)
+    status_list_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    status_list_lifetime_seconds: int = Field(default=86_400, ge=60, le=31_536_000)
+    status_trust_anchors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Foreign status lists: list URL prefix -> JWKS URL of the keys that sign them.",
+    )
 
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     provider_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     provider_retries: int = Field(default=2, ge=0, le=5)
     provider_retry_backoff_seconds: float = Field(default=0.05, ge=0, le=5)
+    # DP connections (pavilion.connect): pools, probes, hedging; see docs/ARCHITECTURE.md.
+    provider_attempt_timeout_seconds: float = Field(default=2.0, gt=0, le=120)
+    provider_max_connections: int = Field(default=100, ge=1, le=100_000)
+    provider_max_keepalive_connections: int = Field(default=100, ge=0, le=100_000)
+    provider_http2: bool = True
+    provider_warm_connections: int = Field(default=2, ge=0, le=1000)
+    provider_probe_interval_seconds: float = Field(
+        default=1.0, ge=0, le=3600, description="Active health checks of DP endpoints; 0 is off."
+    )
+    provider_hedging: bool = Field(
+        default=False, description="Hedge read-only lookups past the endpoint's p95 latency."
+    )
+
+    # Privacy engine (docs/PRIVACY.md): receipts name this policy; AnonCreds registry size.
+    privacy_policy_version: str = Field(default="pavilion-privacy-policy/1", min_length=1)
+    anoncreds_registry_capacity: int = Field(default=1000, ge=1, le=100_000)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
@@ -113,6 +156,35 @@ class Settings(BaseSettings):
         if not value or not all(c.isalnum() or c == "-" for c in value):
             raise ValueError("must be a region slug such as eu-west or us-east")
         return value
+
+    @field_validator("status_list_bits")
+    @classmethod
+    def _status_bits_allowed(cls, value: int) -> int:
+        if value not in (1, 2, 4, 8):
+            raise ValueError("must be 1, 2, 4 or 8")
+        return value
+
+    @field_validator("status_trust_anchors")
+    @classmethod
+    def _trust_anchors_are_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in [*value, *value.values()]:
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{url!r} must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _hsm_is_configured(self) -> Settings:
+        if self.keystore_backend == "pkcs11":
+            needed = (("MODULE", self.hsm_module), ("TOKEN_LABEL", self.hsm_token_label))
+            missing = [f"PAVILION_HSM_{name}" for name, value in needed if not value]
+            if missing:
+                raise ValueError(f"keystore_backend pkcs11 needs {' and '.join(missing)}")
+            if bool(self.hsm_pin.get_secret_value()) == (self.hsm_pin_file is not None):
+                raise ValueError(
+                    "keystore_backend pkcs11 needs PAVILION_HSM_PIN or PAVILION_HSM_PIN_FILE "
+                    "(exactly one; the file is the safer choice)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pavilion.credentials import jsonld
 from pavilion.credentials.jws import sign_compact
+from pavilion.credentials.report import CheckFailed, CheckName
+from pavilion.credentials.templates import CredentialTemplate, by_credential_type
+from pavilion.credentials.timeutil import numeric_date
 from pavilion.keystore.signer import Signer
 
 VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
@@ -67,7 +71,9 @@ async def issue_jwt_vc(
     issued_at: datetime,
     ttl: timedelta,
     evidence: dict[str, Any],
+    status: dict[str, Any] | None = None,
 ) -> IssuedJwtVc:
+    """``status``: the IETF Token Status List reference, ``{"status_list": {"idx", "uri"}}``."""
     credential_id = str(uuid.uuid4())
     valid_until = issued_at + ttl
     claims = build_claims(
@@ -79,6 +85,8 @@ async def issue_jwt_vc(
         valid_until=valid_until,
         evidence=evidence,
     )
+    if status is not None:
+        claims["status"] = status
     token = await sign_compact({"typ": "JWT"}, claims, signer)
     return IssuedJwtVc(
         id=credential_id,
@@ -88,3 +96,83 @@ async def issue_jwt_vc(
         valid_from=issued_at,
         valid_until=valid_until,
     )
+
+
+async def sign_jwt_vc(
+    *,
+    signer: Signer,
+    issuer: str,
+    credential_id: str,
+    vc: dict[str, Any],
+    issued_at: datetime,
+    valid_from: datetime,
+    valid_until: datetime,
+    status: dict[str, Any] | None = None,
+    x5c: list[str] | None = None,
+) -> str:
+    """A JWT VC whose ``vc`` claim is given (contexts, types, subject, evidence)."""
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "jti": credential_id,
+        "iat": int(issued_at.timestamp()),
+        "nbf": int(valid_from.timestamp()),
+        "exp": int(valid_until.timestamp()),
+        "vc": vc,
+    }
+    if status is not None:
+        claims["status"] = status
+    header: dict[str, Any] = {"typ": "JWT"}
+    if x5c:
+        header["x5c"] = x5c
+    return await sign_compact(header, claims, signer)
+
+
+# -- verification -------------------------------------------------------------------------------
+
+
+def check_claims(claims: dict[str, Any]) -> CredentialTemplate | None:
+    """The JWT VC (VC Data Model 1.1 section 6.3.1) rules; returns the template the type names.
+
+    Raises CheckFailed (``schema``) naming what is wrong; the signature and the validity
+    period are checked by the caller.
+    """
+    vc = claims.get("vc")
+    if not isinstance(vc, dict):
+        raise CheckFailed(CheckName.SCHEMA, "missing_vc", "the JWT has no 'vc' claim object")
+    contexts = vc.get("@context")
+    if not isinstance(contexts, list) or not contexts or contexts[0] != VC_V1_CONTEXT:
+        raise CheckFailed(
+            CheckName.SCHEMA,
+            "bad_context",
+            f"vc.@context must be a list whose first item is {VC_V1_CONTEXT}",
+        )
+    types = vc.get("type")
+    if not isinstance(types, list) or "VerifiableCredential" not in types:
+        raise CheckFailed(
+            CheckName.SCHEMA,
+            "bad_type",
+            "vc.type must be a list that includes VerifiableCredential",
+        )
+    try:
+        jsonld.check_document(vc, where="vc")
+    except jsonld.JsonLdError as exc:
+        raise CheckFailed(CheckName.SCHEMA, "json_ld", exc.detail) from exc
+    subject = vc.get("credentialSubject")
+    if not isinstance(subject, dict) or not subject:
+        raise CheckFailed(
+            CheckName.SCHEMA, "bad_subject", "vc.credentialSubject must be a non-empty object"
+        )
+    if not isinstance(claims.get("iss"), str) or not claims["iss"]:
+        raise CheckFailed(CheckName.SCHEMA, "missing_iss", "iss is missing")
+    for name in ("iat", "nbf", "exp"):
+        numeric_date(claims, name)
+    template = by_credential_type(types)
+    if template is not None:
+        problems = template.subject_errors(subject)
+        if problems:
+            raise CheckFailed(
+                CheckName.SCHEMA,
+                "subject_schema",
+                f"vc.credentialSubject does not match {template.id}: {problems[0]}",
+            )
+    return template

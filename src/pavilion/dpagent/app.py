@@ -24,6 +24,7 @@ from pavilion.dpagent.auth import ApiKeyMiddleware
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.faults import FaultInjector, InjectedFault, Outcome
 from pavilion.dpagent.models import Health, LookupFound, LookupNotFound, LookupRequest, RosterRecord
+from pavilion.dpagent.oprf_routes import install_oprf_routes
 from pavilion.dpagent.problems import (
     PROBLEM_MEDIA_TYPE,
     FieldProblem,
@@ -32,6 +33,7 @@ from pavilion.dpagent.problems import (
     problem_response,
 )
 from pavilion.dpagent.records import RecordIndex
+from pavilion.dpagent.security import install_security
 from pavilion.errors import InvalidRequest, PavilionError
 from pavilion.observability.logging import get_logger
 
@@ -81,8 +83,11 @@ def create_agent_app(
     )
     if config.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key, public_paths=PUBLIC_PATHS)
+    install_security(app, config.security, PUBLIC_PATHS)  # OAuth2 bearer tokens, if configured
     _add_error_handlers(app)
     _add_routes(app, state)
+    if config.oprf is not None:  # private set membership, docs/PRIVACY.md
+        install_oprf_routes(app, config.oprf)
     _document_problems_as_problem_json(app)
     return app
 

@@ -7,6 +7,9 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from pavilion.dpagent.oprf_config import OprfConfig
+from pavilion.dpagent.security import AgentSecurity
+
 MIN_API_KEY_LENGTH: Final = 16
 #: Visible ASCII only: the key travels in an HTTP header and must survive copy and paste.
 _API_KEY_CHARS: Final = re.compile(r"[\x21-\x7e]+")
@@ -49,6 +52,10 @@ class AgentConfig(BaseModel):
     api_key: SecretStr | None = None
     insecure_no_auth: bool = False
     faults: FaultConfig = FaultConfig()
+    #: Private set membership endpoints (docs/PRIVACY.md); off when None.
+    oprf: OprfConfig | None = None
+    #: TLS, mutual TLS and OAuth2 bearer tokens (docs/DP_AGENT.md); plain HTTP when None.
+    security: AgentSecurity | None = None
 
     @field_validator("api_key")
     @classmethod
@@ -64,8 +71,14 @@ class AgentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _auth_is_explicit(self) -> Self:
-        if self.api_key is None and not self.insecure_no_auth:
-            raise ValueError("an API key is required unless insecure_no_auth is set")
+        secured = self.security is not None and self.security.authenticates
+        if self.security is not None and self.security.oauth2 and self.api_key is not None:
+            raise ValueError("give either an API key or OAuth2 bearer tokens, not both")
+        if self.api_key is None and not self.insecure_no_auth and not secured:
+            raise ValueError(
+                "an API key is required unless insecure_no_auth is set (or security "
+                "configures mTLS or OAuth2)"
+            )
         if self.api_key is not None and self.insecure_no_auth:
             raise ValueError("give either an API key or insecure_no_auth, not both")
         return self

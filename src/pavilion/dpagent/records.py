@@ -104,6 +104,10 @@ class RecordIndex:
     def __len__(self) -> int:
         return len(self._by_kind["student_id"])
 
+    def __iter__(self) -> Iterator[StudentRecord]:
+        """Every record once (the roster push encodes them all; see dpagent/roster_push.py)."""
+        return iter(list(self._by_kind["student_id"].values()))
+
     def add(self, record: StudentRecord) -> None:
         """Index ``record``; refuses identifiers that are already taken."""
         keys = {kind: _NORMALISERS[kind](getattr(record, kind)) for kind in IDENTIFIER_KINDS}

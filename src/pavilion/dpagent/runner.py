@@ -18,6 +18,7 @@ import uvicorn
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex
+from pavilion.dpagent.security import uvicorn_tls_options
 
 #: Seconds to wait for open requests on shutdown before cancelling them.
 GRACEFUL_SHUTDOWN_S: Final = 5
@@ -42,6 +43,7 @@ def build_agent_server(
             ws="none",
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            **uvicorn_tls_options(config.security),  # HTTPS / mutual TLS when configured
         )
     )
 

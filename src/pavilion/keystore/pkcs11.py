@@ -38,12 +38,14 @@ from pavilion.keystore.pkcs11_worker import (
     KeyNotFound,
     KeyRecord,
     ModuleOps,
+    Pkcs11DecryptFailed,
     Pkcs11Error,
     Pkcs11LoginFailed,
     Pkcs11ModuleError,
     Pkcs11OperationFailed,
     Pkcs11Unavailable,
     Pkcs11Worker,
+    SecretKeyRecord,
     TokenNotFound,
     UnsupportedKey,
     acquire_worker,
@@ -57,6 +59,7 @@ __all__ = [
     "KeyInfo",
     "KeyNotFound",
     "Pkcs11Config",
+    "Pkcs11DecryptFailed",
     "Pkcs11Error",
     "Pkcs11LoginFailed",
     "Pkcs11ModuleError",
@@ -64,6 +67,7 @@ __all__ = [
     "Pkcs11Signer",
     "Pkcs11Token",
     "Pkcs11Unavailable",
+    "SecretKeyRecord",
     "TokenNotFound",
     "UnsupportedKey",
 ]
@@ -284,6 +288,12 @@ class Pkcs11Token:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def ready(self) -> bool:
+        """Started, not closed, and its worker thread alive (no round trip to the token)."""
+        worker = self._worker
+        return not self._closed and self._ref is not None and worker is not None and worker.usable
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _begin_open(self) -> concurrent.futures.Future[int]:
@@ -497,6 +507,65 @@ class Pkcs11Token:
         worker, ref = self._session()
         await self._await(worker.submit_async(worker.ops.destroy, ref, label))
 
+    # -- keystore support (labels as state, AES key-encryption keys) -------------------------
+
+    def list_signers(self) -> list[Pkcs11Signer]:
+        """A signer for every ES256/EdDSA key pair on the token, by label."""
+        self.start()
+        worker, ref = self._session()
+        return [Pkcs11Signer(self, r) for r in self._wait(worker.submit(worker.ops.list_keys, ref))]
+
+    async def alist_signers(self) -> list[Pkcs11Signer]:
+        await self.astart()
+        worker, ref = self._session()
+        records = await self._await(worker.submit_async(worker.ops.list_keys, ref))
+        return [Pkcs11Signer(self, r) for r in records]
+
+    def list_secret_keys(self) -> list[SecretKeyRecord]:
+        """Every AES secret key on the token."""
+        self.start()
+        worker, ref = self._session()
+        return self._wait(worker.submit(worker.ops.list_secret_keys, ref))
+
+    async def alist_secret_keys(self) -> list[SecretKeyRecord]:
+        await self.astart()
+        worker, ref = self._session()
+        return await self._await(worker.submit_async(worker.ops.list_secret_keys, ref))
+
+    def generate_secret_key(self, label: str) -> SecretKeyRecord:
+        """Generate a non-extractable AES-256 encrypt/decrypt key inside the token."""
+        self.start()
+        worker, ref = self._session()
+        return self._wait(worker.submit(worker.ops.generate_secret, ref, label))
+
+    async def agenerate_secret_key(self, label: str) -> SecretKeyRecord:
+        await self.astart()
+        worker, ref = self._session()
+        return await self._await(worker.submit_async(worker.ops.generate_secret, ref, label))
+
+    def relabel(self, cka_id: bytes, label: str) -> None:
+        """Set the label of every object with this CKA_ID."""
+        self.start()
+        worker, ref = self._session()
+        self._wait(worker.submit(worker.ops.relabel, ref, cka_id, label))
+
+    async def arelabel(self, cka_id: bytes, label: str) -> None:
+        await self.astart()
+        worker, ref = self._session()
+        await self._await(worker.submit_async(worker.ops.relabel, ref, cka_id, label))
+
+    def encrypt_gcm(self, cka_id: bytes, iv: bytes, aad: bytes, data: bytes) -> bytes:
+        """AES-GCM inside the token under the secret key ``cka_id``: ciphertext || tag."""
+        self.start()
+        worker, ref = self._session()
+        return self._wait(worker.submit(worker.ops.encrypt_gcm, ref, cka_id, iv, aad, data))
+
+    def decrypt_gcm(self, cka_id: bytes, iv: bytes, aad: bytes, data: bytes) -> bytes:
+        """:class:`Pkcs11DecryptFailed` when the tag does not verify (tampered, wrong aad)."""
+        self.start()
+        worker, ref = self._session()
+        return self._wait(worker.submit(worker.ops.decrypt_gcm, ref, cka_id, iv, aad, data))
+
 
 class Pkcs11Signer:
     """A key pair inside a PKCS#11 token, as a :class:`~pavilion.keystore.signer.Signer`."""
@@ -533,6 +602,10 @@ class Pkcs11Signer:
     def info(self) -> KeyInfo:
         """The key's flags as read when this signer was made."""
         return self._info
+
+    @property
+    def cka_id(self) -> bytes:
+        return self._cka_id
 
     def public_jwk(self) -> dict[str, str]:
         return dict(self._jwk)

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11.mechanisms import GCMParams
 
 from pavilion.errors import CryptoError
 
@@ -154,6 +155,40 @@ class KeyRecord:
     local: bool
     can_sign: bool
 
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyRecord:
+    """An AES key-encryption key as read from the token: plain values only (picklable)."""
+
+    label: str
+    cka_id: bytes
+    #: CKA_VALUE_LEN in bytes (32 for AES-256).
+    length: int
+    token: bool
+    sensitive: bool
+    extractable: bool
+    never_extractable: bool
+    local: bool
+
+
+class Pkcs11DecryptFailed(Pkcs11Error):
+    """AES-GCM decryption failed: the blob was tampered with, or the context is wrong."""
+
+    code = "pkcs11-decrypt-failed"
+
+
+_SECRET_FLAGS: Final = (
+    Attribute.KEY_TYPE,
+    Attribute.VALUE_LEN,
+    Attribute.TOKEN,
+    Attribute.SENSITIVE,
+    Attribute.EXTRACTABLE,
+    Attribute.NEVER_EXTRACTABLE,
+    Attribute.LOCAL,
+)
+
+#: Tag length of the AES-GCM key wrapping (bits).
+GCM_TAG_BITS: Final = 128
 
 _PRIVATE_FLAGS: Final = (
     Attribute.TOKEN,
@@ -461,6 +496,132 @@ class ModuleOps:
         for obj in objects:
             self._keys.pop((ref, bytes(obj.id)), None)
             obj.destroy()
+
+    def relabel(self, ref: int, cka_id: bytes, label: str) -> None:
+        """Set CKA_LABEL on every object with this CKA_ID (both halves of a pair, or a secret
+        key). Labels carry key state for :mod:`pavilion.keystore.hsm`."""
+        entry = self._entry(ref)
+        objects = list(entry.session.get_objects({Attribute.ID: cka_id}))
+        if not objects:
+            raise KeyNotFound(
+                f"no object with CKA_ID {cka_id.hex()} on PKCS#11 token '{entry.label}'"
+            )
+        try:
+            for obj in objects:
+                obj[Attribute.LABEL] = label
+        except pkcs11.PKCS11Error as exc:
+            raise Pkcs11OperationFailed(
+                f"could not relabel key {cka_id.hex()} on PKCS#11 token '{entry.label}': "
+                f"{describe(exc)}"
+            ) from exc
+
+    def _secret_record(self, key: Any) -> SecretKeyRecord:
+        flags = key.get_attributes(_SECRET_FLAGS)
+        return SecretKeyRecord(
+            label=key.label,
+            cka_id=bytes(key.id),
+            length=int(flags[Attribute.VALUE_LEN]),
+            token=bool(flags[Attribute.TOKEN]),
+            sensitive=bool(flags[Attribute.SENSITIVE]),
+            extractable=bool(flags[Attribute.EXTRACTABLE]),
+            never_extractable=bool(flags[Attribute.NEVER_EXTRACTABLE]),
+            local=bool(flags[Attribute.LOCAL]),
+        )
+
+    def generate_secret(self, ref: int, label: str) -> SecretKeyRecord:
+        """Generate a non-extractable AES-256 key (encrypt/decrypt only) inside the token."""
+        entry = self._entry(ref)
+        cka_id = os.urandom(16)
+        try:
+            key = entry.session.generate_key(
+                KeyType.AES,
+                256,
+                id=cka_id,
+                label=label,
+                store=True,
+                capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
+                template={
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                    Attribute.DERIVE: False,
+                },
+            )
+        except pkcs11.PKCS11Error as exc:
+            raise Pkcs11OperationFailed(
+                f"could not generate AES key '{label}' on PKCS#11 token '{entry.label}': "
+                f"{describe(exc)}"
+            ) from exc
+        self._keys[ref, cka_id] = key
+        return self._secret_record(key)
+
+    def list_secret_keys(self, ref: int) -> list[SecretKeyRecord]:
+        """Every AES secret key on the token."""
+        entry = self._entry(ref)
+        found = entry.session.get_objects(
+            {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}
+        )
+        return sorted((self._secret_record(k) for k in found), key=lambda r: r.label)
+
+    def _secret_key(self, ref: int, cka_id: bytes) -> Any:
+        key = self._keys.get((ref, cka_id))
+        if key is None:
+            entry = self._entry(ref)
+            found = list(
+                entry.session.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: cka_id}
+                )
+            )
+            if not found:
+                raise KeyNotFound(
+                    f"the AES key with CKA_ID {cka_id.hex()} is gone from PKCS#11 token "
+                    f"'{entry.label}'"
+                )
+            key = self._keys[ref, cka_id] = found[0]
+        return key
+
+    def encrypt_gcm(self, ref: int, cka_id: bytes, iv: bytes, aad: bytes, data: bytes) -> bytes:
+        """CKM_AES_GCM with a caller-chosen 96-bit IV; returns ciphertext || 128-bit tag."""
+        return self._gcm(ref, cka_id, iv, aad, data, decrypt=False)
+
+    def decrypt_gcm(self, ref: int, cka_id: bytes, iv: bytes, aad: bytes, data: bytes) -> bytes:
+        """The inverse of :meth:`encrypt_gcm`; :class:`Pkcs11DecryptFailed` on a bad tag."""
+        return self._gcm(ref, cka_id, iv, aad, data, decrypt=True)
+
+    def _gcm(
+        self, ref: int, cka_id: bytes, iv: bytes, aad: bytes, data: bytes, *, decrypt: bool
+    ) -> bytes:
+        params = GCMParams(iv, aad, GCM_TAG_BITS)
+        retried = False
+        while True:
+            try:
+                key = self._secret_key(ref, cka_id)
+                run = key.decrypt if decrypt else key.encrypt
+                return bytes(run(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+            except pkcs11.PKCS11Error as exc:
+                self._keys.pop((ref, cka_id), None)
+                if not retried and isinstance(exc, _SESSION_LOST):
+                    retried = True
+                    self._reopen(ref)
+                    continue
+                if decrypt and isinstance(
+                    exc,
+                    pkcs11.EncryptedDataInvalid
+                    | pkcs11.EncryptedDataLenRange
+                    | pkcs11.GeneralError,
+                ):
+                    raise Pkcs11DecryptFailed(
+                        "wrapped data key does not open: tampered or wrong context"
+                    ) from exc
+                raise Pkcs11OperationFailed(
+                    f"PKCS#11 AES-GCM {'decryption' if decrypt else 'encryption'} failed with "
+                    f"key {cka_id.hex()} on token '{self._entry(ref).label}': {describe(exc)}"
+                ) from exc
 
     def _signing_key(self, ref: int, cka_id: bytes) -> Any:
         key = self._keys.get((ref, cka_id))

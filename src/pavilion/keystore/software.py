@@ -5,19 +5,28 @@ Each private key is stored as PKCS#8 DER sealed with AES-256-GCM under a 32-byte
 another). The master key comes from ``PAVILION_KEYSTORE_MASTER_KEY`` or, in embedded mode, from
 a ``master.key`` file created beside the keystore with mode 0600. Writes are atomic
 (write, fsync, rename), so a crash never leaves a half-written keystore.
+
+Key states (see :mod:`pavilion.keystore.base`) live in the same file, next to each sealed key.
+Every change is a read-modify-write under an exclusive ``flock`` on ``keystore.lock``, re-reading
+the file first, so the CLI and a running server never lose each other's keys; a running server
+picks up another process's change in :meth:`SoftwareKeystore.arefresh` (the file's identity
+changes with every atomic write).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,10 +35,34 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pavilion.errors import ConfigurationError, CryptoError
+from pavilion.keystore.base import (
+    DEFAULT_KEYS,
+    KEY_STATES,
+    LAZY_KEYS,
+    AuditedSigner,
+    Backend,
+    KeyAlgorithm,
+    KeyLifecycleError,
+    KeyMeta,
+    KeyState,
+    KeyUsage,
+    Purpose,
+    SigningPurpose,
+    check_activation,
+    check_algorithm,
+    check_creation,
+    check_retirement,
+    choose_active,
+    default_algorithm,
+    find_key,
+    new_key_name,
+)
 from pavilion.keystore.signer import Algorithm, Signer, b64url, jwk_thumbprint
 
-Purpose = Literal["credential-signing", "audit-signing", "key-encryption"]
+__all__ = ["Purpose", "SoftwareKeystore", "SoftwareSigner", "StoredKey", "public_jwk_of"]
+
 _FORMAT_VERSION = 1
+T = TypeVar("T")
 
 
 class SoftwareSigner:
@@ -88,67 +121,166 @@ class StoredKey:
     name: str
     purpose: Purpose
     algorithm: str
-    state: Literal["active", "retired"]
+    state: KeyState
     created_at: str
     nonce: bytes
     sealed: bytes
+
+
+_FileId = tuple[int, int, int]
 
 
 class SoftwareKeystore:
     """Named keys in one sealed JSON file; the embedded stand-in for an HSM."""
 
     FILE = "keystore.json"
+    LOCK_FILE = "keystore.lock"
     MASTER_KEY_FILE = "master.key"
 
-    def __init__(self, directory: Path, master_key: bytes) -> None:
+    def __init__(self, directory: Path, master_key: bytes, usage: KeyUsage | None = None) -> None:
         if len(master_key) != 32:
             raise ConfigurationError("PAVILION_KEYSTORE_MASTER_KEY must be 32 bytes in base64")
         self._dir = directory
         self._aead = AESGCM(master_key)
+        self._usage = usage or KeyUsage()
         self._keys: dict[str, StoredKey] = {}
+        self._file_id: _FileId | None = None
         self._signers: dict[str, SoftwareSigner] = {}
+        self._audited: dict[tuple[str, str], AuditedSigner] = {}
+        self._active: dict[tuple[str, str], AuditedSigner] = {}
         self._kek_cache: dict[str, AESGCM] = {}
         self._load()
 
     @classmethod
-    def open(cls, directory: Path, master_key_b64: str = "") -> SoftwareKeystore:
+    def open(
+        cls, directory: Path, master_key_b64: str = "", *, usage: KeyUsage | None = None
+    ) -> SoftwareKeystore:
         """Open (creating in embedded mode) the keystore and make sure the default keys exist."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         master_key = _master_key(directory / cls.MASTER_KEY_FILE, master_key_b64)
-        keystore = cls(directory, master_key)
+        keystore = cls(directory, master_key, usage)
         keystore.ensure_defaults()
         return keystore
+
+    @property
+    def backend(self) -> Backend:
+        return "software"
+
+    @property
+    def usage(self) -> KeyUsage:
+        return self._usage
 
     # -- key management -------------------------------------------------------------------
 
     def ensure_defaults(self) -> None:
-        wanted: tuple[tuple[Purpose, str], ...] = (
-            ("credential-signing", "ES256"),
-            ("audit-signing", "EdDSA"),
-            ("key-encryption", "A256GCM"),
-        )
-        for purpose, algorithm in wanted:
-            if not any(k.purpose == purpose and k.state == "active" for k in self._keys.values()):
-                self.create_key(purpose, algorithm)
+        """Create (and activate) the default keys the keystore does not hold yet."""
+        missing = [
+            (purpose, algorithm)
+            for purpose, algorithm in DEFAULT_KEYS
+            if not any(
+                k.purpose == purpose and k.algorithm == algorithm and k.state == "active"
+                for k in self._keys.values()
+            )
+        ]
+        for purpose, algorithm in missing:
+            self._ensure_active(purpose, algorithm)
 
-    def create_key(self, purpose: Purpose, algorithm: str) -> str:
+    def _ensure_active(self, purpose: Purpose, algorithm: KeyAlgorithm) -> None:
+        def change() -> KeyMeta | None:
+            if any(
+                k.purpose == purpose and k.algorithm == algorithm and k.state == "active"
+                for k in self._keys.values()
+            ):
+                return None  # another process made it while we waited for the lock
+            key = self._new_key(purpose, algorithm, "active")
+            return self._meta(key)
+
+        created = self._mutate(change)
+        if created is not None:
+            self._usage.event("created-default", created)
+
+    def create_key(self, purpose: Purpose, algorithm: str, *, activate: bool = False) -> str:
+        """Create a key (``pending``, or ``active`` with ``activate``); returns its name."""
+        checked_purpose, checked_algorithm = check_algorithm(purpose, algorithm)
+        check_creation(checked_purpose)
+
+        def change() -> StoredKey:
+            key = self._new_key(checked_purpose, checked_algorithm, "pending")
+            if activate:
+                key = self._set_active(key)
+            return key
+
+        return self._mutate(change).name
+
+    def _new_key(self, purpose: Purpose, algorithm: KeyAlgorithm, state: KeyState) -> StoredKey:
         material: bytes
         if algorithm == "ES256":
             material = _pkcs8(ec.generate_private_key(ec.SECP256R1()))
         elif algorithm == "EdDSA":
             material = _pkcs8(ed25519.Ed25519PrivateKey.generate())
-        elif algorithm == "A256GCM":
-            material = AESGCM.generate_key(bit_length=256)
         else:
-            raise CryptoError(f"unsupported key algorithm {algorithm!r}")
-        name = f"{purpose}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+            material = AESGCM.generate_key(bit_length=256)
+        now = datetime.now(UTC)
+        name = f"{purpose}-{new_key_name(algorithm, secrets.token_hex(4), now)}"
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, material, _aad(name, purpose))
-        self._keys[name] = StoredKey(
-            name, purpose, algorithm, "active", datetime.now(UTC).isoformat(), nonce, sealed
-        )
-        self._save()
-        return name
+        key = StoredKey(name, purpose, algorithm, state, now.isoformat(), nonce, sealed)
+        self._keys[name] = key
+        return key
+
+    def _set_active(self, key: StoredKey) -> StoredKey:
+        """Make ``key`` the one active key of its purpose and algorithm (inside a mutation)."""
+        for other in list(self._keys.values()):
+            if (
+                other.name != key.name
+                and other.purpose == key.purpose
+                and other.algorithm == key.algorithm
+                and other.state == "active"
+            ):
+                self._keys[other.name] = replace(other, state="inactive")
+        activated = replace(key, state="active")
+        self._keys[key.name] = activated
+        return activated
+
+    async def acreate(
+        self, purpose: Purpose, algorithm: KeyAlgorithm, *, activate: bool = False
+    ) -> KeyMeta:
+        name = self.create_key(purpose, algorithm, activate=activate)
+        return self._meta(self._keys[name])
+
+    async def aactivate(self, key_id: str) -> KeyMeta:
+        def change() -> StoredKey:
+            key = self._stored(key_id)
+            check_activation(self._meta(key))
+            return self._set_active(key)
+
+        return self._meta(self._mutate(change))
+
+    async def aretire(self, key_id: str) -> KeyMeta:
+        def change() -> StoredKey:
+            key = self._stored(key_id)
+            meta = self._meta(key)
+            check_retirement(meta)
+            if key.state == "retired":
+                return key
+            retired = replace(key, state="retired")
+            self._keys[key.name] = retired
+            return retired
+
+        return self._meta(self._mutate(change))
+
+    async def arefresh(self) -> None:
+        """Reload the file if another process replaced it since we read it."""
+        if _file_id(self._path()) != self._file_id:
+            self._load()
+            self._invalidate()
+
+    async def aclose(self) -> None:
+        return None
+
+    def _stored(self, key_id: str) -> StoredKey:
+        meta = find_key(self.list_keys(), key_id)
+        return self._keys[meta.name]
 
     def _unseal(self, key: StoredKey) -> bytes:
         try:
@@ -158,18 +290,58 @@ class SoftwareKeystore:
                 f"keystore key {key.name!r} cannot be opened: wrong master key or tampered file"
             ) from exc
 
-    def _active(self, purpose: Purpose) -> StoredKey:
-        for key in sorted(self._keys.values(), key=lambda k: k.created_at, reverse=True):
-            if key.purpose == purpose and key.state == "active":
-                return key
-        raise CryptoError(f"no active {purpose} key in the keystore")
-
     # -- the Keystore interface --------------------------------------------------------------
 
-    def signer(self, purpose: Purpose) -> Signer:
-        return self._signer_for(self._active(purpose))
+    def list_keys(self) -> list[KeyMeta]:
+        return [self._meta(k) for k in sorted(self._keys.values(), key=lambda k: k.created_at)]
 
-    def _signer_for(self, key: StoredKey) -> SoftwareSigner:
+    def _meta(self, key: StoredKey) -> KeyMeta:
+        jwk = None
+        key_id = key.name
+        if key.purpose != "key-encryption":
+            jwk = self._signer_of(key).public_jwk()
+            key_id = jwk["kid"]
+        return KeyMeta(
+            key_id=key_id,
+            name=key.name,
+            purpose=key.purpose,
+            algorithm=key.algorithm,  # type: ignore[arg-type]
+            state=key.state,
+            created_at=key.created_at,
+            backend="software",
+            public_jwk=jwk,
+        )
+
+    def signer(self, purpose: SigningPurpose, algorithm: Algorithm | None = None) -> Signer:
+        wanted = algorithm or default_algorithm(purpose)
+        cached = self._active.get((purpose, wanted))
+        if cached is not None:
+            return cached
+        try:
+            meta = choose_active(self.list_keys(), purpose, wanted)
+        except CryptoError:
+            if (purpose, wanted) not in LAZY_KEYS:
+                raise
+            self._ensure_active(purpose, wanted)
+            meta = choose_active(self.list_keys(), purpose, wanted)
+        audited = self._audited_signer(self._keys[meta.name], purpose)
+        self._active[purpose, wanted] = audited
+        return audited
+
+    def signer_for(self, key_id: str) -> Signer:
+        meta = find_key(self.list_keys(), key_id)
+        if meta.purpose == "key-encryption" or meta.state == "retired":
+            raise KeyLifecycleError(f"key {key_id} is not a usable signing key ({meta.state})")
+        return self._audited_signer(self._keys[meta.name], meta.purpose)
+
+    def _audited_signer(self, key: StoredKey, purpose: SigningPurpose) -> AuditedSigner:
+        audited = self._audited.get((key.name, purpose))
+        if audited is None:
+            audited = AuditedSigner(self._signer_of(key), purpose, self._usage)
+            self._audited[key.name, purpose] = audited
+        return audited
+
+    def _signer_of(self, key: StoredKey) -> SoftwareSigner:
         if key.name not in self._signers:
             private = serialization.load_der_private_key(self._unseal(key), password=None)
             if not isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
@@ -177,17 +349,17 @@ class SoftwareKeystore:
             self._signers[key.name] = SoftwareSigner(private)
         return self._signers[key.name]
 
-    def public_jwks(self, purpose: Purpose = "credential-signing") -> list[dict[str, str]]:
+    def public_jwks(self, purpose: SigningPurpose = "credential-signing") -> list[dict[str, str]]:
         """Public keys of every non-retired key of the purpose: verifiers need old keys too."""
         return [
-            self._signer_for(k).public_jwk()
-            for k in self._keys.values()
-            if k.purpose == purpose and k.state != "retired"
+            meta.public_jwk
+            for meta in self.list_keys()
+            if meta.purpose == purpose and meta.state != "retired" and meta.public_jwk
         ]
 
     def wrap_key(self, data_key: bytes, context: bytes) -> tuple[str, bytes]:
         """Seal a data key under the active key-encryption key; returns (kek id, blob)."""
-        kek = self._active("key-encryption")
+        kek = self._keys[choose_active(self.list_keys(), "key-encryption", "A256GCM").name]
         nonce = os.urandom(12)
         return kek.name, nonce + self._kek(kek).encrypt(nonce, data_key, context)
 
@@ -195,6 +367,8 @@ class SoftwareKeystore:
         kek = self._keys.get(kek_id)
         if kek is None or kek.purpose != "key-encryption":
             raise CryptoError(f"unknown key-encryption key {kek_id!r}")
+        if kek.state == "retired":
+            raise CryptoError(f"key-encryption key {kek_id!r} is retired")
         try:
             return self._kek(kek).decrypt(blob[:12], blob[12:], context)
         except InvalidTag as exc:
@@ -214,15 +388,46 @@ class SoftwareKeystore:
     def _path(self) -> Path:
         return self._dir / self.FILE
 
+    def _invalidate(self) -> None:
+        self._active.clear()
+        self._audited.clear()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._dir / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _mutate(self, change: Callable[[], T]) -> T:
+        """Re-read the file, apply ``change`` to the keys, write it back: all under the lock."""
+        with self._locked():
+            self._load()
+            try:
+                result = change()
+            except BaseException:
+                self._load()  # drop the half-applied change
+                raise
+            finally:
+                self._invalidate()
+            self._save()
+        return result
+
     def _load(self) -> None:
         path = self._path()
-        if not path.exists():
+        self._keys = {}
+        self._file_id = _file_id(path)
+        if self._file_id is None:
             return
         try:
             document = json.loads(path.read_text("utf-8"))
             if document.get("version") != _FORMAT_VERSION:
                 raise ValueError(f"unsupported version {document.get('version')!r}")
             for entry in document["keys"]:
+                if entry["state"] not in KEY_STATES:
+                    raise ValueError(f"key {entry['name']!r} has unknown state {entry['state']!r}")
                 key = StoredKey(
                     name=entry["name"],
                     purpose=entry["purpose"],
@@ -253,6 +458,15 @@ class SoftwareKeystore:
             ],
         }
         _atomic_write(self._path(), json.dumps(document, indent=2).encode("utf-8"))
+        self._file_id = _file_id(self._path())
+
+
+def _file_id(path: Path) -> _FileId | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _aad(name: str, purpose: str) -> bytes:

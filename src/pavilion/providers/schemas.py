@@ -8,10 +8,17 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
 
+from pavilion.connect.schemas import (
+    MtlsAuthIn,
+    OAuth2ClientCredentialsIn,
+    PrivateKeyJwtIn,
+    TlsIn,
+)
 from pavilion.verification.claims import ClaimType
 
 RegionSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z]{2})?$")]
+JurisdictionTag = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}(-[A-Z0-9]{1,3})?$")]
 
 
 class EndpointIn(BaseModel):
@@ -20,6 +27,14 @@ class EndpointIn(BaseModel):
     region: RegionSlug
     jurisdiction: Jurisdiction = Field(description="EU, UK, US, US-CA, ...")
     url: HttpUrl
+    weight: float = Field(
+        default=1.0, gt=0, le=1000, description="Relative share of traffic within its tier."
+    )
+    tags: list[JurisdictionTag] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Further jurisdiction tags of the region, e.g. EEA for a region in Norway.",
+    )
 
 
 class ApiKeyAuthIn(BaseModel):
@@ -41,7 +56,12 @@ class ProviderIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     claim_types: list[ClaimType] = Field(min_length=1)
     endpoints: list[EndpointIn] = Field(min_length=1, max_length=32)
-    auth: ApiKeyAuthIn | NoAuthIn = Field(discriminator="type")
+    auth: ApiKeyAuthIn | NoAuthIn | OAuth2ClientCredentialsIn | PrivateKeyJwtIn | MtlsAuthIn = (
+        Field(discriminator="type")
+    )
+    tls: TlsIn | None = Field(
+        default=None, description="Trust anchors and the mTLS client certificate for this DP."
+    )
     record_schema: dict[str, Any] = Field(description="JSON Schema (2020-12) of one record.")
 
     @field_validator("record_schema")
@@ -56,9 +76,10 @@ class ProviderIn(BaseModel):
     @field_validator("endpoints")
     @classmethod
     def _one_endpoint_per_region(cls, value: list[EndpointIn]) -> list[EndpointIn]:
-        regions = [e.region for e in value]
-        if len(set(regions)) != len(regions):
-            raise ValueError("each region may appear once")
+        # Several endpoints may share a region; the same URL may not appear twice in one.
+        pairs = [(e.region, str(e.url).rstrip("/")) for e in value]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("each endpoint URL may appear once per region")
         return value
 
 
@@ -66,6 +87,8 @@ class EndpointOut(BaseModel):
     region: str
     jurisdiction: str
     url: str
+    weight: float = 1.0
+    tags: list[str] = Field(default_factory=list)
 
 
 class ProviderOut(BaseModel):
@@ -74,5 +97,8 @@ class ProviderOut(BaseModel):
     claim_types: list[str]
     endpoints: list[EndpointOut]
     auth: dict[str, Any] = Field(description="Auth settings; secrets are never shown.")
+    tls: dict[str, Any] | None = Field(
+        default=None, description="TLS settings: certificate fingerprints, never private keys."
+    )
     record_schema: dict[str, Any]
     created_at: str

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pavilion.connect.dpconfig import DpAuthSettings, TlsSettings
+from pavilion.connect.registration import (
+    describe_tls,
+    encode_secrets,
+    opened_settings,
+    secrets_aad,
+    split_settings,
+)
 from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.providers.models import Provider, ProviderEndpoint
 from pavilion.providers.schemas import ApiKeyAuthIn, EndpointOut, ProviderIn, ProviderOut
@@ -22,6 +31,8 @@ class Endpoint:
     region: str
     jurisdiction: str
     url: str
+    weight: float = 1.0
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,11 @@ class ProviderConnection:
     claim_types: tuple[str, ...]
     endpoints: tuple[Endpoint, ...]
     auth_type: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     record_schema: dict[str, Any]
+    tenant_id: str = ""
+    auth: DpAuthSettings | None = None
+    tls: TlsSettings | None = None
 
 
 def _secret_aad(tenant_id: str, provider_id: str) -> bytes:
@@ -58,13 +72,24 @@ class ProviderService:
                         spec.auth.api_key.encode("utf-8"),
                         _secret_aad(tenant_id, provider_id),
                     )
+                auth, tls, secrets = split_settings(spec.auth, spec.tls)
+                sealed_secrets = None
+                if secrets:
+                    sealed_secrets = await self._keys.seal(
+                        session,
+                        tenant_id,
+                        encode_secrets(secrets),
+                        secrets_aad(tenant_id, provider_id),
+                    )
                 provider = Provider(
                     id=provider_id,
                     tenant_id=tenant_id,
                     name=spec.name,
                     claim_types=[c.value for c in spec.claim_types],
-                    auth={"type": spec.auth.type},
+                    auth=auth,
                     sealed_secret=sealed,
+                    sealed_secrets=sealed_secrets,
+                    tls=tls,
                     record_schema=spec.record_schema,
                 )
                 session.add(provider)
@@ -76,6 +101,8 @@ class ProviderService:
                         region=e.region,
                         jurisdiction=e.jurisdiction,
                         url=str(e.url).rstrip("/"),
+                        weight=e.weight,
+                        tags=list(e.tags) or None,
                     )
                     for e in spec.endpoints
                 ]
@@ -85,12 +112,12 @@ class ProviderService:
         return _out(provider, endpoints)
 
     async def get(self, tenant_id: str, provider_id: str) -> ProviderOut:
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             provider, endpoints = await _load(session, tenant_id, provider_id)
         return _out(provider, endpoints)
 
     async def list(self, tenant_id: str, *, limit: int, after: str | None) -> list[ProviderOut]:
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             query = (
                 select(Provider)
                 .where(Provider.tenant_id == tenant_id)
@@ -154,6 +181,27 @@ class ProviderService:
                 f"(it answers: {', '.join(provider.claim_types)})",
                 field="claim.type",
             )
+        return await self._opened(session, tenant_id, provider, endpoints)
+
+    async def all_connections(
+        self, session: AsyncSession, tenant_id: str
+    ) -> Sequence[ProviderConnection]:
+        """Every provider of a tenant, opened (connection warm-up and health views)."""
+        providers = (
+            await session.execute(select(Provider).where(Provider.tenant_id == tenant_id))
+        ).scalars()
+        return [
+            await self._opened(session, tenant_id, *(await _load(session, tenant_id, p.id)))
+            for p in list(providers)
+        ]
+
+    async def _opened(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        provider: Provider,
+        endpoints: Sequence[ProviderEndpoint],
+    ) -> ProviderConnection:
         api_key = None
         if provider.sealed_secret is not None:
             api_key = (
@@ -161,14 +209,26 @@ class ProviderService:
                     session, tenant_id, provider.sealed_secret, _secret_aad(tenant_id, provider.id)
                 )
             ).decode("utf-8")
+        secrets = None
+        if provider.sealed_secrets is not None:
+            secrets = await self._keys.open(
+                session, tenant_id, provider.sealed_secrets, secrets_aad(tenant_id, provider.id)
+            )
+        auth, tls = opened_settings(provider.auth, provider.tls, secrets)
         return ProviderConnection(
             id=provider.id,
             name=provider.name,
             claim_types=tuple(provider.claim_types),
-            endpoints=tuple(Endpoint(e.region, e.jurisdiction, e.url) for e in endpoints),
+            endpoints=tuple(
+                Endpoint(e.region, e.jurisdiction, e.url, e.weight, tuple(e.tags or ()))
+                for e in endpoints
+            ),
             auth_type=str(provider.auth.get("type", "none")),
             api_key=api_key,
             record_schema=provider.record_schema,
+            tenant_id=tenant_id,
+            auth=auth,
+            tls=tls,
         )
 
 
@@ -203,9 +263,17 @@ def _out(provider: Provider, endpoints: list[ProviderEndpoint]) -> ProviderOut:
         name=provider.name,
         claim_types=list(provider.claim_types),
         endpoints=[
-            EndpointOut(region=e.region, jurisdiction=e.jurisdiction, url=e.url) for e in endpoints
+            EndpointOut(
+                region=e.region,
+                jurisdiction=e.jurisdiction,
+                url=e.url,
+                weight=e.weight,
+                tags=list(e.tags or []),
+            )
+            for e in endpoints
         ],
         auth=dict(provider.auth),
+        tls=describe_tls(provider.tls),
         record_schema=provider.record_schema,
         created_at=provider.created_at.isoformat(),
     )

@@ -22,6 +22,21 @@ class Permission(StrEnum):
     VERIFICATIONS_CREATE = "verifications:create"
     VERIFICATIONS_READ = "verifications:read"
     AUDIT_READ = "audit:read"
+    RESIDENCY_MANAGE = "residency:manage"
+    KEYS_MANAGE = "keys:manage"
+    CREDENTIALS_STATUS = "credentials:status"
+    CREDENTIALS_ISSUE = "credentials:issue"
+    CREDENTIALS_VERIFY = "credentials:verify"
+    CREDENTIALS_MANAGE = "credentials:manage"
+    PRIVACY_ROSTERS = "privacy:rosters"
+    PRIVACY_PSI = "privacy:psi"
+    PRIVACY_ZKP = "privacy:zkp"
+    PRIVACY_ANALYTICS = "privacy:analytics"
+    PRIVACY_BUDGETS = "privacy:budgets"
+    ANONCREDS_ISSUE = "anoncreds:issue"
+    ROSTERS_PUSH = "rosters:push"
+    ROSTERS_READ = "rosters:read"
+    LINEAGE_READ = "lineage:read"
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -33,6 +48,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.PROVIDERS_WRITE,
             Permission.VERIFICATIONS_READ,
             Permission.AUDIT_READ,
+            Permission.RESIDENCY_MANAGE,
         }
     ),
     Role.DP_ADMIN: frozenset({Permission.PROVIDERS_READ, Permission.PROVIDERS_WRITE}),
@@ -43,9 +59,45 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.VERIFICATIONS_READ,
         }
     ),
-    Role.COMPLIANCE: frozenset({Permission.VERIFICATIONS_READ, Permission.AUDIT_READ}),
+    Role.COMPLIANCE: frozenset(
+        {Permission.VERIFICATIONS_READ, Permission.AUDIT_READ, Permission.RESIDENCY_MANAGE}
+    ),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
 }
+
+# Platform keys are managed by platform admins; a tenant's admin and compliance officer may
+# revoke, suspend and reinstate the tenant's credentials.
+_GRANTS[Role.PLATFORM_ADMIN] |= {Permission.KEYS_MANAGE}
+_GRANTS[Role.TENANT_ADMIN] |= {Permission.CREDENTIALS_STATUS}
+_GRANTS[Role.COMPLIANCE] |= {Permission.CREDENTIALS_STATUS}
+# The tenant admin issues through the VC-API and manages trust chains and template defaults;
+# every tenant role that reads verifications (and the auditor) may verify credentials.
+_GRANTS[Role.TENANT_ADMIN] |= {
+    Permission.CREDENTIALS_ISSUE,
+    Permission.CREDENTIALS_VERIFY,
+    Permission.CREDENTIALS_MANAGE,
+}
+for _role in (Role.BROKER, Role.COMPLIANCE, Role.AUDITOR):
+    _GRANTS[_role] |= {Permission.CREDENTIALS_VERIFY}
+
+# Privacy engine: DPs push rosters; brokers run PSI, ZK presentations and AnonCreds issuance;
+# tenant admins set privacy budgets; they and compliance officers make DP releases.
+_GRANTS[Role.DP_ADMIN] |= {Permission.PRIVACY_ROSTERS}
+_GRANTS[Role.TENANT_ADMIN] |= {
+    Permission.PRIVACY_ROSTERS,
+    Permission.PRIVACY_ANALYTICS,
+    Permission.PRIVACY_BUDGETS,
+    Permission.ANONCREDS_ISSUE,
+}
+_GRANTS[Role.BROKER] |= {Permission.PRIVACY_PSI, Permission.PRIVACY_ZKP, Permission.ANONCREDS_ISSUE}
+_GRANTS[Role.COMPLIANCE] |= {Permission.PRIVACY_ANALYTICS}
+
+# Data pipeline (issue 6): DP admins push rosters; tenant admins and compliance officers read
+# batches, quality and lineage; auditors read lineage.
+_GRANTS[Role.DP_ADMIN] |= {Permission.ROSTERS_PUSH, Permission.ROSTERS_READ}
+for _role in (Role.DP_ADMIN, Role.TENANT_ADMIN, Role.COMPLIANCE):
+    _GRANTS[_role] |= {Permission.ROSTERS_READ, Permission.LINEAGE_READ}
+_GRANTS[Role.AUDITOR] |= {Permission.LINEAGE_READ}
 
 
 def allows(role: Role, permission: Permission) -> bool:

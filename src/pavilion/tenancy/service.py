@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.errors import AuthenticationFailed, Conflict, CryptoError, InvalidRequest, NotFound
-from pavilion.keystore.software import SoftwareKeystore
+from pavilion.keystore.base import Keystore
 from pavilion.store.base import new_id
 from pavilion.store.database import Database
 from pavilion.tenancy.models import PLATFORM_TENANT_ID, ApiToken, Tenant
@@ -64,7 +64,7 @@ def _parse_token(token: str) -> str:
 class TenantKeys:
     """Per-tenant data keys: unwrapped from the keystore on first use and kept in memory."""
 
-    def __init__(self, keystore: SoftwareKeystore) -> None:
+    def __init__(self, keystore: Keystore) -> None:
         self._keystore = keystore
         self._cache: dict[str, bytes] = {}
 
@@ -141,21 +141,21 @@ class TenancyService:
         return tenant
 
     async def list_tenants(self, *, limit: int, after: str | None) -> list[Tenant]:
-        async with self._db.transaction(None) as session:
+        async with self._db.transaction(None, readonly=True) as session:
             query = select(Tenant).order_by(Tenant.id).limit(limit)
             if after:
                 query = query.where(Tenant.id > after)
             return list((await session.execute(query)).scalars())
 
     async def get_tenant(self, tenant_id: str) -> Tenant:
-        async with self._db.transaction(None) as session:
+        async with self._db.transaction(None, readonly=True) as session:
             tenant = await session.get(Tenant, tenant_id)
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} does not exist")
         return tenant
 
     async def find_tenant_by_name(self, name: str) -> Tenant:
-        async with self._db.transaction(None) as session:
+        async with self._db.transaction(None, readonly=True) as session:
             tenant = (
                 await session.execute(select(Tenant).where(Tenant.name == name))
             ).scalar_one_or_none()
@@ -184,7 +184,7 @@ class TenancyService:
         cached = self._auth_cache.get(token_hash)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        async with self._db.transaction(tenant_id) as session:
+        async with self._db.transaction(tenant_id, readonly=True) as session:
             token = (
                 await session.execute(
                     select(ApiToken).where(

@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from pavilion.credentials.sd_jwt import holder_key
 from pavilion.verification.claims import Claim, ClaimType
 
 IdentifierValue = Annotated[str, StringConstraints(min_length=1, max_length=320)]
@@ -63,7 +71,31 @@ class VerificationRequest(BaseModel):
     claim: ClaimRequest
     subject: SubjectRequest
     purpose: str = Field(min_length=1, max_length=200)
-    format: Literal["jwt_vc"] = Field(default="jwt_vc", description="Credential format.")
+    mode: Literal["lookup", "psi"] = Field(
+        default="lookup",
+        description="lookup: the DP looks the subject up; psi: the connector checks the DP's "
+        "pushed roster through a VOPRF, so the DP never learns who is asked about "
+        "(student_status and membership; see docs/PRIVACY.md).",
+    )
+    format: Literal["jwt_vc", "vc2_jose", "sd_jwt_vc"] | None = Field(
+        default=None,
+        description="Credential format: jwt_vc (VC 1.1 JWT), vc2_jose (VC 2.0, vc+jwt) or "
+        "sd_jwt_vc (dc+sd-jwt); omitted: the tenant's default for the claim type, else jwt_vc.",
+    )
+    template: str | None = Field(
+        default=None,
+        max_length=60,
+        description="Credential template, e.g. student_status@1; omitted: the tenant's default.",
+    )
+    holder_jwk: dict[str, str] | None = Field(
+        default=None,
+        description="sd_jwt_vc: the holder's public JWK (P-256 or Ed25519), bound as cnf.",
+    )
+
+    @field_validator("holder_jwk")
+    @classmethod
+    def _holder_key_is_public(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else holder_key(value)
 
 
 class VerificationResponse(BaseModel):

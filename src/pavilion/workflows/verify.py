@@ -11,24 +11,28 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from pavilion.audit.log import AuditReceipt, digest
-from pavilion.connect.routing import allowed_endpoints
-from pavilion.credentials.jwt_vc import issue_jwt_vc
+from pavilion.connect.residency import load_adequacy
+from pavilion.connect.routing import plan_route
 from pavilion.credentials.models import IssuedCredential
+from pavilion.credentials.service import status_kind
+from pavilion.credentials.templates import CredentialFormat
 from pavilion.errors import (
+    InvalidRequest,
     NotFound,
     PavilionError,
     PolicyDenied,
     ProviderBadResponse,
     ProviderUnavailable,
 )
+from pavilion.ingest.service import lineage_emitter, record_lookup
+from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.observability.metrics import CREDENTIALS_ISSUED, VERIFICATIONS
 from pavilion.runtime import Runtime
@@ -37,6 +41,7 @@ from pavilion.store.idempotency import IdempotencyRecord, find_replay
 from pavilion.verification.claims import Outcome, decide
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import VerificationRequest, VerificationResponse
+from pavilion.workflows.psi import psi_decide
 
 log = get_logger(__name__)
 SCOPE = "verifications"
@@ -59,47 +64,43 @@ def _canonical_identifiers(identifiers: dict[str, str]) -> bytes:
     return json.dumps(normalised, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-_validators: dict[str, Draft202012Validator] = {}
-
-
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """Compiled validators, one per distinct schema (schemas rarely change)."""
-    key = json.dumps(schema, sort_keys=True)
-    if key not in _validators:
-        _validators[key] = Draft202012Validator(schema)
-    return _validators[key]
-
-
 def check_record(schema: dict[str, Any], record: dict[str, Any]) -> None:
-    """Raise ProviderBadResponse naming the first field that breaks the DP's declared schema."""
-    error = next(iter(_validator(schema).iter_errors(record)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(record)"
-        raise ProviderBadResponse(
-            f"the provider's record breaks its declared schema at {where}: {error.validator} "
-            "constraint failed",
-            extra={"field": where},
-        )
+    """Raise ProviderBadResponse naming the first field that breaks the DP's declared schema.
+
+    The ingest domain's per-record validator (jsonschema-rs, compiled once per schema)."""
+    check_lookup_record(schema, record)
 
 
 async def run_verification(
-    rt: Runtime, tenant_id: str, request: VerificationRequest, idempotency_key: str | None
+    rt: Runtime,
+    tenant_id: str,
+    request: VerificationRequest,
+    idempotency_key: str | None,
+    *,
+    refreshes: str | None = None,
 ) -> VerificationResult:
     fingerprint = request_hash(request)
     if idempotency_key is not None:
-        async with rt.db.transaction(tenant_id) as session:
+        async with rt.db.transaction(tenant_id, readonly=True) as session:
             replay = await find_replay(session, tenant_id, SCOPE, idempotency_key, fingerprint)
         if replay is not None:
             return VerificationResult(replay.status_code, replay.response, replayed=True)
 
     claim = request.claim.to_claim()
-    async with rt.db.transaction(tenant_id) as session:
+    # Format and template: as asked, else the tenant's default (checked before the DP is asked).
+    fmt, template = await rt.credentials.choose(
+        tenant_id, claim.type.value, request.format, request.template
+    )
+    if request.holder_jwk is not None and fmt is not CredentialFormat.SD_JWT_VC:
+        raise InvalidRequest("holder_jwk binds an sd_jwt_vc credential only", field="holder_jwk")
+    async with rt.db.transaction(tenant_id, readonly=True) as session:
         provider = await rt.providers.connection(
             session, tenant_id, request.provider_id, claim.type.value
         )
         subject_ref = await rt.tenant_keys.subject_ref(
             session, tenant_id, _canonical_identifiers(request.subject.identifiers)
         )
+        adequacy = await load_adequacy(session, tenant_id)
 
     base = {
         "tenant_id": tenant_id,
@@ -112,32 +113,47 @@ async def run_verification(
     }
 
     try:
-        endpoints = allowed_endpoints(
-            provider.endpoints, request.subject.residency, rt.settings.node_region
+        route = plan_route(
+            provider.endpoints, request.subject.residency, rt.settings.node_region, adequacy
         )
-        result = await rt.provider_client.lookup(provider, endpoints, request.subject.identifiers)
-        if result.record is not None:
-            check_record(provider.record_schema, result.record)
-        decision = decide(claim, result.record, rt.clock().date())
+        if request.mode == "psi":  # the DP's pushed roster, through a VOPRF (docs/PRIVACY.md)
+            result, decision = await psi_decide(
+                rt, tenant_id, provider, route, claim=claim, identifiers=request.subject.identifiers
+            )
+        else:
+            result = await rt.provider_client.lookup(
+                provider,
+                route,
+                request.subject.identifiers,
+                # A record that breaks the DP's schema counts against that endpoint: fail over.
+                validate=partial(check_record, provider.record_schema),
+            )
+            if result.record is not None:
+                check_record(provider.record_schema, result.record)
+            decision = decide(claim, result.record, rt.clock().date())
     except (PolicyDenied, ProviderUnavailable, ProviderBadResponse) as exc:
         await _record_failure(rt, base, exc)
         raise
 
     now = rt.clock()
     credential = None
+    status = None
     if decision.outcome is Outcome.TRUE:
-        credential = await issue_jwt_vc(
-            signer=rt.keystore.signer("credential-signing"),
-            issuer=rt.settings.issuer_id,
-            claim_type=claim.type.value,
-            subject_claims=decision.subject_claims,
+        # A random, never reused status-list index; bound to the credential below, in the
+        # transaction that records it (an unused reservation stays a decoy, never reissued).
+        status = await rt.status_lists.reserve(tenant_id, status_kind(fmt))
+        # Signed by the DP's certified key (x5c) when it is accredited, else by ours; the DP's
+        # as_of is recorded for the freshness check; validUntil = now + the template's max age.
+        credential = await rt.credentials.issue_for_decision(
+            tenant_id,
+            provider_id=provider.id,
+            fmt=fmt,
+            template=template,
+            subject=decision.subject_claims,
+            as_of=result.as_of,
             issued_at=now,
-            ttl=timedelta(seconds=rt.settings.credential_ttl_seconds),
-            evidence={
-                "type": "DataProviderAttestation",
-                "provider": provider.id,
-                "asOf": result.as_of,
-            },
+            holder_jwk=request.holder_jwk,
+            status=status,
         )
 
     verification = Verification(
@@ -158,21 +174,42 @@ async def run_verification(
             )
             verification.audit_index = receipt.index
             session.add(verification)
+            await record_lookup(  # OpenLineage run event: names and outcomes, never values
+                session,
+                tenant_id,
+                emitter=lineage_emitter(rt.settings.lineage_file),
+                provider_id=provider.id,
+                claim_type=claim.type.value,
+                at=now,
+                found=result.found,
+                schema_valid=True,
+                status="succeeded",
+                decision=decision.outcome.value,
+                credential_issued=credential is not None,
+                run_id=verification.id,
+            )
+            if credential is not None and status is not None:
+                await rt.status_lists.bind(session, tenant_id, status, credential.id)
             if credential is not None:
                 session.add(
                     IssuedCredential(
                         id=credential.id,
                         tenant_id=tenant_id,
                         verification_id=verification.id,
-                        format=request.format,
+                        format=fmt.value,
                         key_id=credential.key_id,
                         digest=credential.digest,
                         valid_from=credential.valid_from,
                         valid_until=credential.valid_until,
                     )
                 )
+                session.add(
+                    rt.credentials.issuance_row(
+                        tenant_id, credential, verification_id=verification.id, refreshes=refreshes
+                    )
+                )
             body = _response(
-                verification, receipt, credential.token if credential else None, request.format
+                verification, receipt, credential.token if credential else None, fmt.value
             )
             if idempotency_key is not None:
                 session.add(
@@ -189,7 +226,7 @@ async def run_verification(
         # A concurrent request with the same Idempotency-Key won the race: answer as it did.
         if idempotency_key is None:
             raise
-        async with rt.db.transaction(tenant_id) as session:
+        async with rt.db.transaction(tenant_id, readonly=True) as session:
             replay = await find_replay(session, tenant_id, SCOPE, idempotency_key, fingerprint)
         if replay is None:
             raise
@@ -197,7 +234,7 @@ async def run_verification(
 
     VERIFICATIONS.labels(claim.type.value, "succeeded", decision.outcome.value).inc()
     if credential is not None:
-        CREDENTIALS_ISSUED.labels(request.format).inc()
+        CREDENTIALS_ISSUED.labels(fmt.value).inc()
     log.info(
         "verification",
         verification_id=verification.id,
@@ -218,7 +255,8 @@ _FAILURE_STATUS = {
 
 
 async def _record_failure(rt: Runtime, base: dict[str, Any], exc: PavilionError) -> None:
-    status = _FAILURE_STATUS[type(exc)]
+    # isinstance, not type(): subclasses such as ResidencyPreventedFailover map to their base.
+    status = next(s for cls, s in _FAILURE_STATUS.items() if isinstance(exc, cls))
     verification = Verification(
         **base, id=new_id(), created_at=rt.clock(), status=status, decision=None, region=None
     )
@@ -228,6 +266,21 @@ async def _record_failure(rt: Runtime, base: dict[str, Any], exc: PavilionError)
         )
         verification.audit_index = receipt.index
         session.add(verification)
+        if isinstance(exc, ProviderBadResponse):  # the DP answered, but not to its schema
+            await record_lookup(
+                session,
+                base["tenant_id"],
+                emitter=lineage_emitter(rt.settings.lineage_file),
+                provider_id=base["provider_id"],
+                claim_type=base["claim_type"],
+                at=verification.created_at,
+                found=False,
+                schema_valid=False,
+                status=status,
+                decision=None,
+                credential_issued=False,
+                run_id=verification.id,
+            )
     exc.extra.update({"verification_id": verification.id, "audit_index": receipt.index})
     VERIFICATIONS.labels(base["claim_type"], status, "none").inc()
     log.warning(
@@ -275,7 +328,7 @@ def _response(
 
 
 async def get_verification(rt: Runtime, tenant_id: str, verification_id: str) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
+    async with rt.db.transaction(tenant_id, readonly=True) as session:
         row = (
             await session.execute(
                 select(Verification).where(

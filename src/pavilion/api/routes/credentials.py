@@ -1,0 +1,285 @@
+"""Credentials: the W3C VC-API (issue, verify), trust chains, templates, refresh.
+
+The VC-API endpoints sit at the paths the VC-API names (``/credentials/issue``,
+``/credentials/verify``, ``/presentations/verify``); management lives under
+``/v1/credentials``. Handlers only translate: the work is in ``CredentialService`` and the
+refresh workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from pavilion.api.deps import RuntimeDep, require
+from pavilion.credentials import vc_api
+from pavilion.credentials.jsonld import JsonLdError, check_document
+from pavilion.credentials.report import IntegrityReport
+from pavilion.credentials.templates import TEMPLATES, CredentialFormat
+from pavilion.errors import InvalidRequest
+from pavilion.keystore.signer import Algorithm
+from pavilion.runtime import Runtime
+from pavilion.tenancy.roles import Permission
+from pavilion.tenancy.service import Principal
+from pavilion.workflows.refresh import RefreshRequest, refresh_verification
+
+router = APIRouter(tags=["credentials"])
+
+Issuer = Annotated[Principal, Depends(require(Permission.CREDENTIALS_ISSUE))]
+Verifier = Annotated[Principal, Depends(require(Permission.CREDENTIALS_VERIFY))]
+Manager = Annotated[Principal, Depends(require(Permission.CREDENTIALS_MANAGE))]
+
+
+def _max_age(seconds: int | None) -> timedelta | None:
+    return timedelta(seconds=seconds) if seconds is not None else None
+
+
+# -- VC-API ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/credentials/issue",
+    status_code=201,
+    summary="Issue a credential (VC-API)",
+    responses={422: {"description": "The credential breaks the VC Data Model or the template"}},
+)
+async def issue_credential(body: vc_api.IssueRequest, rt: RuntimeDep, who: Issuer) -> JSONResponse:
+    """Secure an unsecured VC 2.0 credential as vc+jwt (default), SD-JWT VC or JWT VC."""
+    options = body.options
+    issued = await rt.credentials.issue_vc_api(
+        who.tenant_id,
+        body.credential,
+        fmt=options.format,
+        credential_id=options.credentialId,
+        holder_jwk=options.holderJwk,
+        vct=options.vct,
+        provider_id=options.providerId,
+        status_lists=rt.status_lists if options.status else None,
+    )
+    return JSONResponse({"verifiableCredential": issued.envelope()}, status_code=201)
+
+
+async def _verify(
+    rt: Runtime,
+    tenant_id: str,
+    token: str,
+    *,
+    max_age: int | None,
+    expected: CredentialFormat | None = None,
+    audience: str | None = None,
+    nonce: str | None = None,
+    presentation: bool = False,
+) -> IntegrityReport:
+    return await rt.credentials.verify(
+        tenant_id,
+        token,
+        status_lookup=rt.status_lists.resolve_status,
+        presentation=presentation,
+        audience=audience,
+        nonce=nonce,
+        max_age=_max_age(max_age),
+        expected_format=expected,
+    )
+
+
+@router.post("/credentials/verify", summary="Verify a credential (VC-API)")
+async def verify_credential(
+    body: vc_api.VerifyCredentialRequest, rt: RuntimeDep, who: Verifier
+) -> dict[str, Any]:
+    """Every check (signature, schema, validity, chain, status, freshness) with a reason."""
+    token, expected = vc_api.secured_form(body.verifiableCredential, field="verifiableCredential")
+    report = await _verify(rt, who.tenant_id, token, max_age=body.options.maxAge, expected=expected)
+    return vc_api.credential_result(report)
+
+
+@router.post("/presentations/verify", summary="Verify a presentation (VC-API)")
+async def verify_presentation(
+    body: vc_api.VerifyPresentationRequest, rt: RuntimeDep, who: Verifier
+) -> dict[str, Any]:
+    """An SD-JWT VC with a Key-Binding JWT (domain = aud, challenge = nonce), or a proofless
+    presentation of enveloped credentials (each verified; no holder binding)."""
+    options = body.options
+    value = body.verifiablePresentation
+    if isinstance(value, dict) and "verifiableCredential" in value:
+        return await _proofless(rt, who.tenant_id, value, options, return_it=True)
+    if body.presentation is not None:
+        return await _proofless(rt, who.tenant_id, body.presentation, options, return_it=False)
+    if value is None:
+        raise InvalidRequest(
+            "send verifiablePresentation (or a proofless presentation)",
+            field="verifiablePresentation",
+        )
+    token = vc_api.secured_presentation(value, field="verifiablePresentation")
+    if not options.challenge or not options.domain:
+        raise InvalidRequest(
+            "an SD-JWT presentation is checked against options.challenge (the nonce) and "
+            "options.domain (the audience)",
+            field="options.challenge" if not options.challenge else "options.domain",
+        )
+    report = await _verify(
+        rt,
+        who.tenant_id,
+        token,
+        max_age=options.maxAge,
+        audience=options.domain,
+        nonce=options.challenge,
+        presentation=True,
+    )
+    result = vc_api.presentation_result(report, challenge=options.challenge, domain=options.domain)
+    if options.returnPresentation:
+        result["verifiablePresentation"] = value
+    return result
+
+
+async def _proofless(
+    rt: Runtime,
+    tenant_id: str,
+    presentation: dict[str, Any],
+    options: vc_api.VerifyPresentationOptions,
+    *,
+    return_it: bool,
+) -> dict[str, Any]:
+    if "proof" in presentation:
+        raise InvalidRequest(
+            "embedded Data Integrity proofs are not supported", field="presentation.proof"
+        )
+    types = presentation.get("type")
+    if "VerifiablePresentation" not in (types if isinstance(types, list) else [types]):
+        raise InvalidRequest("type must include VerifiablePresentation", field="presentation.type")
+    try:
+        check_document(presentation, where="presentation")
+    except JsonLdError as exc:
+        raise InvalidRequest(exc.detail, field="presentation") from exc
+    credentials = presentation.get("verifiableCredential")
+    items = credentials if isinstance(credentials, list) else [credentials]
+    if not items or items == [None]:
+        raise InvalidRequest(
+            "the presentation holds no credential", field="presentation.verifiableCredential"
+        )
+    reports = []
+    for index, item in enumerate(items):
+        token, expected = vc_api.secured_form(
+            item, field=f"presentation.verifiableCredential[{index}]"
+        )
+        reports.append(
+            await _verify(rt, tenant_id, token, max_age=options.maxAge, expected=expected)
+        )
+    return vc_api.combined_result(reports, presentation=presentation if return_it else None)
+
+
+# -- trust chains, templates, defaults -----------------------------------------------------
+
+
+class RootIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    common_name: str | None = Field(default=None, min_length=1, max_length=64)
+    valid_days: int = Field(default=3650, ge=1, le=36_500)
+
+
+class ProviderTrustIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claim_types: list[str] | None = Field(
+        default=None, min_length=1, description="Accredited claim types; default: all of the DP's."
+    )
+    valid_days: int = Field(default=365, ge=1, le=3650)
+    algorithm: Algorithm = "ES256"
+
+
+class DefaultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = Field(default=None, description="e.g. student_status@1; default latest")
+    format: CredentialFormat
+
+
+@router.post("/v1/credentials/trust/root", status_code=201, tags=["trust"])
+async def create_root(
+    rt: RuntimeDep, who: Manager, body: Annotated[RootIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Create the tenant's issuer root: an X.509 CA whose key the keystore (or HSM) holds."""
+    spec = body or RootIn()
+    root = await rt.credentials.create_root(
+        who.tenant_id, common_name=spec.common_name, valid_days=spec.valid_days
+    )
+    return root.to_json()
+
+
+@router.get("/v1/credentials/trust/root", tags=["trust"])
+async def read_root(rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
+    """The tenant's issuer root certificate: the trust anchor for x5c chains."""
+    return (await rt.credentials.root(who.tenant_id)).to_json()
+
+
+@router.post("/v1/credentials/trust/providers/{provider_id}", status_code=201, tags=["trust"])
+async def certify_provider(
+    provider_id: str,
+    rt: RuntimeDep,
+    who: Manager,
+    body: Annotated[ProviderTrustIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Certify a DP's issuing key under the root and issue its accreditation credential."""
+    spec = body or ProviderTrustIn()
+    trust = await rt.credentials.certify_provider(
+        who.tenant_id,
+        provider_id,
+        claim_types=spec.claim_types,
+        valid_days=spec.valid_days,
+        algorithm=spec.algorithm,
+    )
+    return trust.to_json()
+
+
+@router.get("/v1/credentials/trust/providers/{provider_id}", tags=["trust"])
+async def read_provider_trust(provider_id: str, rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
+    return (await rt.credentials.provider_trust(who.tenant_id, provider_id)).to_json()
+
+
+@router.get("/v1/credentials/templates", tags=["templates"])
+async def list_templates(rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
+    """Every credential template (versioned) and this tenant's defaults per claim type."""
+    defaults = await rt.credentials.defaults(who.tenant_id)
+    return {
+        "templates": [t.describe() for t in TEMPLATES.values()],
+        "defaults": {
+            claim: {"template": template, "format": fmt.value}
+            for claim, (template, fmt) in defaults.items()
+        },
+    }
+
+
+@router.put("/v1/credentials/defaults/{claim_type}", tags=["templates"])
+async def set_default(
+    claim_type: str, body: DefaultIn, rt: RuntimeDep, who: Manager
+) -> dict[str, Any]:
+    """The template and format this tenant's verifications use when a request names none."""
+    return await rt.credentials.set_default(
+        who.tenant_id, claim_type, template_id=body.template, fmt=body.format
+    )
+
+
+# -- refresh -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/verifications/{verification_id}/refresh",
+    status_code=201,
+    tags=["verifications"],
+    responses={409: {"description": "The verification issued no credential"}},
+)
+async def refresh(
+    verification_id: str,
+    body: RefreshRequest,
+    rt: RuntimeDep,
+    who: Annotated[Principal, Depends(require(Permission.VERIFICATIONS_CREATE))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Re-verify the subject with the DP and issue a fresh credential (send the identifiers)."""
+    result = await refresh_verification(rt, who.tenant_id, verification_id, body, idempotency_key)
+    headers = {"Idempotency-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)

@@ -1,0 +1,303 @@
+"""The data pipeline over HTTP: roster pushes, DP profiles (schema + mapping), dry runs,
+upload keys, quality trends and lineage. The HTTP layer only translates."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pavilion.api import problems
+from pavilion.api.deps import RuntimeDep, require
+from pavilion.errors import InvalidRequest, PayloadTooLarge
+from pavilion.ingest.formats import CONTENT_TYPES
+from pavilion.ingest.lineage import render
+from pavilion.tenancy.roles import Permission
+from pavilion.tenancy.service import Principal
+from pavilion.workflows import roster_push as flow
+
+router = APIRouter(prefix="/v1", tags=["data"])
+Pusher = Annotated[Principal, Depends(require(Permission.ROSTERS_PUSH))]
+RosterReader = Annotated[Principal, Depends(require(Permission.ROSTERS_READ))]
+Author = Annotated[Principal, Depends(require(Permission.PROVIDERS_WRITE))]
+Reader = Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))]
+LineageReader = Annotated[Principal, Depends(require(Permission.LINEAGE_READ))]
+
+#: Paths whose bodies stream past the buffering body-limit middleware (they enforce
+#: ``PAVILION_INGEST_MAX_UPLOAD_BYTES`` themselves).
+STREAMED_PATHS: Final = (r"/v1/providers/[^/]+/rosters",)
+_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+_UPLOAD_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "description": "The roster, streamed. The Content-Type selects the format; text "
+        "formats may declare a charset (CSV only; JSON is UTF-8).",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in sorted(CONTENT_TYPES)
+        },
+    }
+}
+_PROFILE_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "description": "A DP profile: schema (fields, types, formats, constraints, data "
+        "categories), mapping to the canonical model, quality policy. YAML or JSON.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequest(
+            "X-Roster-As-Of must be an ISO 8601 date-time", field="x-roster-as-of"
+        ) from exc
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed > datetime.now(UTC) + _CLOCK_SKEW:
+        raise InvalidRequest("X-Roster-As-Of is in the future", field="x-roster-as-of")
+    return parsed
+
+
+@router.post(
+    "/providers/{provider_id}/rosters",
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    summary="Push a roster (CSV, NDJSON, JSON, XML or Parquet), applied whole or not at all",
+    responses={
+        413: {"description": "The upload is over PAVILION_INGEST_MAX_UPLOAD_BYTES."},
+        403: {"description": "The push carries a data category the DP did not declare."},
+        422: {"description": "Malformed upload, rejected batch, low quality or bad signature."},
+    },
+)
+async def push_roster(
+    provider_id: str,
+    *,
+    request: Request,
+    rt: RuntimeDep,
+    who: Pusher,
+    content_type: Annotated[str | None, Header()] = None,
+    x_jws_signature: Annotated[
+        str | None,
+        Header(description="Detached JWS (RFC 7515 Appendix F) over the body, by the DP's key."),
+    ] = None,
+    x_roster_as_of: Annotated[
+        str | None, Header(description="When the DP's data was current (ISO 8601).")
+    ] = None,
+    mapping_version: Annotated[int | None, Query(ge=1)] = None,
+) -> Any:
+    try:
+        return await flow.push_roster(
+            rt,
+            who.tenant_id,
+            provider_id,
+            request.stream(),
+            flow.PushRequest(
+                content_type=content_type,
+                signature=x_jws_signature,
+                as_of=_as_of(x_roster_as_of),
+                mapping_version=mapping_version,
+            ),
+        )
+    except PayloadTooLarge as exc:
+        # Close the connection: otherwise the server would drain the rest of the body (2 GB)
+        # to keep the connection alive.
+        return problems.problem(
+            413,
+            exc.title,
+            exc.detail,
+            code=exc.code,
+            instance=request.url.path,
+            headers={"connection": "close"},
+            **exc.extra,
+        )
+
+
+@router.get("/providers/{provider_id}/rosters", summary="Roster batches, newest first")
+async def list_batches(
+    provider_id: str,
+    rt: RuntimeDep,
+    who: RosterReader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    return await flow.list_batches(rt, who.tenant_id, provider_id, limit=limit)
+
+
+@router.get(
+    "/providers/{provider_id}/rosters/{batch_id}",
+    summary="One batch, its integrity checked (signed manifest and stored records)",
+)
+async def get_batch(
+    provider_id: str, batch_id: str, rt: RuntimeDep, who: RosterReader
+) -> dict[str, Any]:
+    batch = await flow.get_batch(rt, who.tenant_id, batch_id)
+    if batch["provider_id"] != provider_id:
+        raise InvalidRequest(f"batch {batch_id} belongs to another provider", field="batch_id")
+    return batch
+
+
+@router.get(
+    "/providers/{provider_id}/rosters/{batch_id}/quarantine",
+    summary="A batch's invalid rows with their reasons",
+)
+async def get_quarantine(
+    provider_id: str,
+    batch_id: str,
+    *,
+    rt: RuntimeDep,
+    who: RosterReader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after_row: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    return await flow.quarantine(rt, who.tenant_id, batch_id, limit=limit, after_row=after_row)
+
+
+async def _document(request: Request) -> str | dict[str, Any]:
+    raw = await request.body()
+    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media == "application/json":
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidRequest("the profile is not valid JSON", field="body") from exc
+        if not isinstance(document, dict):
+            raise InvalidRequest("the profile must be a JSON object", field="body")
+        return document
+    if media in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain", ""):
+        return raw.decode("utf-8", errors="replace")
+    raise InvalidRequest(
+        "send the profile as application/json or application/yaml", field="content-type"
+    )
+
+
+@router.post(
+    "/providers/{provider_id}/mappings",
+    status_code=201,
+    openapi_extra=_PROFILE_BODY,
+    summary="Add the next version of a DP's schema and mapping",
+)
+async def add_mapping(
+    provider_id: str, request: Request, rt: RuntimeDep, who: Author
+) -> dict[str, Any]:
+    return await flow.add_profile(rt, who.tenant_id, provider_id, await _document(request))
+
+
+@router.get("/providers/{provider_id}/mappings", summary="Every version of a DP's profile")
+async def list_mappings(provider_id: str, rt: RuntimeDep, who: Reader) -> list[dict[str, Any]]:
+    return await flow.list_profiles(rt, who.tenant_id, provider_id)
+
+
+@router.get("/providers/{provider_id}/mappings/{version}", summary="One version of a profile")
+async def get_mapping(
+    provider_id: str, version: int, rt: RuntimeDep, who: Reader
+) -> dict[str, Any]:
+    return await flow.get_profile(rt, who.tenant_id, provider_id, version)
+
+
+class DryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile: dict[str, Any] | None = Field(
+        default=None, description="A profile to try; the provider's latest when omitted."
+    )
+    records: list[dict[str, Any]] | None = Field(
+        default=None, max_length=10_000, description="Sample records as JSON objects."
+    )
+    sample: str | None = Field(default=None, description="A sample in the given format's text.")
+    format: Literal["csv", "ndjson", "json", "xml"] = "json"
+    as_of: datetime | None = None
+
+
+_FORMAT_MEDIA: Final = {
+    "csv": "text/csv",
+    "ndjson": "application/x-ndjson",
+    "json": "application/json",
+    "xml": "application/xml",
+}
+
+
+@router.post(
+    "/providers/{provider_id}/mappings/dry-run",
+    summary="Run validation, quality and mapping on a sample; nothing is stored",
+)
+async def dry_run(provider_id: str, body: DryRunIn, rt: RuntimeDep, who: Author) -> dict[str, Any]:
+    if (body.records is None) == (body.sample is None):
+        raise InvalidRequest("send either records or sample", field="records")
+    if body.records is not None:
+        sample, media = flow.records_frame(body.records), "application/json"
+    else:
+        sample, media = (body.sample or "").encode("utf-8"), _FORMAT_MEDIA[body.format]
+    return await flow.dry_run(
+        rt,
+        who.tenant_id,
+        provider_id,
+        sample=sample,
+        content_type=media,
+        profile_document=body.profile,
+        as_of=body.as_of,
+    )
+
+
+class UploadKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jwk: dict[str, Any] = Field(description="The DP's public JWK (EC P-256/384/521 or RSA).")
+
+
+@router.post(
+    "/providers/{provider_id}/upload-keys",
+    status_code=201,
+    summary="Register a DP's public key; from then on its uploads must be signed",
+)
+async def add_upload_key(
+    provider_id: str, body: UploadKeyIn, rt: RuntimeDep, who: Author
+) -> dict[str, Any]:
+    return await flow.add_upload_key(rt, who.tenant_id, provider_id, body.jwk)
+
+
+@router.get("/providers/{provider_id}/quality", summary="Quality scores of a DP's batches")
+async def quality(
+    provider_id: str,
+    rt: RuntimeDep,
+    who: RosterReader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    return await flow.quality(rt, who.tenant_id, provider_id, limit=limit)
+
+
+_RENDERED: Final = {"svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd.graphviz"}
+
+
+@router.get(
+    "/lineage/{dataset}",
+    summary="Lineage of a dataset: the graph upstream and downstream, and recent run events",
+    responses={200: {"content": {m: {} for m in _RENDERED.values()}}},
+)
+async def get_lineage(
+    dataset: str,
+    rt: RuntimeDep,
+    who: LineageReader,
+    format: Annotated[Literal["json", "dot", "svg", "png"], Query()] = "json",
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> Any:
+    found = await flow.lineage(rt, who.tenant_id, dataset, limit=limit)
+    if format == "json":
+        return found
+    content, produced = render(found["dot"], format)
+    return Response(
+        content,
+        media_type=_RENDERED[produced],
+        headers={"x-lineage-format": produced},
+    )

@@ -1,0 +1,299 @@
+"""The privacy engine's HTTP API: PSI rosters and batch PSI, ZK predicate presentations,
+differentially private releases and budgets, privacy receipts, and AnonCreds issuance."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pavilion.api.deps import RuntimeDep, require
+from pavilion.errors import InvalidRequest
+from pavilion.privacy.budget import Period
+from pavilion.privacy.receipts import KINDS
+from pavilion.privacy.rosters import CHUNK_BYTES
+from pavilion.tenancy.roles import Permission
+from pavilion.tenancy.service import Principal
+from pavilion.workflows import anoncreds_issue, dp_release, psi, zk_present
+
+router = APIRouter()
+psi_router = APIRouter(prefix="/v1/privacy", tags=["privacy: PSI"])
+zkp_router = APIRouter(prefix="/v1/privacy/zkp", tags=["privacy: zero-knowledge"])
+dp_router = APIRouter(prefix="/v1/privacy", tags=["privacy: differential privacy"])
+receipts_router = APIRouter(prefix="/v1/privacy/receipts", tags=["privacy: receipts"])
+anoncreds_router = APIRouter(prefix="/v1/anoncreds", tags=["anoncreds"])
+
+Rosters = Annotated[Principal, Depends(require(Permission.PRIVACY_ROSTERS))]
+PsiUser = Annotated[Principal, Depends(require(Permission.PRIVACY_PSI))]
+ZkpUser = Annotated[Principal, Depends(require(Permission.PRIVACY_ZKP))]
+Analyst = Annotated[Principal, Depends(require(Permission.PRIVACY_ANALYTICS))]
+BudgetAdmin = Annotated[Principal, Depends(require(Permission.PRIVACY_BUDGETS))]
+Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+IssueUser = Annotated[Principal, Depends(require(Permission.ANONCREDS_ISSUE))]
+Revoker = Annotated[Principal, Depends(require(Permission.CREDENTIALS_STATUS))]
+Reader = Annotated[Principal, Depends(require(Permission.CREDENTIALS_VERIFY))]
+ProviderId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+# --------------------------------------------------------------------------- PSI
+
+
+class RosterKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jwk: dict[str, Any] = Field(description="The DP agent's Ed25519 roster-signing public JWK.")
+
+
+class RosterBeginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: str = Field(
+        min_length=10, max_length=20_000, description="The DP's compact JWS over the manifest."
+    )
+
+
+@psi_router.put("/providers/{provider_id}/roster-key")
+async def register_roster_key(
+    provider_id: ProviderId, body: RosterKeyIn, rt: RuntimeDep, who: Rosters
+) -> dict[str, Any]:
+    """Register the public key that signs this DP's roster manifests (replaces the old one)."""
+    await rt.providers.get(who.tenant_id, provider_id)
+    return await rt.privacy.rosters.register_key(who.tenant_id, provider_id, body.jwk)
+
+
+@psi_router.post("/providers/{provider_id}/rosters", status_code=201)
+async def begin_roster(
+    provider_id: ProviderId, body: RosterBeginIn, rt: RuntimeDep, who: Rosters
+) -> dict[str, Any]:
+    """Open a roster upload from a signed manifest; then PUT its chunks and commit."""
+    return await rt.privacy.rosters.begin(who.tenant_id, provider_id, body.manifest)
+
+
+@psi_router.put(
+    "/rosters/{upload_id}/chunks/{seq}",
+    status_code=204,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            "description": f"Chunk {{seq}} of the sorted tags: {CHUNK_BYTES} bytes, the last "
+            "one shorter.",
+        }
+    },
+)
+async def put_roster_chunk(
+    upload_id: Annotated[str, Path(max_length=36)],
+    seq: Annotated[int, Path(ge=0)],
+    request: Request,
+    rt: RuntimeDep,
+    who: Rosters,
+) -> None:
+    await rt.privacy.rosters.put_chunk(who.tenant_id, upload_id, seq, await request.body())
+
+
+@psi_router.post("/rosters/{upload_id}/commit")
+async def commit_roster(
+    upload_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: Rosters
+) -> dict[str, Any]:
+    """Check the chunks against the signed hash and make this version the active one."""
+    return await psi.commit_roster(rt, who.tenant_id, upload_id)
+
+
+@psi_router.get("/rosters")
+async def list_rosters(
+    rt: RuntimeDep,
+    who: Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))],
+    provider_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> dict[str, Any]:
+    """Active pushed sets: version, size, OPRF key and false-positive rate (no tags)."""
+    return {"items": await rt.privacy.rosters.list(who.tenant_id, provider_id)}
+
+
+@psi_router.post("/psi/batch")
+async def batch_psi(body: psi.BatchPsiRequest, rt: RuntimeDep, who: PsiUser) -> dict[str, Any]:
+    """A list against a DP's pushed set: the cardinality, or the matching items."""
+    return await psi.run_batch_psi(rt, who.tenant_id, body)
+
+
+# --------------------------------------------------------------------------- ZK predicates
+
+
+@zkp_router.post("/presentations")
+async def create_presentation(
+    body: zk_present.PresentationIn, rt: RuntimeDep, who: ZkpUser
+) -> dict[str, Any]:
+    """Prove a predicate (age over N, birth date in a range, membership, student status) to a
+    relying party with a one-time AnonCreds credential; reveals nothing else."""
+    return await zk_present.run_zk_presentation(rt, who.tenant_id, body)
+
+
+@zkp_router.post("/verify")
+async def verify_presentation(
+    body: zk_present.PresentationCheckIn, rt: RuntimeDep, who: ZkpUser
+) -> dict[str, Any]:
+    """Verify a presentation (predicates and non-revocation) with this tenant's objects."""
+    return await zk_present.verify_zk_presentation(rt, who.tenant_id, body)
+
+
+# --------------------------------------------------------------------------- DP
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float = Field(gt=0, le=1000, description="Total epsilon per period.")
+    delta: float = Field(default=0.0, ge=0, lt=1, description="Total delta per period.")
+    period: Period = Period.MONTH
+
+
+Dataset = Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")]
+
+
+@dp_router.put("/budgets/{dataset}")
+async def set_budget(
+    dataset: Dataset, body: BudgetIn, rt: RuntimeDep, who: BudgetAdmin
+) -> dict[str, Any]:
+    """Set a dataset's privacy budget: limits per period; what was spent stays spent."""
+    state = await rt.privacy.budgets.configure(
+        rt.db,
+        who.tenant_id,
+        dataset,
+        epsilon=body.epsilon,
+        delta=body.delta,
+        period=body.period,
+        now=rt.clock(),
+    )
+    return state.as_dict()
+
+
+@dp_router.get("/budgets/{dataset}")
+async def read_budget(
+    dataset: Dataset,
+    rt: RuntimeDep,
+    who: Analyst,
+    ledger: Annotated[int, Query(ge=0, le=1000)] = 20,
+) -> dict[str, Any]:
+    """Limits, spent and remaining this period, and the latest ledger entries."""
+    state = await rt.privacy.budgets.state(rt.db, who.tenant_id, dataset, rt.clock())
+    entries = await rt.privacy.budgets.entries(rt.db, who.tenant_id, dataset, limit=ledger)
+    return state.as_dict() | {"ledger": entries}
+
+
+@dp_router.post("/releases", status_code=201)
+async def create_release(
+    body: dp_release.ReleaseIn, rt: RuntimeDep, who: Analyst
+) -> dict[str, Any]:
+    """A differentially private count, sum or mean of verification events, charged to the
+    budget; 409 when the budget cannot cover it (nothing is released then)."""
+    return await dp_release.run_release(rt, who.tenant_id, body)
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+@receipts_router.get("")
+async def list_receipts(
+    rt: RuntimeDep,
+    who: Auditor,
+    kind: Annotated[str | None, Query(description=", ".join(KINDS))] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$")] = None,
+) -> dict[str, Any]:
+    if kind is not None and kind not in KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    items = await rt.privacy.receipts.list(
+        rt.db, who.tenant_id, kind=kind, limit=limit, after=after
+    )
+    following = str(items[-1]["audit_index"]) if len(items) == limit else None
+    return {"items": items, "next": following}
+
+
+@receipts_router.get("/{receipt_id}")
+async def receipt_bundle(
+    receipt_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: Auditor
+) -> dict[str, Any]:
+    """The receipt with its audit inclusion proof and signed checkpoint, to verify offline
+    (``pavilion privacy receipts verify --bundle``)."""
+    return await rt.privacy.receipts.bundle(rt.db, who.tenant_id, receipt_id)
+
+
+# --------------------------------------------------------------------------- AnonCreds
+
+
+@anoncreds_router.post("/offers", status_code=201)
+async def create_offer(
+    body: anoncreds_issue.OfferIn, rt: RuntimeDep, who: IssueUser
+) -> dict[str, Any]:
+    """A credential offer from the DP's credential definition (created on first use)."""
+    return await anoncreds_issue.offer(rt, who.tenant_id, body)
+
+
+@anoncreds_router.post("/credentials", status_code=201)
+async def issue_credential(
+    body: anoncreds_issue.IssueIn, rt: RuntimeDep, who: IssueUser
+) -> dict[str, Any]:
+    """Answer a wallet's credential request for a subject the DP knows."""
+    return await anoncreds_issue.issue(rt, who.tenant_id, body)
+
+
+@anoncreds_router.post("/revocations")
+async def revoke_credentials(
+    body: anoncreds_issue.RevokeIn, rt: RuntimeDep, who: Revoker
+) -> dict[str, Any]:
+    """Revoke credentials; one status-list delta is published per registry."""
+    return await anoncreds_issue.revoke(rt, who.tenant_id, body)
+
+
+@anoncreds_router.get("/providers/{provider_id}/registries")
+async def list_registries(provider_id: ProviderId, rt: RuntimeDep, who: Reader) -> dict[str, Any]:
+    """The DP's revocation registries in rollover order (definitions are public)."""
+    return {"items": await rt.privacy.anoncreds.registries(who.tenant_id, provider_id)}
+
+
+@anoncreds_router.get("/providers/{provider_id}/credential-definition")
+async def credential_definition(
+    provider_id: ProviderId, rt: RuntimeDep, who: Reader
+) -> dict[str, Any]:
+    """The DP's schema and credential definition (created once, on first use)."""
+    await rt.providers.get(who.tenant_id, provider_id)
+    material = (await rt.privacy.anoncreds.ensure_issuer(who.tenant_id, provider_id)).material
+    return {
+        "issuer_id": material.issuer_id,
+        "schema_id": material.schema_id,
+        "schema": json.loads(material.schema_json),
+        "cred_def_id": material.cred_def_id,
+        "credential_definition": json.loads(material.cred_def_json),
+    }
+
+
+@anoncreds_router.get(
+    "/tails/{tails_hash}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def tails_file(
+    tails_hash: Annotated[str, Path(pattern=r"^[1-9A-HJ-NP-Za-km-z]{20,60}$")],
+    rt: RuntimeDep,
+    who: Reader,
+) -> Response:
+    """A registry's tails file, which holders need to prove non-revocation."""
+    data = await rt.privacy.anoncreds.tails(who.tenant_id, tails_hash)
+    return Response(data, media_type="application/octet-stream")
+
+
+@anoncreds_router.get("/registries/{registry_id}/deltas")
+async def registry_deltas(
+    registry_id: Annotated[str, Path(max_length=36)],
+    rt: RuntimeDep,
+    who: Reader,
+    since: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Status lists published after ``since`` (Unix time): revoked indices and accumulator."""
+    items = await rt.privacy.anoncreds.deltas(who.tenant_id, registry_id, since=since)
+    return {"items": items}
+
+
+for _sub in (psi_router, zkp_router, dp_router, receipts_router, anoncreds_router):
+    router.include_router(_sub)

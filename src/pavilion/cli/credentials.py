@@ -1,0 +1,295 @@
+"""``pavilion credentials issue|verify|present|trust-root|certify|templates|set-default``.
+
+Credentials from files: ``issue`` secures an unsecured VC 2.0 credential (JSON) as vc+jwt,
+SD-JWT VC or JWT VC and prints it; ``verify`` prints the integrity report of a secured
+credential or presentation (the compact form, or a VC-API envelope in JSON) and exits 1 when
+it does not verify; ``present`` makes an SD-JWT VC presentation with a holder key, as a
+wallet would (for testing the verifier end to end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from joserfc.jwk import ECKey, OKPKey
+from rich.console import Console
+from rich.table import Table
+
+from pavilion.credentials import sd_jwt, vc_api
+from pavilion.credentials.report import CheckStatus, IntegrityReport
+from pavilion.credentials.templates import TEMPLATES, CredentialFormat
+from pavilion.errors import InvalidRequest, PavilionError
+from pavilion.keystore.signer import Algorithm
+from pavilion.keystore.software import SoftwareSigner
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
+FileArg = Annotated[Path, typer.Argument(help="Input file.", exists=True, dir_okay=False)]
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from pavilion.cli.main import run_async  # late: main imports this module
+
+    return run_async(work)
+
+
+async def _tenant(rt: Runtime, name_or_id: str) -> str:
+    from pavilion.cli.main import _resolve_tenant
+
+    return await _resolve_tenant(rt, name_or_id)
+
+
+def _json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PavilionError(f"{path}: cannot read {what} as JSON: {exc}") from exc
+
+
+def _secured_input(path: Path) -> tuple[str, CredentialFormat | None]:
+    """The compact form in a file, or the one inside a VC-API envelope (JSON)."""
+    text = path.read_text("utf-8").strip()
+    if text.startswith("{"):
+        document = _json_file(path, "the envelope")
+        value = document.get("verifiableCredential", document.get("verifiablePresentation"))
+        return vc_api.secured_form(value if value is not None else document, field=str(path))
+    return text, None
+
+
+def issue(
+    tenant: TenantOption,
+    credential: Annotated[Path, typer.Argument(help="Unsecured VC 2.0 credential (JSON).")],
+    *,
+    fmt: Annotated[
+        CredentialFormat, typer.Option("--format", help="vc2_jose, sd_jwt_vc or jwt_vc.")
+    ] = CredentialFormat.VC2_JOSE,
+    holder_jwk: Annotated[
+        Path | None, typer.Option(help="sd_jwt_vc: the holder's public JWK (JSON file).")
+    ] = None,
+    vct: Annotated[str | None, typer.Option(help="sd_jwt_vc for a type without template.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Sign with this DP's certified key (adds x5c).")
+    ] = None,
+    status: Annotated[bool, typer.Option(help="Embed a status-list entry.")] = True,
+    envelope: Annotated[bool, typer.Option(help="Print the VC-API envelope (JSON).")] = False,
+) -> None:
+    """Secure a credential from a file and print it (standard output only)."""
+    document = _json_file(credential, "the credential")
+    if not isinstance(document, dict):
+        raise PavilionError(f"{credential}: the credential must be a JSON object")
+    holder = None
+    if holder_jwk is not None:
+        try:
+            holder = sd_jwt.holder_key(_json_file(holder_jwk, "the holder key"))
+        except ValueError as exc:
+            raise PavilionError(f"{holder_jwk}: the holder key {exc}") from exc
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _tenant(rt, tenant)
+        issued = await rt.credentials.issue_vc_api(
+            tenant_id,
+            document,
+            fmt=fmt,
+            holder_jwk=holder,
+            vct=vct,
+            provider_id=provider,
+            status_lists=rt.status_lists if status else None,
+        )
+        err_console.print(
+            f"issued {issued.format.value} credential {issued.id} (key {issued.key_id[:12]}…, "
+            f"valid until {issued.valid_until.isoformat(timespec='seconds')})"
+        )
+        print(json.dumps({"verifiableCredential": issued.envelope()}) if envelope else issued.token)
+
+    _run(work)
+
+
+def verify(
+    tenant: TenantOption,
+    secured: Annotated[Path, typer.Argument(help="Secured credential or presentation file.")],
+    *,
+    audience: Annotated[str | None, typer.Option(help="Presentation: the expected aud.")] = None,
+    nonce: Annotated[str | None, typer.Option(help="Presentation: the expected nonce.")] = None,
+    max_age_days: Annotated[
+        float | None, typer.Option(help="Demand fresher DP data than the template.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify a credential (or an SD-JWT VC presentation, with --audience and --nonce)."""
+    token, expected = _secured_input(secured)
+    presentation = audience is not None or nonce is not None
+
+    async def work(rt: Runtime) -> IntegrityReport:
+        tenant_id = await _tenant(rt, tenant)
+        return await rt.credentials.verify(
+            tenant_id,
+            token,
+            status_lookup=rt.status_lists.resolve_status,
+            presentation=presentation,
+            audience=audience,
+            nonce=nonce,
+            max_age=timedelta(days=max_age_days) if max_age_days is not None else None,
+            expected_format=expected,
+        )
+
+    report = _run(work)
+    if as_json:
+        print(json.dumps({**report.to_json(), "claims": report.claims}, indent=2))
+    else:
+        table = Table("check", "result", "reason")
+        colours = {CheckStatus.PASS: "green", CheckStatus.FAIL: "red"}
+        for item in report.checks:
+            colour = colours.get(item.status, "yellow")
+            table.add_row(item.name.value, f"[{colour}]{item.status.value}[/{colour}]", item.reason)
+        console.print(table)
+        verdict = "[green]verified[/green]" if report.verified else "[red]NOT verified[/red]"
+        console.print(f"{report.format}: {verdict}")
+    if not report.verified:
+        raise typer.Exit(1)
+
+
+def _holder_signer(path: Path) -> SoftwareSigner:
+    jwk = _json_file(path, "the holder key")
+    try:
+        key = ECKey.import_key(jwk) if jwk.get("kty") == "EC" else OKPKey.import_key(jwk)
+        private = key.private_key
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise PavilionError(f"{path}: not a private JWK: {exc}") from exc
+    if private is None:
+        raise PavilionError(f"{path}: the holder key has no private part ('d')")
+    return SoftwareSigner(private)  # type: ignore[arg-type]
+
+
+def present(
+    credential: FileArg,
+    holder_key: Annotated[Path, typer.Option(help="The holder's private JWK (JSON file).")],
+    audience: Annotated[str, typer.Option(help="The verifier (KB-JWT aud).")],
+    nonce: Annotated[str, typer.Option(help="The verifier's nonce.")],
+    reveal: Annotated[
+        list[str] | None, typer.Option(help="Top-level claims to disclose (default: all).")
+    ] = None,
+) -> None:
+    """Make an SD-JWT VC presentation with a Key-Binding JWT (what a wallet does)."""
+    token, _ = _secured_input(credential)
+    signer = _holder_signer(holder_key)
+    presentation = asyncio.run(
+        sd_jwt.present(
+            token,
+            holder=signer,
+            audience=audience,
+            nonce=nonce,
+            issued_at=datetime.now(UTC),
+            reveal=reveal,
+        )
+    )
+    print(presentation)
+
+
+def trust_root(
+    tenant: TenantOption,
+    common_name: Annotated[str | None, typer.Option(help="The root's CN.")] = None,
+    valid_days: Annotated[int, typer.Option(help="Validity of the root.")] = 3650,
+) -> None:
+    """Create the tenant's issuer root (X.509 CA; key in the keystore or HSM); print its PEM."""
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _tenant(rt, tenant)
+        root = await rt.credentials.create_root(
+            tenant_id, common_name=common_name, valid_days=valid_days
+        )
+        err_console.print(f"issuer root {root.key_id} ({root.backend}) until {root.not_after}")
+        print(root.certificate_pem, end="")
+
+    _run(work)
+
+
+def certify(
+    tenant: TenantOption,
+    provider: Annotated[str, typer.Option(help="The provider id.")],
+    claim_type: Annotated[
+        list[str] | None, typer.Option(help="Accredited claim types (default: all of the DP's).")
+    ] = None,
+    valid_days: Annotated[int, typer.Option(help="Validity of the DP certificate.")] = 365,
+    algorithm: Annotated[str, typer.Option(help="ES256 or EdDSA.")] = "ES256",
+) -> None:
+    """Certify a DP's issuing key under the tenant root and issue its accreditation."""
+    if algorithm not in ("ES256", "EdDSA"):
+        raise PavilionError("--algorithm must be ES256 or EdDSA")
+    chosen: Algorithm = "ES256" if algorithm == "ES256" else "EdDSA"
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _tenant(rt, tenant)
+        trust = await rt.credentials.certify_provider(
+            tenant_id,
+            provider,
+            claim_types=claim_type,
+            valid_days=valid_days,
+            algorithm=chosen,
+        )
+        console.print(
+            f"provider {provider}: key {trust.key_id} ({trust.backend}), accredited for "
+            f"{', '.join(trust.claim_types)} until {trust.accreditation_valid_until}"
+        )
+
+    _run(work)
+
+
+def templates() -> None:
+    """List the credential templates (versioned) and their maximum data age."""
+    table = Table("template", "type", "vct", "max age (days)")
+    for template in TEMPLATES.values():
+        table.add_row(
+            template.id,
+            template.credential_type,
+            template.vct,
+            str(template.max_age.days),
+        )
+    console.print(table)
+
+
+def set_default(
+    tenant: TenantOption,
+    claim_type: Annotated[str, typer.Option(help="student_status, age_over or membership.")],
+    fmt: Annotated[CredentialFormat, typer.Option("--format", help="The default format.")],
+    template: Annotated[str | None, typer.Option(help="e.g. student_status@1.")] = None,
+) -> None:
+    """Set the tenant's default template and format for a claim type."""
+
+    async def work(rt: Runtime) -> None:
+        tenant_id = await _tenant(rt, tenant)
+        result = await rt.credentials.set_default(
+            tenant_id, claim_type, template_id=template, fmt=fmt
+        )
+        console.print(
+            f"{result['claim_type']}: template {result['template']}, format {result['format']}"
+        )
+
+    try:
+        _run(work)
+    except InvalidRequest as exc:
+        raise PavilionError(exc.detail) from exc
+
+
+def register(app: typer.Typer) -> None:
+    from pavilion.cli.revocation import credentials_group  # the shared ``credentials`` group
+
+    group = credentials_group(app)
+    group.command("issue")(issue)
+    group.command("verify")(verify)
+    group.command("present")(present)
+    group.command("trust-root")(trust_root)
+    group.command("certify")(certify)
+    group.command("templates")(templates)
+    group.command("set-default")(set_default)

@@ -1,0 +1,356 @@
+"""``pavilion data ...`` (profiles, dry runs, pushes, quality, integrity, upload keys) and
+``pavilion lineage show DATASET``: the data pipeline from the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pavilion.errors import PavilionError
+from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_type
+from pavilion.ingest.lineage import graphviz_available, render
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+data_app = typer.Typer(
+    help="Data pipeline: DP schemas and mappings, roster pushes, quality, integrity.",
+    no_args_is_help=True,
+)
+mapping_app = typer.Typer(help="A DP's versioned schema and mapping.", no_args_is_help=True)
+keys_app = typer.Typer(help="A DP's public keys for signed uploads.", no_args_is_help=True)
+lineage_app = typer.Typer(help="OpenLineage events and graphs.", no_args_is_help=True)
+data_app.add_typer(mapping_app, name="mapping")
+data_app.add_typer(keys_app, name="keys")
+
+TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
+ProviderOption = Annotated[str, typer.Option(help="Provider id.")]
+_MEDIA: Final = {fmt: media for media, fmt in reversed(list(CONTENT_TYPES.items()))}
+_SPARK: Final = " ▁▂▃▄▅▆▇█"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``data`` and ``lineage`` to the main Typer app."""
+    app.add_typer(data_app, name="data")
+    app.add_typer(lineage_app, name="lineage")
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from pavilion.cli.main import run_async  # late: main imports this module
+
+    return run_async(work)
+
+
+async def _tenant(rt: Runtime, name_or_id: str) -> str:
+    from pavilion.cli.main import _resolve_tenant
+
+    return await _resolve_tenant(rt, name_or_id)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- profiles --------------------------------------------------------------------------------
+
+
+@mapping_app.command("add")
+def mapping_add(
+    tenant: TenantOption,
+    provider: ProviderOption,
+    spec: Annotated[Path, typer.Argument(help="Profile: schema + mapping, YAML or JSON.")],
+) -> None:
+    """Store a DP's schema and mapping as its next version."""
+    from pavilion.workflows import roster_push as flow
+
+    try:
+        text = spec.read_text("utf-8")
+    except OSError as exc:
+        raise PavilionError(f"{spec}: cannot read the profile: {exc}") from exc
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.add_profile(rt, await _tenant(rt, tenant), provider, text)
+
+    stored = _run(work)
+    console.print(
+        f"mapping version [bold]{stored['version']}[/bold] stored (sha256 {stored['digest'][:16]}…)"
+    )
+
+
+@mapping_app.command("show")
+def mapping_show(
+    tenant: TenantOption,
+    provider: ProviderOption,
+    version: Annotated[int | None, typer.Option(help="A version; the latest when omitted.")] = None,
+) -> None:
+    """Print a stored profile version as JSON."""
+    from pavilion.workflows import roster_push as flow
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.get_profile(rt, await _tenant(rt, tenant), provider, version)
+
+    _print_json(_run(work))
+
+
+# -- dry run and push ------------------------------------------------------------------------
+
+
+def _format_of(path: Path, given: Format | None) -> str:
+    if given is not None:
+        return _MEDIA[given]
+    return _MEDIA[upload_type(None, path.name).format]
+
+
+@data_app.command("dry-run")
+def dry_run(
+    tenant: TenantOption,
+    provider: ProviderOption,
+    sample: Annotated[Path, typer.Argument(help="A sample file (CSV, NDJSON, JSON or XML).")],
+    profile: Annotated[
+        Path | None, typer.Option(help="Try this profile instead of the stored one.")
+    ] = None,
+    data_format: Annotated[
+        Format | None, typer.Option("--format", help="Defaults to the file's suffix.")
+    ] = None,
+) -> None:
+    """Validate, score and map a sample without storing anything; show the preview."""
+    import yaml
+
+    from pavilion.workflows import roster_push as flow
+
+    media = _format_of(sample, data_format)
+    document = yaml.safe_load(profile.read_text("utf-8")) if profile is not None else None
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.dry_run(
+            rt,
+            await _tenant(rt, tenant),
+            provider,
+            sample=sample.read_bytes(),
+            content_type=media,
+            profile_document=document,
+        )
+
+    result = _run(work)
+    _summary(result)
+    if result.get("preview"):
+        table = Table(*result["preview"][0].keys(), title="canonical preview")
+        for row in result["preview"]:
+            table.add_row(*(json.dumps(v, ensure_ascii=False) for v in row.values()))
+        console.print(table)
+
+
+def _summary(result: dict[str, Any]) -> None:
+    status = result.get("status", "?")
+    colour = "green" if status == "applied" else "red"
+    console.print(f"[{colour}]{status}[/{colour}]: {result.get('detail', '')}")
+    quality = result.get("quality") or {}
+    if quality:
+        dims = ", ".join(
+            f"{k} {v:.1f}" for k, v in quality.get("dimensions", {}).items() if v is not None
+        )
+        console.print(f"quality {quality.get('score', 0):.2f} ({dims})")
+    for error in (result.get("errors") or [])[:20]:
+        where = " ".join(f"{k} {error[k]}" for k in ("row", "field") if error.get(k) is not None)
+        console.print(f"  [yellow]{where}[/yellow]: {error.get('message')}")
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    for chunk in iter_chunks(path):
+        yield chunk
+
+
+@data_app.command("push")
+def push(
+    roster: Annotated[Path, typer.Argument(help="The roster file.")],
+    *,
+    tenant: TenantOption,
+    provider: ProviderOption,
+    data_format: Annotated[
+        Format | None, typer.Option("--format", help="Defaults to the file's suffix.")
+    ] = None,
+    signature: Annotated[
+        Path | None, typer.Option(help="File holding the DP's detached JWS over the roster.")
+    ] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(help="When the data was current (ISO 8601).")
+    ] = None,
+    mapping_version: Annotated[int | None, typer.Option(help="Defaults to the latest.")] = None,
+) -> None:
+    """Push a roster: validated, scored, mapped and applied whole, or refused with a report."""
+    from pavilion.workflows import roster_push as flow
+
+    request = flow.PushRequest(
+        content_type=_format_of(roster, data_format),
+        signature=signature.read_text("utf-8").strip() if signature is not None else None,
+        as_of=as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of is not None else None,
+        mapping_version=mapping_version,
+    )
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.push_roster(
+            rt, await _tenant(rt, tenant), provider, _chunks(roster), request
+        )
+
+    try:
+        batch = _run(work)
+    except PavilionError as exc:
+        err_console.print(f"[red]refused:[/red] {exc.detail}")
+        if exc.extra.get("batch_id"):
+            err_console.print(f"batch {exc.extra['batch_id']} recorded")
+        for error in (getattr(exc, "errors", None) or exc.extra.get("errors") or [])[:20]:
+            where = " ".join(
+                f"{k} {error[k]}" for k in ("row", "field") if error.get(k) is not None
+            )
+            err_console.print(f"  {where}: {error.get('message')}")
+        raise typer.Exit(1) from exc
+    rows = batch["rows"]
+    console.print(
+        f"batch [bold]{batch['id']}[/bold] applied: {rows['applied']} of {rows['total']} rows, "
+        f"quality {batch['quality']['score']:.2f}, "
+        f"output sha256 {batch['manifest']['output_sha256'][:16]}…"
+    )
+
+
+# -- quality, integrity, keys ----------------------------------------------------------------
+
+
+def sparkline(scores: list[float]) -> str:
+    return "".join(_SPARK[min(8, max(0, round(s / 100 * 8)))] for s in scores)
+
+
+@data_app.command("quality")
+def quality(
+    tenant: TenantOption,
+    provider: ProviderOption,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """A DP's quality scores over its recent batches, oldest first, and the trend."""
+    from pavilion.workflows import roster_push as flow
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.quality(rt, await _tenant(rt, tenant), provider, limit=limit)
+
+    trend = _run(work)
+    table = Table(
+        "batch",
+        "received",
+        "status",
+        "score",
+        *("completeness", "validity", "uniqueness", "consistency", "timeliness"),
+    )
+    for point in trend["points"]:
+        dims = point["dimensions"]
+        table.add_row(
+            point["batch_id"][:8],
+            point["at"][:19],
+            point["status"],
+            "-" if point["score"] is None else f"{point['score']:.2f}",
+            *(
+                "-" if dims.get(d) is None else f"{dims[d]:.1f}"
+                for d in ("completeness", "validity", "uniqueness", "consistency", "timeliness")
+            ),
+        )
+    console.print(table)
+    scores = [p["score"] for p in trend["points"] if p["score"] is not None]
+    console.print(
+        f"trend {sparkline(scores)}  latest {trend['latest']}  change {trend['change']}  "
+        f"moving average {trend['moving_average']}  threshold {trend['threshold']}"
+    )
+
+
+@data_app.command("verify")
+def verify(
+    tenant: TenantOption,
+    batch: Annotated[str, typer.Argument(help="A batch id.")],
+) -> None:
+    """Check a batch's signed manifest and its stored records; exit 1 if tampered with."""
+    from pavilion.workflows import roster_push as flow
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.get_batch(rt, await _tenant(rt, tenant), batch)
+
+    try:
+        found = _run(work)
+    except PavilionError as exc:
+        print(f"TAMPERED {batch}: {exc.detail}")
+        raise typer.Exit(1) from exc
+    console.print(f"batch {found['id']} ({found['status']}): [green]{found['integrity']}[/green]")
+
+
+@keys_app.command("add")
+def keys_add(
+    tenant: TenantOption,
+    provider: ProviderOption,
+    jwk: Annotated[Path, typer.Argument(help="The DP's public JWK (JSON file).")],
+) -> None:
+    """Register a DP's public key; from then on its uploads must carry a detached JWS."""
+    from pavilion.workflows import roster_push as flow
+
+    key = json.loads(jwk.read_text("utf-8"))
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.add_upload_key(rt, await _tenant(rt, tenant), provider, key)
+
+    added = _run(work)
+    console.print(f"upload key [bold]{added['kid']}[/bold] registered")
+
+
+# -- lineage ---------------------------------------------------------------------------------
+
+
+class GraphFormat(StrEnum):
+    DOT = "dot"
+    SVG = "svg"
+    PNG = "png"
+
+
+@lineage_app.command("show")
+def lineage_show(
+    dataset: Annotated[str, typer.Argument(help="e.g. pavilion.rosters.<provider id>")],
+    tenant: TenantOption,
+    graph_format: Annotated[
+        GraphFormat, typer.Option("--format", help="svg/png need Graphviz's dot; else DOT.")
+    ] = GraphFormat.SVG,
+    out: Annotated[Path | None, typer.Option(help="Write the graph here.")] = None,
+    events: Annotated[bool, typer.Option(help="Also print the recent run events.")] = False,
+) -> None:
+    """Render the lineage graph around a dataset (DP source -> transformations -> outputs)."""
+    from pavilion.workflows import roster_push as flow
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await flow.lineage(rt, await _tenant(rt, tenant), dataset)
+
+    found = _run(work)
+    content, produced = render(found["dot"], graph_format.value)
+    if produced != graph_format.value:
+        err_console.print(
+            "Graphviz's dot is not installed (apt-get install graphviz): writing DOT instead"
+        )
+    if out is None and produced != "png":
+        print(content.decode("utf-8"), end="" if content.endswith(b"\n") else "\n")
+    else:
+        target = out or Path(f"lineage.{produced}")
+        if target.suffix.lstrip(".") != produced:
+            target = target.with_suffix(f".{produced}")
+        target.write_bytes(content)
+        err_console.print(f"wrote {target} ({produced})")
+    if events:
+        _print_json(found["events"])
+    graph = found["graph"]
+    err_console.print(
+        f"{len(graph['datasets'])} datasets, {len(graph['jobs'])} jobs "
+        f"(graphviz {'present' if graphviz_available() else 'absent'})"
+    )

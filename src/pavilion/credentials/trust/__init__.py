@@ -1,0 +1,1 @@
+"""Trust chains: tenant issuer roots, data provider certificates and accreditations."""

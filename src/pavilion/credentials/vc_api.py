@@ -1,0 +1,242 @@
+"""The W3C VC-API request and response shapes (issuer and verifier), and their translation.
+
+Shapes follow the VC-API (w3c-ccg/vc-api ``issuer.yml`` and ``verifier.yml``):
+
+* ``POST /credentials/issue``: ``{"credential": {...}, "options": {...}}`` -> 201
+  ``{"verifiableCredential": <EnvelopedVerifiableCredential>}``;
+* ``POST /credentials/verify``: ``{"verifiableCredential": <enveloped>, "options": {...}}``;
+* ``POST /presentations/verify``: ``{"verifiablePresentation": <enveloped>, "options":
+  {"challenge", "domain"}}`` or the proofless ``{"presentation": {...}}``;
+
+and a verification answers 200 ``{"verified", "credential"|"verifiablePresentation",
+"problemDetails", "results"}`` whether or not the credential verified (malformed input is a
+422 problem). ``problemDetails`` use the VC Data Model error types (``PARSING_ERROR``,
+``CRYPTOGRAPHIC_SECURITY_ERROR``, ``MALFORMED_VALUE_ERROR``, ``RANGE_ERROR``) where one fits
+and Pavilion's otherwise. Every answer also carries ``checks``: the integrity report, one
+entry per check with its status and reason.
+
+Options beyond the VC-API's are camelCase like its own: ``format``, ``holderJwk``, ``vct``,
+``providerId``, ``status`` (issue); ``maxAge`` (verify).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pavilion.credentials import sd_jwt, vc2
+from pavilion.credentials.report import CheckFailed, CheckName, CheckStatus, IntegrityReport
+from pavilion.credentials.templates import CredentialFormat
+from pavilion.errors import InvalidRequest
+
+VC_ERRORS = "https://www.w3.org/TR/vc-data-model#"
+PAVILION_PROBLEMS = "https://pavilion.example/problems/credential-"
+
+MEDIA_FORMATS = {
+    vc2.VC2_MEDIA_TYPE: CredentialFormat.VC2_JOSE,
+    sd_jwt.SD_JWT_VC_MEDIA_TYPE: CredentialFormat.SD_JWT_VC,
+    "application/vc+sd-jwt": CredentialFormat.SD_JWT_VC,
+    "application/jwt": CredentialFormat.JWT_VC,
+}
+
+
+class IssueOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: CredentialFormat = Field(
+        default=CredentialFormat.VC2_JOSE, description="vc2_jose (default), sd_jwt_vc or jwt_vc."
+    )
+    credentialId: str | None = Field(
+        default=None, max_length=500, description="Used as credential.id when it has none."
+    )
+    holderJwk: dict[str, str] | None = Field(
+        default=None, description="sd_jwt_vc: the holder's public JWK, bound as cnf."
+    )
+    vct: str | None = Field(
+        default=None, max_length=500, description="sd_jwt_vc for a type without a template."
+    )
+    providerId: str | None = Field(
+        default=None, description="Sign with this DP's certified, accredited key (adds x5c)."
+    )
+    status: bool = Field(default=True, description="Embed a status-list entry (revocable).")
+
+    @field_validator("holderJwk")
+    @classmethod
+    def _public(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else sd_jwt.holder_key(value)
+
+
+class IssueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credential: dict[str, Any] = Field(description="An unsecured VC 2.0 credential.")
+    options: IssueOptions = Field(default_factory=IssueOptions)
+
+
+class VerifyCredentialOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    maxAge: int | None = Field(
+        default=None, ge=1, description="A stricter maximum age of the DP's data, in seconds."
+    )
+
+
+class VerifyCredentialRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verifiableCredential: dict[str, Any] | str = Field(
+        description="An EnvelopedVerifiableCredential (or the secured form as a string)."
+    )
+    options: VerifyCredentialOptions = Field(default_factory=VerifyCredentialOptions)
+
+
+class VerifyPresentationOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    challenge: str | None = Field(default=None, max_length=500, description="The KB-JWT nonce.")
+    domain: str | None = Field(default=None, max_length=500, description="The KB-JWT audience.")
+    returnPresentation: bool = False
+    maxAge: int | None = Field(default=None, ge=1)
+
+
+class VerifyPresentationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verifiablePresentation: dict[str, Any] | str | None = None
+    presentation: dict[str, Any] | None = None
+    options: VerifyPresentationOptions = Field(default_factory=VerifyPresentationOptions)
+
+
+def secured_form(value: object, *, field: str) -> tuple[str, CredentialFormat | None]:
+    """(secured credential, format the envelope declares) of a VC-API input."""
+    if isinstance(value, str):
+        return value, None
+    try:
+        media_type, token = vc2.open_envelope(value, field=field)
+    except CheckFailed as exc:
+        raise InvalidRequest(exc.reason, field=field) from exc
+    fmt = MEDIA_FORMATS.get(media_type)
+    if fmt is None:
+        raise InvalidRequest(
+            f"{field}: media type {media_type!r} is not accepted (use one of "
+            f"{', '.join(MEDIA_FORMATS)})",
+            field=field,
+        )
+    return token, fmt
+
+
+def secured_presentation(value: object, *, field: str) -> str:
+    """The SD-JWT+KB of an enveloped presentation (or of the string itself)."""
+    if isinstance(value, str):
+        return value
+    try:
+        media_type, token = vc2.open_envelope(
+            value, field=field, expected_type=vc2.ENVELOPED_PRESENTATION
+        )
+    except CheckFailed as first:
+        try:  # a credential envelope holding an SD-JWT+KB is accepted too
+            media_type, token = vc2.open_envelope(value, field=field)
+        except CheckFailed:
+            raise InvalidRequest(first.reason, field=field) from first
+    if MEDIA_FORMATS.get(media_type) is not CredentialFormat.SD_JWT_VC:
+        raise InvalidRequest(
+            f"{field}: media type {media_type!r} is not accepted; present an SD-JWT VC with a "
+            f"Key-Binding JWT ({sd_jwt.SD_JWT_VC_MEDIA_TYPE})",
+            field=field,
+        )
+    return token
+
+
+_PROBLEM_TYPES = {
+    CheckName.SIGNATURE: ("CRYPTOGRAPHIC_SECURITY_ERROR", "Cryptographic security error"),
+    CheckName.SCHEMA: ("MALFORMED_VALUE_ERROR", "Malformed value"),
+    CheckName.VALIDITY: ("RANGE_ERROR", "Outside the validity period"),
+}
+_PARSING_CODES = frozenset(
+    {"malformed_jws", "malformed_header", "malformed_payload", "unknown_format", "malformed_sd_jwt"}
+)
+
+
+def problem_details(report: IntegrityReport) -> list[dict[str, Any]]:
+    out = []
+    for check in report.failures():
+        if check.code in _PARSING_CODES:
+            kind, title = "PARSING_ERROR", "Parsing error"
+            type_url = VC_ERRORS + kind
+        elif check.name in _PROBLEM_TYPES:
+            kind, title = _PROBLEM_TYPES[check.name]
+            type_url = VC_ERRORS + kind
+        else:
+            title = f"{check.name.value.replace('_', ' ').capitalize()} check failed"
+            type_url = PAVILION_PROBLEMS + check.name.value
+        out.append(
+            {
+                "type": type_url,
+                "title": title,
+                "detail": check.reason,
+                "check": check.name.value,
+                "code": check.code,
+            }
+        )
+    return out
+
+
+def credential_result(report: IntegrityReport) -> dict[str, Any]:
+    """The VC-API verification result of one credential, with our integrity report."""
+    signature = report.get(CheckName.SIGNATURE)
+    body: dict[str, Any] = {
+        "verified": report.verified,
+        "problemDetails": problem_details(report),
+        "results": {
+            "format": report.format,
+            "proof": [
+                {
+                    "valid": signature is not None and signature.status is CheckStatus.PASS,
+                    "input": report.header or {},
+                }
+            ],
+            **report.details,
+        },
+        "checks": [c.to_json() for c in report.checks],
+    }
+    if report.claims is not None and signature is not None and signature.status is CheckStatus.PASS:
+        body["credential"] = report.claims
+    return body
+
+
+def presentation_result(
+    report: IntegrityReport, *, challenge: str | None, domain: str | None
+) -> dict[str, Any]:
+    binding = report.get(CheckName.KEY_BINDING)
+    bound = binding is not None and binding.status is CheckStatus.PASS
+    body = credential_result(report)
+    proof = body["results"]["proof"]
+    body["results"] = {
+        "challenge": {"valid": bound, "input": challenge},
+        "domain": {"valid": bound, "input": domain},
+        "holder": {"valid": bound},
+        "proof": proof,
+    }
+    if "credential" in body:
+        body["credentials"] = [body.pop("credential")]
+    return body
+
+
+def combined_result(
+    reports: list[IntegrityReport], *, presentation: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A proofless presentation: every credential verified on its own; no holder proof."""
+    results = [credential_result(r) for r in reports]
+    body: dict[str, Any] = {
+        "verified": bool(reports) and all(r.verified for r in reports),
+        "problemDetails": [p for r in results for p in r["problemDetails"]],
+        "results": {
+            "holder": {"valid": False, "input": "a proofless presentation binds no holder"},
+            "proof": [p for r in results for p in r["results"]["proof"]],
+        },
+        "credentialResults": results,
+    }
+    if presentation is not None:
+        body["verifiablePresentation"] = presentation
+    return body

@@ -1,0 +1,33 @@
+"""Build the keystore the settings ask for (``keystore_backend: software | pkcs11``)."""
+
+from __future__ import annotations
+
+from pavilion.config.settings import Settings
+from pavilion.keystore.base import Keystore, KeyUsage
+from pavilion.keystore.pkcs11 import Pkcs11Config
+
+
+def hsm_config(settings: Settings) -> Pkcs11Config:
+    """The token settings as a :class:`Pkcs11Config`; the PIN file is read here, at start-up."""
+    env = {
+        "PAVILION_HSM_MODULE": settings.hsm_module,
+        "PAVILION_HSM_TOKEN_LABEL": settings.hsm_token_label,
+        "PAVILION_HSM_PIN": settings.hsm_pin.get_secret_value(),
+        "PAVILION_HSM_PIN_FILE": str(settings.hsm_pin_file) if settings.hsm_pin_file else "",
+        "PAVILION_HSM_SLOT": "" if settings.hsm_slot is None else str(settings.hsm_slot),
+        "PAVILION_HSM_TIMEOUT_S": str(settings.hsm_timeout_s),
+    }
+    return Pkcs11Config.from_env(env)
+
+
+def open_keystore(settings: Settings, *, usage: KeyUsage | None = None) -> Keystore:
+    """The software keystore (embedded default) or the PKCS#11 one, with its default keys."""
+    if settings.keystore_backend == "pkcs11":
+        from pavilion.keystore.hsm import HsmKeystore
+
+        return HsmKeystore.open(hsm_config(settings), usage=usage)
+    from pavilion.keystore.software import SoftwareKeystore
+
+    return SoftwareKeystore.open(
+        settings.resolved_keystore_dir, settings.keystore_master_key, usage=usage
+    )

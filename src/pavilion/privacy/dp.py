@@ -1,0 +1,359 @@
+"""Differentially private releases of verification statistics with OpenDP (pure, no I/O).
+
+The privacy unit is one verification event: adding or removing any single event changes
+what is released by at most the stated epsilon (and delta). Every group key comes from public
+metadata (the claim types, the tenant's registered providers and regions, the outcomes), never
+from the data, and every key is released, zero or not, so the presence of a group says
+nothing; events outside the listed keys are counted in one extra ``other`` group.
+
+Mechanisms, all from OpenDP (``opendp.prelude``, contrib features on):
+
+* counts: ``make_count_by_categories`` chained to the (discrete) Laplace mechanism for pure
+  epsilon-DP, or to the (discrete) Gaussian mechanism for zero-concentrated DP, converted to
+  (epsilon, delta) with ``make_zCDP_to_approxDP`` and ``make_fix_delta``;
+* sums: per group, ``make_clamp >> then_sum`` gives each group's clamped sum and its
+  sensitivity; the groups partition the events, so one event moves one coordinate of the
+  vector of sums by at most that sensitivity (in L1 and in L2), which is what the vector
+  Laplace or Gaussian mechanism is then mapped at;
+* means: a noisy sum and a noisy count, each with half the budget; their ratio is
+  post-processing and costs nothing more.
+
+The cost charged to the ledger is what OpenDP's privacy map reports for the mechanism
+actually built (never more than asked for). Each release states its expected error: with
+probability ``1 - alpha`` each released value is within ``accuracy`` of the true value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+import opendp.prelude as dp
+
+from pavilion.errors import InvalidRequest
+
+dp.enable_features("contrib")
+
+DIMENSIONS: Final = ("claim_type", "provider_id", "region", "outcome")
+#: Numeric columns of a verification event and their natural bounds.
+VALUES: Final[dict[str, tuple[float, float]]] = {
+    "approved": (0.0, 1.0),
+    "age_threshold": (0.0, 150.0),
+}
+OTHER: Final = "other"
+MAX_GROUPS: Final = 100_000
+MAX_EPSILON: Final = 10.0
+_KEY_SEPARATOR: Final = "\x1f"
+
+
+class Statistic(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+    MEAN = "mean"
+
+
+class Mechanism(StrEnum):
+    LAPLACE = "laplace"
+    GAUSSIAN = "gaussian"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One verification as the analytics see it: public dimensions and numeric values."""
+
+    claim_type: str
+    provider_id: str
+    region: str
+    outcome: str
+    approved: int
+    age_threshold: int | None = None
+
+    def value(self, name: str) -> float | None:
+        raw = self.approved if name == "approved" else self.age_threshold
+        return None if raw is None else float(raw)
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    statistic: Statistic
+    mechanism: Mechanism
+    epsilon: float
+    group_by: tuple[str, ...] = ()
+    delta: float = 0.0
+    value: str | None = None
+    bounds: tuple[float, float] | None = None
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (0 < self.epsilon <= MAX_EPSILON) or not math.isfinite(self.epsilon):
+            raise InvalidRequest(f"epsilon must be in (0, {MAX_EPSILON}]", field="epsilon")
+        if self.mechanism is Mechanism.GAUSSIAN and not (0 < self.delta < 1e-3):
+            raise InvalidRequest(
+                "the Gaussian mechanism needs a delta in (0, 0.001)", field="delta"
+            )
+        if self.mechanism is Mechanism.LAPLACE and self.delta != 0:
+            raise InvalidRequest("the Laplace mechanism takes no delta", field="delta")
+        unknown = [d for d in self.group_by if d not in DIMENSIONS]
+        if unknown or len(set(self.group_by)) != len(self.group_by):
+            raise InvalidRequest(
+                f"group_by takes distinct dimensions among {', '.join(DIMENSIONS)}",
+                field="group_by",
+            )
+        if not 0 < self.alpha < 1:
+            raise InvalidRequest("alpha must be in (0, 1)", field="alpha")
+        if self.statistic is Statistic.COUNT:
+            if self.value is not None or self.bounds is not None:
+                raise InvalidRequest("a count takes no value or bounds", field="value")
+            return
+        if self.value not in VALUES:
+            raise InvalidRequest(
+                f"a {self.statistic.value} needs a value among {', '.join(VALUES)}",
+                field="value",
+            )
+        low, high = self.clamp_bounds
+        natural = VALUES[self.value]
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InvalidRequest("bounds must be finite with lower < upper", field="bounds")
+        if low < natural[0] or high > natural[1]:
+            raise InvalidRequest(
+                f"bounds for {self.value} lie within {natural[0]:g}..{natural[1]:g}",
+                field="bounds",
+            )
+
+    @property
+    def clamp_bounds(self) -> tuple[float, float]:
+        assert self.value is not None
+        return self.bounds if self.bounds is not None else VALUES[self.value]
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "statistic": self.statistic.value,
+            "mechanism": self.mechanism.value,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "group_by": list(self.group_by),
+            "value": self.value,
+            "bounds": list(self.clamp_bounds) if self.value else None,
+            "alpha": self.alpha,
+        }
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The privacy loss of one release: (epsilon, delta), and rho for Gaussian releases."""
+
+    epsilon: float
+    delta: float = 0.0
+    rho: float | None = None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """``accuracy``: with probability ``1 - alpha`` a released value is within +- of truth."""
+
+    alpha: float
+    scale: float
+    accuracy: float
+    what: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "alpha": self.alpha,
+            "confidence": 1 - self.alpha,
+            "noise_scale": self.scale,
+            "accuracy": self.accuracy,
+        }
+
+
+@dataclass(frozen=True)
+class Release:
+    spec: ReleaseSpec
+    groups: list[dict[str, Any]]
+    cost: Cost
+    accuracy: list[Accuracy]
+    group_keys: list[tuple[str, ...]] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "statistic": self.spec.statistic.value,
+            "mechanism": self.spec.mechanism.value,
+            "group_by": list(self.spec.group_by),
+            "groups": self.groups,
+            "privacy_loss": {
+                "epsilon": self.cost.epsilon,
+                "delta": self.cost.delta,
+                "rho": self.cost.rho,
+            },
+            "expected_error": [a.as_dict() for a in self.accuracy],
+        }
+
+
+def group_keys(spec: ReleaseSpec, domains: Mapping[str, Sequence[str]]) -> list[tuple[str, ...]]:
+    """Every combination of the public domains of the grouping dimensions."""
+    for dimension in spec.group_by:
+        if not domains.get(dimension):
+            raise InvalidRequest(f"no public values are known for {dimension}", field="group_by")
+    size = math.prod(len(domains[d]) for d in spec.group_by)
+    if size > MAX_GROUPS:
+        raise InvalidRequest(
+            f"grouping by {', '.join(spec.group_by)} makes {size:,} groups; the most is "
+            f"{MAX_GROUPS:,}",
+            field="group_by",
+        )
+    return list(itertools.product(*(sorted(set(domains[d])) for d in spec.group_by)))
+
+
+def _key(event: Event, group_by: Sequence[str]) -> str:
+    return _KEY_SEPARATOR.join(str(getattr(event, d)) for d in group_by)
+
+
+def _map(chain: Any, d_in: Any) -> Any:
+    """OpenDP's privacy (or stability) map of ``chain`` at ``d_in``."""
+    return chain.map(d_in)  # OpenDP leaves ``map`` unannotated
+
+
+def _search_scale(make: Callable[[float], dp.Measurement], d_in: Any, d_out: Any) -> float:
+    """The smallest noise scale whose privacy map at ``d_in`` stays within ``d_out``."""
+    scale: float = dp.binary_search_param(make, d_in=d_in, d_out=d_out, T=float)
+    return scale
+
+
+def _to_approx(measurement: dp.Measurement, delta: float) -> dp.Measurement:
+    converted: dp.Measurement = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(measurement), delta)
+    return converted
+
+
+def _noisy_counts(
+    spec: ReleaseSpec, keys: list[str], data: list[str], epsilon: float, delta: float
+) -> tuple[list[int], Cost, Accuracy]:
+    gaussian = spec.mechanism is Mechanism.GAUSSIAN
+    metric = dp.L2Distance[int] if gaussian else dp.L1Distance[int]
+    counts = dp.t.make_count_by_categories(
+        dp.vector_domain(dp.atom_domain(T=str)),
+        dp.symmetric_distance(),
+        categories=keys,
+        null_category=True,
+        MO=metric,
+    )
+    sensitivity = _map(counts, 1)
+    base_space = (dp.vector_domain(dp.atom_domain(T=int)), counts.output_metric)
+    if gaussian:
+
+        def make_base(scale: float) -> dp.Measurement:
+            return _to_approx(dp.m.make_gaussian(*base_space, scale=scale), delta)
+
+        scale = _search_scale(make_base, sensitivity, (epsilon, delta))
+        core = counts >> dp.m.then_gaussian(scale)
+        rho = float(_map(core, 1))
+        measurement = _to_approx(core, delta)
+        eps, dlt = _map(measurement, 1)
+        cost = Cost(float(eps), float(dlt), rho)
+        accuracy = dp.discrete_gaussian_scale_to_accuracy(scale, spec.alpha)
+    else:
+        scale = sensitivity / epsilon
+        measurement = counts >> dp.m.then_laplace(scale)
+        cost = Cost(float(_map(measurement, 1)))
+        accuracy = dp.discrete_laplacian_scale_to_accuracy(scale, spec.alpha)
+    released: list[int] = measurement(data)
+    return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "count")
+
+
+def _noisy_sums(
+    spec: ReleaseSpec, sums: list[float], sensitivity: float, epsilon: float, delta: float
+) -> tuple[list[float], Cost, Accuracy]:
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    if spec.mechanism is Mechanism.GAUSSIAN:
+        space = (domain, dp.l2_distance(T=float))
+
+        def make(scale: float) -> dp.Measurement:
+            return _to_approx(dp.m.make_gaussian(*space, scale=scale), delta)
+
+        scale = _search_scale(make, sensitivity, (epsilon, delta))
+        core = dp.m.make_gaussian(*space, scale=scale)
+        measurement = _to_approx(core, delta)
+        eps, dlt = _map(measurement, sensitivity)
+        cost = Cost(float(eps), float(dlt), float(_map(core, sensitivity)))
+        accuracy = dp.gaussian_scale_to_accuracy(scale, spec.alpha)
+    else:
+        space = (domain, dp.l1_distance(T=float))
+
+        def make_laplace(scale: float) -> dp.Measurement:
+            return dp.m.make_laplace(*space, scale=scale)
+
+        scale = _search_scale(make_laplace, sensitivity, epsilon)
+        measurement = make_laplace(scale)
+        cost = Cost(float(_map(measurement, sensitivity)))
+        accuracy = dp.laplacian_scale_to_accuracy(scale, spec.alpha)
+    released: list[float] = measurement(sums)
+    return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "sum")
+
+
+def _clamped_sums(
+    spec: ReleaseSpec, keys: list[str], events: Sequence[Event]
+) -> tuple[list[float], float]:
+    """Each group's clamped sum (OpenDP transformation) and the per-event sensitivity."""
+    assert spec.value is not None
+    clamp = dp.t.make_clamp(
+        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+        dp.symmetric_distance(),
+        spec.clamp_bounds,
+    )
+    summing = clamp >> dp.t.then_sum()  # type: ignore[no-untyped-call]
+    index = {k: i for i, k in enumerate(keys)}
+    columns: list[list[float]] = [[] for _ in range(len(keys) + 1)]
+    for event in events:
+        value = event.value(spec.value)
+        if value is not None:
+            columns[index.get(_key(event, spec.group_by), len(keys))].append(value)
+    sums = [float(summing(column)) if column else 0.0 for column in columns]
+    return sums, float(_map(summing, 1))
+
+
+def release(
+    spec: ReleaseSpec, events: Sequence[Event], domains: Mapping[str, Sequence[str]]
+) -> Release:
+    """Compute the noisy statistic per public group (plus ``other``)."""
+    key_tuples = group_keys(spec, domains)
+    keys = [_KEY_SEPARATOR.join(k) for k in key_tuples]
+    labels = [dict(zip(spec.group_by, k, strict=True)) for k in key_tuples]
+    if spec.group_by:  # without grouping, the one key matches every event: no "other"
+        labels.append(dict.fromkeys(spec.group_by, OTHER))
+    with_values = (
+        [e for e in events if e.value(spec.value) is not None]
+        if spec.value is not None
+        else list(events)
+    )
+    data = [_key(e, spec.group_by) for e in with_values]
+
+    if spec.statistic is Statistic.COUNT:
+        counts, cost, accuracy = _noisy_counts(spec, keys, data, spec.epsilon, spec.delta)
+        groups = [{"key": label, "count": c} for label, c in zip(labels, counts, strict=False)]
+        return Release(spec, groups, cost, [accuracy], key_tuples)
+
+    if spec.statistic is Statistic.SUM:
+        sums, sensitivity = _clamped_sums(spec, keys, with_values)
+        noisy, cost, accuracy = _noisy_sums(spec, sums, sensitivity, spec.epsilon, spec.delta)
+        groups = [{"key": label, "sum": s} for label, s in zip(labels, noisy, strict=False)]
+        return Release(spec, groups, cost, [accuracy], key_tuples)
+
+    half_eps, half_delta = spec.epsilon / 2, spec.delta / 2
+    sums, sensitivity = _clamped_sums(spec, keys, with_values)
+    noisy_sums, sum_cost, sum_accuracy = _noisy_sums(spec, sums, sensitivity, half_eps, half_delta)
+    counts, count_cost, count_accuracy = _noisy_counts(spec, keys, data, half_eps, half_delta)
+    low, high = spec.clamp_bounds
+    groups = []
+    for label, total, count in zip(labels, noisy_sums, counts, strict=False):
+        mean = min(high, max(low, total / count)) if count > 0 else None
+        groups.append({"key": label, "mean": mean, "sum": total, "count": count})
+    rho = (
+        (sum_cost.rho or 0.0) + (count_cost.rho or 0.0)
+        if spec.mechanism is Mechanism.GAUSSIAN
+        else None
+    )
+    cost = Cost(sum_cost.epsilon + count_cost.epsilon, sum_cost.delta + count_cost.delta, rho)
+    return Release(spec, groups, cost, [sum_accuracy, count_accuracy], key_tuples)

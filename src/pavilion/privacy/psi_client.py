@@ -1,0 +1,152 @@
+"""The connector's client of the DP agent's OPRF endpoint (``POST /v1/oprf/evaluate``).
+
+It sends blinded elements only; the caller verifies the returned proof
+(:func:`pavilion.privacy.psi.finalize_outputs`). Endpoints are tried in the order residency
+routing allowed them; connection failures, timeouts and 5xx move on to the next one, while a
+429 (the DP's per-tenant guessing limit) stops at once with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import httpx
+
+from pavilion.errors import ProviderBadResponse, ProviderUnavailable
+from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.observability.metrics import DP_CALL_LATENCY
+from pavilion.privacy import oprf
+from pavilion.privacy.errors import EvaluationRateLimited
+
+TENANT_HEADER: Final = "X-Pavilion-Tenant"
+MAX_BATCH: Final = 10_000
+
+
+class _Endpoint(Protocol):
+    @property
+    def url(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+
+
+class _Provider(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def api_key(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    evaluated_elements: list[bytes]
+    proof: bytes
+    region: str
+    attempts: int
+
+
+class OprfEvaluator:
+    """One pooled HTTP client for every DP agent's OPRF endpoint."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
+            headers={"user-agent": "pavilion-connector/psi"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def evaluate(
+        self,
+        provider: _Provider,
+        endpoints: Sequence[_Endpoint],
+        tenant_id: str,
+        key_id: str,
+        blinded_elements: Sequence[bytes],
+    ) -> Evaluated:
+        """BlindEvaluate at the first endpoint that answers; one proof for the batch."""
+        if not 0 < len(blinded_elements) <= MAX_BATCH:
+            raise ValueError(f"send 1 to {MAX_BATCH} elements per evaluation")
+        body = {"key_id": key_id, "elements": [b64url(e) for e in blinded_elements]}
+        headers = {TENANT_HEADER: tenant_id}
+        if provider.api_key is not None:
+            headers["authorization"] = f"Bearer {provider.api_key}"
+        attempts, last = 0, "no allowed endpoint"
+        for endpoint in endpoints:
+            attempts += 1
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                response = await self._client.post(
+                    f"{endpoint.url}/v1/oprf/evaluate", json=body, headers=headers
+                )
+                if response.status_code >= 500:
+                    outcome = last = f"http_{response.status_code}"
+                    continue
+                result = _parse(provider, response, len(blinded_elements))
+                outcome = "evaluated"
+                return Evaluated(result[0], result[1], endpoint.region, attempts)
+            except httpx.TimeoutException:
+                outcome = last = "timed out"
+            except httpx.TransportError as exc:
+                outcome, last = "unreachable", type(exc).__name__
+            except EvaluationRateLimited:
+                outcome = "rate_limited"
+                raise
+            finally:
+                DP_CALL_LATENCY.labels(provider=provider.id, outcome=f"oprf_{outcome}").observe(
+                    time.perf_counter() - started
+                )
+        raise ProviderUnavailable(
+            f"provider {provider.name!r} could not evaluate ({last} after {attempts} attempts)",
+            extra={"attempts": attempts},
+        )
+
+
+def _parse(provider: _Provider, response: httpx.Response, count: int) -> tuple[list[bytes], bytes]:
+    name = provider.name
+    if response.status_code == 429:
+        retry = response.headers.get("retry-after", "1")
+        raise EvaluationRateLimited(
+            f"provider {name!r} rate-limits OPRF evaluations for this tenant; retry later",
+            retry_after_s=int(retry) if retry.isdigit() else 1,
+        )
+    if response.status_code == 409:
+        raise ProviderBadResponse(
+            f"provider {name!r} no longer holds the OPRF key of its pushed roster; the DP "
+            "must push its roster again under its current key"
+        )
+    if response.status_code in (401, 403):
+        raise ProviderBadResponse(
+            f"provider {name!r} refused the connector's credentials (HTTP "
+            f"{response.status_code}); check the provider's auth settings"
+        )
+    if response.status_code != 200:
+        raise ProviderBadResponse(
+            f"provider {name!r} answered HTTP {response.status_code} to an OPRF evaluation"
+        )
+    try:
+        body: Any = json.loads(response.content)
+        evaluated = [b64url_decode(e) for e in body["evaluated"]]
+        proof = b64url_decode(body["proof"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderBadResponse(
+            f"provider {name!r} answered an OPRF evaluation with a malformed body"
+        ) from exc
+    if len(evaluated) != count or any(len(e) != oprf.ELEMENT_BYTES for e in evaluated):
+        raise ProviderBadResponse(
+            f"provider {name!r} returned {len(evaluated)} evaluations for {count} elements"
+        )
+    return evaluated, proof

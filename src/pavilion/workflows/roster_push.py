@@ -1,0 +1,588 @@
+"""A roster push, and the other data-pipeline use cases (profiles, dry runs, keys, quality,
+lineage, integrity checks) across the ingest, provider, keystore and audit domains.
+
+A push: the DP's profile and keys are read first (an unsigned upload from a DP that signs is
+refused before a byte is read), the body is spooled under the size limit while it is hashed,
+the DP's detached JWS is checked, then the pure pipeline runs in a worker thread. Whatever it
+decides, one transaction then writes the batch row with its signed manifest, its quarantined
+rows, the canonical roster (only when applied), the lineage event and an audit leaf: all of
+it, or none. A rejected push is recorded first and reported after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import uuid
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from pavilion.errors import InvalidRequest, PavilionError, VerificationFailed
+from pavilion.ingest import metrics
+from pavilion.ingest import service as store
+from pavilion.ingest.canonical import CANONICAL_FIELDS
+from pavilion.ingest.errors import (
+    MAX_REPORTED_ERRORS,
+    BatchRejected,
+    MalformedUpload,
+    QualityBelowThreshold,
+    UndeclaredDataCategory,
+)
+from pavilion.ingest.formats import UploadType, upload_type
+from pavilion.ingest.integrity import (
+    DetachedJws,
+    manifest_digest,
+    parse_detached_jws,
+    sign_manifest,
+    verify_detached,
+)
+from pavilion.ingest.lineage import BatchLineage, batch_event
+from pavilion.ingest.models import QuarantinedRow, RosterBatch
+from pavilion.ingest.pipeline import EMPTY_SHA256, BatchResult, process_file
+from pavilion.ingest.schema import Profile, parse_profile, validate_profile
+from pavilion.ingest.spool import Spooled, spool
+from pavilion.observability.logging import get_logger
+from pavilion.runtime import Runtime
+from pavilion.store.base import new_id
+
+log = get_logger(__name__)
+ROSTER_STORE: Final[store.RosterStore] = store.SqlRosterStore()
+PREVIEW_ROWS: Final = 20
+
+
+def _emitter(rt: Runtime) -> Any:
+    return store.lineage_emitter(rt.settings.lineage_file)
+
+
+def _spool_dir(rt: Runtime) -> Path:
+    return rt.settings.data_dir / "spool"
+
+
+# -- profiles and keys -----------------------------------------------------------------------
+
+
+async def add_profile(
+    rt: Runtime, tenant_id: str, provider_id: str, document: str | bytes | dict[str, Any]
+) -> dict[str, Any]:
+    """Validate a schema + mapping document (YAML or JSON) and store it as the next version."""
+    profile = validate_profile(document) if isinstance(document, dict) else parse_profile(document)
+    async with rt.db.transaction(tenant_id) as session:
+        stored = await store.add_profile(session, tenant_id, provider_id, profile, rt.clock())
+    log.info("ingest profile added", provider_id=provider_id, version=stored.version)
+    return stored.out()
+
+
+async def get_profile(
+    rt: Runtime, tenant_id: str, provider_id: str, version: int | None = None
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        return (await store.get_profile(session, tenant_id, provider_id, version)).out()
+
+
+async def list_profiles(rt: Runtime, tenant_id: str, provider_id: str) -> list[dict[str, Any]]:
+    async with rt.db.transaction(tenant_id) as session:
+        return [p.out() for p in await store.list_profiles(session, tenant_id, provider_id)]
+
+
+async def add_upload_key(
+    rt: Runtime, tenant_id: str, provider_id: str, jwk: dict[str, Any]
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        return await store.add_upload_key(session, tenant_id, provider_id, jwk, rt.clock())
+
+
+# -- a push ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    content_type: str | None
+    filename: str | None = None
+    signature: str | None = None
+    as_of: datetime | None = None
+    mapping_version: int | None = None
+
+
+async def push_roster(
+    rt: Runtime,
+    tenant_id: str,
+    provider_id: str,
+    body: AsyncIterable[bytes],
+    request: PushRequest,
+) -> dict[str, Any]:
+    """Validate, score, map and (all or nothing) apply one roster push; returns its report."""
+    kind = upload_type(request.content_type, request.filename)
+    jws = parse_detached_jws(request.signature) if request.signature else None
+    async with rt.db.transaction(tenant_id) as session:
+        stored = await store.get_profile(session, tenant_id, provider_id, request.mapping_version)
+        keys = await store.upload_keys(session, tenant_id, provider_id)
+    key = _signing_key(keys, jws)
+    received_at = rt.clock()
+    as_of = request.as_of or received_at
+    spooled = await spool(
+        body, _spool_dir(rt), limit=rt.settings.ingest_max_upload_bytes, signature=jws
+    )
+    batch = _Batch(
+        rt,
+        tenant_id=tenant_id,
+        provider_id=provider_id,
+        stored=stored,
+        kind=kind,
+        spooled=spooled,
+        received_at=received_at,
+        as_of=as_of,
+        jws=jws,
+    )
+    try:
+        if jws is not None and key is not None and spooled.signing_digest is not None:
+            try:
+                verify_detached(jws, spooled.signing_digest, key)
+            except VerificationFailed as exc:
+                await batch.refuse("dp-signature", exc)
+                raise
+        try:
+            result = await asyncio.to_thread(
+                process_file, spooled.path, kind, stored.profile, now=received_at, as_of=as_of
+            )
+        except (MalformedUpload, UndeclaredDataCategory) as exc:
+            await batch.refuse(exc.code, exc)
+            raise
+        return await batch.record(result)
+    finally:
+        spooled.remove()
+
+
+def _signing_key(keys: dict[str, dict[str, Any]], jws: DetachedJws | None) -> dict[str, Any] | None:
+    if jws is None:
+        if keys:
+            raise VerificationFailed(
+                "this provider signs its uploads: send the detached JWS in the X-JWS-Signature "
+                "header (RFC 7515 Appendix F)",
+                extra={"reason": "signature-required"},
+            )
+        return None
+    if not keys:
+        raise InvalidRequest(
+            "the upload is signed but the provider has no registered upload key; register one "
+            "at /v1/providers/{id}/upload-keys",
+            field="x-jws-signature",
+        )
+    if jws.key_id is None:
+        if len(keys) == 1:
+            return next(iter(keys.values()))
+        raise InvalidRequest(
+            "the provider has several upload keys: name one with 'kid'", field="x-jws-signature"
+        )
+    key = keys.get(jws.key_id)
+    if key is None:
+        raise VerificationFailed(
+            f"the upload is signed with key {jws.key_id}, which is not registered for this "
+            "provider",
+            extra={"reason": "unknown-key"},
+        )
+    return key
+
+
+class _Batch:
+    """Writes one batch (applied or refused) in one transaction."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        tenant_id: str,
+        provider_id: str,
+        stored: store.StoredProfile,
+        kind: UploadType,
+        spooled: Spooled,
+        received_at: datetime,
+        as_of: datetime,
+        jws: DetachedJws | None,
+    ) -> None:
+        self.rt = rt
+        self.tenant_id = tenant_id
+        self.provider_id = provider_id
+        self.stored = stored
+        self.kind = kind
+        self.spooled = spooled
+        self.received_at = received_at
+        self.as_of = as_of
+        self.jws = jws
+        self.id = new_id()
+        self.run_id = str(uuid.uuid4())
+
+    @property
+    def profile(self) -> Profile:
+        return self.stored.profile
+
+    def _manifest(
+        self,
+        status: str,
+        reason: str | None,
+        rows: dict[str, int],
+        output: str,
+        score: float | None,
+    ) -> dict[str, Any]:
+        return {
+            "batch_id": self.id,
+            "tenant_id": self.tenant_id,
+            "provider_id": self.provider_id,
+            "profile_version": self.stored.version,
+            "profile_sha256": self.stored.digest,
+            "format": self.kind.format.value,
+            "status": status,
+            "reason": reason,
+            "received_at": self.received_at.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "input_sha256": self.spooled.sha256,
+            "input_bytes": self.spooled.size,
+            "rows_total": rows["total"],
+            "rows_valid": rows["valid"],
+            "rows_invalid": rows["invalid"],
+            "rows_applied": rows["applied"],
+            "output_sha256": output,
+            "quality_score": score,
+            "dp_signature_kid": self._kid(),
+        }
+
+    def _kid(self) -> str | None:
+        if self.jws is None:
+            return None
+        return self.jws.key_id or "(single registered key)"
+
+    async def refuse(self, reason: str, exc: PavilionError) -> None:
+        """Record an upload refused before or while it was read; nothing of it is kept."""
+        rows = {"total": 0, "valid": 0, "invalid": 0, "applied": 0}
+        report = {
+            "status": "rejected",
+            "reason": reason,
+            "detail": exc.detail,
+            "errors": _issues_of(exc)[:MAX_REPORTED_ERRORS],
+        }
+        await self._write(
+            status="rejected",
+            reason=reason,
+            rows=rows,
+            output=EMPTY_SHA256,
+            quality={},
+            report=report,
+            result=None,
+            error=exc.detail,
+        )
+        exc.extra.update({"batch_id": self.id})
+
+    async def record(self, result: BatchResult) -> dict[str, Any]:
+        summary = result.summary()
+        rows = {key: summary["rows"][key] for key in ("total", "valid", "invalid", "applied")}
+        body = await self._write(
+            status=result.status,
+            reason=result.reason,
+            rows=rows,
+            output=result.output_sha256,
+            quality=result.quality,
+            report=summary,
+            result=result,
+            error=None if result.applied else result.detail,
+        )
+        if result.applied:
+            return body
+        errors = result.report_errors()
+        extra = {
+            "batch_id": self.id,
+            "reason": result.reason,
+            "rows": summary["rows"],
+            "error_count": summary["error_count"],
+            "quality": {k: result.quality[k] for k in ("score", "threshold", "dimensions")},
+        }
+        if result.reason == "quality":
+            raise QualityBelowThreshold(result.detail, errors=errors, extra=extra)
+        raise BatchRejected(result.detail, errors=errors, extra=extra)
+
+    async def _write(
+        self,
+        *,
+        status: str,
+        reason: str | None,
+        rows: dict[str, int],
+        output: str,
+        quality: dict[str, Any],
+        report: dict[str, Any],
+        result: BatchResult | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        score = quality.get("score") if quality else None
+        manifest = self._manifest(status, reason, rows, output, score)
+        token = await sign_manifest(manifest, self.rt.keystore.signer("audit-signing"))
+        event = _emitter(self.rt).emit(
+            batch_event(
+                self._lineage(
+                    status=status,
+                    reason=reason,
+                    rows=rows,
+                    output=output,
+                    score=score,
+                    result=result,
+                    error=error,
+                )
+            )
+        )
+        row = RosterBatch(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            provider_id=self.provider_id,
+            profile_version=self.stored.version,
+            format=self.kind.format.value,
+            status=status,
+            reason=reason,
+            received_at=self.received_at,
+            as_of=self.as_of,
+            input_sha256=self.spooled.sha256,
+            input_bytes=self.spooled.size,
+            rows_total=rows["total"],
+            rows_valid=rows["valid"],
+            rows_invalid=rows["invalid"],
+            rows_applied=rows["applied"],
+            output_sha256=output,
+            quality_score=score,
+            quality=quality,
+            report=report,
+            manifest=manifest,
+            manifest_jws=token,
+            dp_signature_kid=self._kid(),
+            lineage_run_id=self.run_id,
+        )
+        async with self.rt.db.transaction(self.tenant_id) as session:
+            receipt = await self.rt.audit.append(
+                session,
+                self.tenant_id,
+                {
+                    "kind": "roster_push",
+                    "batch_id": self.id,
+                    "provider_id": self.provider_id,
+                    "status": status,
+                    "reason": reason,
+                    "rows": rows,
+                    "input_sha256": self.spooled.sha256,
+                    "output_sha256": output,
+                    "manifest_sha256": manifest_digest(manifest),
+                    "at": self.received_at.isoformat(),
+                },
+            )
+            row.audit_index = receipt.index
+            session.add(row)
+            await session.flush()
+            if result is not None and result.quarantine:
+                await _quarantine(session, self.tenant_id, self.id, result)
+            if result is not None and result.applied:
+                await ROSTER_STORE.replace(
+                    session, self.tenant_id, self.provider_id, self.id, result.records
+                )
+            await store.store_lineage(session, self.tenant_id, event)
+        metrics.BATCHES.labels(self.provider_id, status, reason or "none").inc()
+        metrics.ROWS.labels(self.provider_id, "applied").inc(rows["applied"])
+        metrics.ROWS.labels(self.provider_id, "invalid").inc(rows["invalid"])
+        if score is not None:
+            metrics.QUALITY.labels(self.provider_id).set(score)
+        log.info(
+            "roster batch",
+            batch_id=self.id,
+            provider_id=self.provider_id,
+            status=status,
+            reason=reason,
+            rows_total=rows["total"],
+            rows_applied=rows["applied"],
+            quality_score=score,
+        )
+        return store.batch_out(row, integrity="signed")
+
+    def _lineage(
+        self,
+        *,
+        status: str,
+        reason: str | None,
+        rows: dict[str, int],
+        output: str,
+        score: float | None,
+        result: BatchResult | None,
+        error: str | None,
+    ) -> BatchLineage:
+        schema = self.profile.record_schema
+        return BatchLineage(
+            tenant_id=self.tenant_id,
+            provider_id=self.provider_id,
+            batch_id=self.id,
+            run_id=self.run_id,
+            status=status,
+            reason=reason,
+            at=self.received_at,
+            input_bytes=self.spooled.size,
+            rows=rows,
+            quality_score=score,
+            profile_version=self.stored.version,
+            input_sha256=self.spooled.sha256,
+            output_sha256=output,
+            source_fields=[
+                (f.name, f.type.value, "categories: " + ", ".join(c.value for c in f.categories))
+                for f in schema.fields
+            ],
+            column_metrics={
+                name: metrics
+                for name, metrics in (result.column_metrics if result else {}).items()
+                if name in schema.by_name
+            },
+            assertions=result.assertions if result else [],
+            mapping=result.lineage if result else [],
+            canonical_types={name: kind.value for name, kind in CANONICAL_FIELDS.items()},
+            error=error,
+        )
+
+
+def _issues_of(exc: PavilionError) -> list[dict[str, Any]]:
+    errors = getattr(exc, "errors", None) or exc.extra.get("errors") or []
+    return [dict(e) for e in errors]
+
+
+async def _quarantine(session: Any, tenant_id: str, batch_id: str, result: BatchResult) -> None:
+    from sqlalchemy import insert
+
+    for start in range(0, len(result.quarantine), store.INSERT_CHUNK):
+        chunk = result.quarantine[start : start + store.INSERT_CHUNK]
+        await session.execute(
+            insert(QuarantinedRow),
+            [
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "batch_id": batch_id,
+                    "row": q.row,
+                    "reasons": q.reasons,
+                    "record": q.values,
+                }
+                for q in chunk
+            ],
+        )
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any]:
+    """A batch with its integrity checked: signed manifest, and stored records if current."""
+    async with rt.db.transaction(tenant_id) as session:
+        row = await store.load_batch(session, tenant_id, batch_id)
+        integrity = await store.verify_batch(
+            session, tenant_id, row, rt.keystore.public_jwks("audit-signing"), ROSTER_STORE
+        )
+    return store.batch_out(row, integrity=integrity)
+
+
+async def list_batches(
+    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    async with rt.db.transaction(tenant_id) as session:
+        rows = await store.list_batches(session, tenant_id, provider_id, limit=limit)
+    return [store.batch_out(r) for r in rows]
+
+
+async def quarantine(
+    rt: Runtime, tenant_id: str, batch_id: str, *, limit: int = 100, after_row: int = 0
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        row = await store.load_batch(session, tenant_id, batch_id)
+        items = await store.quarantine_of(
+            session, tenant_id, batch_id, limit=limit, after_row=after_row
+        )
+    return {"batch_id": row.id, "rows_invalid": row.rows_invalid, "items": items}
+
+
+async def quality(
+    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        points = await store.quality_trend(session, tenant_id, provider_id, limit=limit)
+        try:
+            threshold: float | None = (
+                await store.get_profile(session, tenant_id, provider_id)
+            ).profile.quality.min_score
+        except PavilionError:
+            threshold = None
+    return {"provider_id": provider_id, "threshold": threshold, **store.trend(points)}
+
+
+async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        graph = await store.lineage_graph(session, tenant_id, dataset)
+        events = await store.lineage_events(session, tenant_id, dataset, limit=limit)
+    return {
+        "dataset": dataset,
+        "graph": graph.as_dict(),
+        "dot": graph.to_dot(dataset),
+        "events": events,
+    }
+
+
+# -- dry run ---------------------------------------------------------------------------------
+
+
+async def dry_run(
+    rt: Runtime,
+    tenant_id: str,
+    provider_id: str,
+    *,
+    sample: bytes,
+    content_type: str,
+    profile_document: dict[str, Any] | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Run the whole pipeline on a sample without storing anything; preview the result."""
+    kind = upload_type(content_type)
+    version: int | None = None
+    if profile_document is not None:
+        profile = validate_profile(profile_document)
+    else:
+        async with rt.db.transaction(tenant_id) as session:
+            stored = await store.get_profile(session, tenant_id, provider_id)
+        profile, version = stored.profile, stored.version
+    now = rt.clock()
+    directory = _spool_dir(rt)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        path = Path(scratch) / f"sample.{kind.format.value}"
+        path.write_bytes(sample)
+        try:
+            result = await asyncio.to_thread(
+                process_file, path, kind, profile, now=now, as_of=as_of or now
+            )
+        except (MalformedUpload, UndeclaredDataCategory) as exc:
+            return {
+                "profile_version": version,
+                "status": "rejected",
+                "reason": exc.code,
+                "detail": exc.detail,
+                "errors": _issues_of(exc),
+                "preview": [],
+            }
+    preview = result.canonical.head(PREVIEW_ROWS)
+    columns = [c for c in preview.columns if c in profile.mapping.fields]
+    return {
+        "profile_version": version,
+        **result.summary(),
+        "mapping": [
+            {"target": target, "source": source, "transformation": description}
+            for target, source, description in result.lineage
+        ],
+        "preview": [_plain(r) for r in preview.select(columns).to_dicts()],
+    }
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in record.items()}
+
+
+def records_frame(records: list[dict[str, Any]]) -> bytes:
+    """A JSON array of records (dry-run samples given as objects)."""
+    return json.dumps(records, ensure_ascii=False).encode("utf-8")

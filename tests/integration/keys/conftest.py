@@ -1,0 +1,73 @@
+"""A fresh SoftHSM2 token per test, and the connector's API running on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connector_support import Api, provider_client_for
+from keys_support import Token, hsm_overrides, make_softhsm_token
+from pavilion.api.app import create_app
+from pavilion.config.settings import Settings
+from pavilion.keystore.pkcs11_worker import active_workers
+from pavilion.runtime import Runtime, build_runtime
+from pavilion.tenancy.models import PLATFORM_TENANT_ID
+from pavilion.tenancy.roles import Role
+
+
+@pytest.fixture
+def hsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Token]:
+    token = make_softhsm_token(tmp_path / "hsm", monkeypatch, "pavilion-keys")
+    yield token
+    leftovers = active_workers()
+    for worker in leftovers:  # finalise for the next test even if this one forgot to close
+        worker.stop().result(10)
+        worker.join(10)
+    assert not leftovers, "a test left a PKCS#11 token open"
+
+
+@pytest.fixture
+def hsm_settings(settings: Settings, hsm_token: Token) -> Settings:
+    """The shared (migrated) settings, with the PKCS#11 keystore instead of the software one."""
+    return settings.model_copy(update=hsm_overrides(hsm_token))
+
+
+@pytest.fixture
+def hsm_keystore_settings(sqlite_settings: Settings, hsm_token: Token) -> Settings:
+    """For keystore-only tests: the database does not matter, so SQLite only."""
+    return sqlite_settings.model_copy(update=hsm_overrides(hsm_token))
+
+
+@pytest.fixture
+async def hsm_runtime(hsm_settings: Settings, agent_app: Any) -> AsyncIterator[Runtime]:
+    rt = build_runtime(hsm_settings, provider_client=provider_client_for(agent_app))
+    try:
+        yield rt
+    finally:
+        await rt.aclose()
+
+
+@pytest.fixture
+async def hsm_api(hsm_runtime: Runtime) -> AsyncIterator[Api]:
+    app = create_app(hsm_runtime, owns_runtime=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://connector.test"
+        ) as client,
+    ):
+        harness = Api(client, hsm_runtime)
+        tenant = await hsm_runtime.tenancy.create_tenant("tenant-hsm")
+        harness.tenant_id = tenant.id
+        platform = await hsm_runtime.tenancy.create_token(
+            PLATFORM_TENANT_ID, "p", Role.PLATFORM_ADMIN
+        )
+        harness.tokens["platform-admin"] = platform.secret
+        for role in (Role.TENANT_ADMIN, Role.DP_ADMIN, Role.BROKER):
+            issued = await hsm_runtime.tenancy.create_token(tenant.id, role.value, role)
+            harness.tokens[role.value] = issued.secret
+        yield harness
