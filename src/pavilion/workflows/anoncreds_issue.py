@@ -20,12 +20,13 @@ from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
 from pavilion.errors import InvalidRequest
+from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import zkp
 from pavilion.runtime import Runtime
 from pavilion.verification.schemas import SubjectRequest
 from pavilion.workflows.psi import provider_answering
-from pavilion.workflows.verify import _canonical_identifiers, check_record
+from pavilion.workflows.verify import _canonical_identifiers
 
 log = get_logger(__name__)
 
@@ -78,7 +79,7 @@ async def issue(rt: Runtime, tenant_id: str, body: IssueIn) -> dict[str, Any]:
         raise InvalidRequest(
             "the provider does not know this subject; nothing was issued", field="subject"
         )
-    check_record(provider.record_schema, result.record)
+    check_lookup_record(provider.record_schema, result.record)
     values = zkp.attribute_values(result.record, body.group)
     slot = await service.allocate(
         tenant_id, issuer, subject_ref=subject_ref, purpose="holder", details={}

@@ -64,13 +64,6 @@ def _canonical_identifiers(identifiers: dict[str, str]) -> bytes:
     return json.dumps(normalised, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def check_record(schema: dict[str, Any], record: dict[str, Any]) -> None:
-    """Raise ProviderBadResponse naming the first field that breaks the DP's declared schema.
-
-    The ingest domain's per-record validator (jsonschema-rs, compiled once per schema)."""
-    check_lookup_record(schema, record)
-
-
 async def run_verification(
     rt: Runtime,
     tenant_id: str,
@@ -125,11 +118,10 @@ async def run_verification(
                 provider,
                 route,
                 request.subject.identifiers,
-                # A record that breaks the DP's schema counts against that endpoint: fail over.
-                validate=partial(check_record, provider.record_schema),
+                # The client checks every found record against the DP's declared schema; a
+                # record that breaks it counts against that endpoint: fail over.
+                validate=partial(check_lookup_record, provider.record_schema),
             )
-            if result.record is not None:
-                check_record(provider.record_schema, result.record)
             decision = decide(claim, result.record, rt.clock().date())
     except (PolicyDenied, ProviderUnavailable, ProviderBadResponse) as exc:
         await _record_failure(rt, base, exc)

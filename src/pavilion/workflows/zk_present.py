@@ -26,6 +26,7 @@ from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
 from pavilion.credentials.anoncreds.service import Issuer
 from pavilion.errors import CryptoError, VerificationFailed
+from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import zkp
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
@@ -33,7 +34,7 @@ from pavilion.privacy.zkp import PredicateClaim, PredicateKind
 from pavilion.runtime import Runtime
 from pavilion.verification.claims import ClaimType, Outcome
 from pavilion.verification.schemas import SubjectRequest
-from pavilion.workflows.verify import _canonical_identifiers, check_record
+from pavilion.workflows.verify import _canonical_identifiers
 
 log = get_logger(__name__)
 MECHANISM: Final = "AnonCreds CL predicate proof + CL_ACCUM non-revocation (anoncreds-rs)"
@@ -120,7 +121,7 @@ async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn)
     if result.record is None:
         outcome = Outcome.UNKNOWN
     else:
-        check_record(provider.record_schema, result.record)
+        check_lookup_record(provider.record_schema, result.record)
         values = zkp.attribute_values(result.record, claim.group)
         outcome = Outcome.TRUE if zkp.holds(claim, values, today) else Outcome.FALSE
         if outcome is Outcome.TRUE:
