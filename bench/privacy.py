@@ -46,9 +46,9 @@ from pavilion.api.server import BackgroundServer
 from pavilion.config.settings import load_settings
 from pavilion.credentials.anoncreds import engine
 from pavilion.dpagent.oprf_keys import OprfKeyRing
-from pavilion.dpagent.roster_push import PushTarget, RosterPusher, manifest_for
+from pavilion.dpagent.tag_set_push import PushTarget, TagSetPusher, manifest_for
 from pavilion.observability.logging import configure_logging
-from pavilion.privacy import dp as pdp
+from pavilion.privacy import differential as pdp
 from pavilion.privacy import oprf, psi
 from pavilion.privacy import ristretto as r255
 from pavilion.privacy.psi_client import OprfEvaluator
@@ -204,7 +204,7 @@ class World:
                     }
                 ),
             )
-            await rt.privacy.rosters.register_key(
+            await rt.privacy.tag_sets.register_key(
                 tenant.id, provider.id, self.ring.signing_public_jwk()
             )
             tokens = {
@@ -245,7 +245,7 @@ async def push_set(world: World, values: list[str], workers: int) -> dict[str, f
     )
     token = psi.sign_manifest(manifest, world.ring.signing_key())
     timings["dp_encode_sign"] = time.perf_counter() - started - timings["dp_oprf"]
-    pusher = RosterPusher(
+    pusher = TagSetPusher(
         PushTarget(
             world.connector.url, world.tokens["dp-admin"], world.tenant_id, world.provider_id
         )
@@ -284,7 +284,7 @@ async def membership_latency(world: World, members: list[str], checks: int) -> l
     rt = build_runtime(world.settings)
     evaluator = OprfEvaluator()
     try:
-        roster = await rt.privacy.rosters.active(world.tenant_id, world.provider_id, SET)
+        roster = await rt.privacy.tag_sets.active(world.tenant_id, world.provider_id, SET)
         assert roster is not None
         async with rt.db.transaction(world.tenant_id, readonly=True) as session:
             provider = await rt.providers.connection(
