@@ -55,7 +55,7 @@ class Runtime:
 
     @functools.cached_property
     def privacy(self) -> PrivacyEngine:
-        """The privacy engine (PSI, ZK predicates, DP releases, receipts), built on first use."""
+        """The privacy engine (PSI, ZK predicates, private releases, receipts), built on use."""
         return build_privacy_engine(self)
 
     async def aclose(self) -> None:

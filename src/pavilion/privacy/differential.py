@@ -6,11 +6,13 @@ metadata (the claim types, the tenant's registered providers and regions, the ou
 from the data, and every key is released, zero or not, so the presence of a group says
 nothing; events outside the listed keys are counted in one extra ``other`` group.
 
-Mechanisms, all from OpenDP (``opendp.prelude``, contrib features on):
+Mechanisms, all from OpenDP (``opendp.prelude``, imported as ``odp`` since "DP" is the data
+provider here; contrib features on):
 
 * counts: ``make_count_by_categories`` chained to the (discrete) Laplace mechanism for pure
-  epsilon-DP, or to the (discrete) Gaussian mechanism for zero-concentrated DP, converted to
-  (epsilon, delta) with ``make_zCDP_to_approxDP`` and ``make_fix_delta``;
+  epsilon-differential privacy, or to the (discrete) Gaussian mechanism for zero-concentrated
+  differential privacy (zCDP), converted to (epsilon, delta) with ``make_zCDP_to_approxDP``
+  and ``make_fix_delta``;
 * sums: per group, ``make_clamp >> then_sum`` gives each group's clamped sum and its
   sensitivity; the groups partition the events, so one event moves one coordinate of the
   vector of sums by at most that sensitivity (in L1 and in L2), which is what the vector

@@ -116,7 +116,8 @@ class PrivacyLedgerEntry(TenantOwned, Base):
     mechanism: Mapped[str] = mapped_column(String(16), nullable=False)
     epsilon: Mapped[int] = mapped_column(BigInteger, nullable=False)
     delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    #: zero-concentrated DP cost of a Gaussian release, before conversion to (epsilon, delta).
+    #: zCDP (zero-concentrated differential privacy) cost of a Gaussian release, before
+    #: conversion to (epsilon, delta).
     rho: Mapped[float | None] = mapped_column(Float, nullable=True)
     query_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     receipt_id: Mapped[str] = mapped_column(String(36), nullable=False)

@@ -109,7 +109,7 @@ async def run_verification(
         route = plan_route(
             provider.endpoints, request.subject.residency, rt.settings.node_region, adequacy
         )
-        if request.mode == "psi":  # the DP's pushed roster, through a VOPRF (docs/PRIVACY.md)
+        if request.mode == "psi":  # the DP's pushed tag sets, through a VOPRF (docs/PRIVACY.md)
             result, decision = await psi_decide(
                 rt, tenant_id, provider, route, claim=claim, identifiers=request.subject.identifiers
             )

@@ -206,7 +206,7 @@ def test_repeated_lookup_events_equal_fully_built_ones(
     assert fast == full
     assert first["run"]["facets"]["pavilion_lookup"]["decision"] == "true"  # not mutated
     assert emitter.emit_lookup(**spec, at=NOW)["run"]["runId"] != first["run"]["runId"]
-    monkeypatch.setattr("pavilion.ingest.lineage.LOOKUP_TEMPLATES", 1)
+    monkeypatch.setattr("pavilion.ingest.lineage.emitter.LOOKUP_TEMPLATES", 1)
     emitter.emit_lookup(**{**spec, "claim_type": "membership"}, at=NOW)
     assert len(emitter._lookup_templates) == 1  # the cache stays bounded
     file = tmp_path / "events.jsonl"
