@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import opendp.prelude as dp
+import opendp.prelude as odp
 
 from pavilion.api.app import create_app
 from pavilion.api.server import BackgroundServer
@@ -48,8 +48,7 @@ from pavilion.credentials.anoncreds import engine
 from pavilion.dpagent.oprf_keys import OprfKeyRing
 from pavilion.dpagent.tag_set_push import PushTarget, TagSetPusher, manifest_for
 from pavilion.observability.logging import configure_logging
-from pavilion.privacy import differential as pdp
-from pavilion.privacy import oprf, psi
+from pavilion.privacy import differential, oprf, psi
 from pavilion.privacy import ristretto as r255
 from pavilion.privacy.psi_client import OprfEvaluator
 from pavilion.privacy.zkp import PredicateClaim, PredicateKind, build_request
@@ -392,15 +391,19 @@ def bench_anoncreds(tmp: Path, runs: int) -> dict[str, float]:
 def bench_dp() -> dict[str, float]:
     groups = 10_000
     domains = {"provider_id": [f"p{i}" for i in range(groups)]}
-    events = [pdp.Event("age_over", f"p{i % 12_000}", "eu", "true", 1) for i in range(50_000)]
-    spec = pdp.ReleaseSpec(pdp.Statistic.COUNT, pdp.Mechanism.LAPLACE, 1.0, ("provider_id",))
+    events = [
+        differential.Event("age_over", f"p{i % 12_000}", "eu", "true", 1) for i in range(50_000)
+    ]
+    spec = differential.ReleaseSpec(
+        differential.Statistic.COUNT, differential.Mechanism.LAPLACE, 1.0, ("provider_id",)
+    )
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        release = pdp.release(spec, events, domains)
+        release = differential.release(spec, events, domains)
         best = min(best, time.perf_counter() - started)
     assert len(release.groups) == groups + 1
-    one = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=1.0)
+    one = odp.m.make_laplace(odp.atom_domain(T=int), odp.absolute_distance(T=int), scale=1.0)
     started = time.perf_counter()
     for i in range(1000):
         one(i)

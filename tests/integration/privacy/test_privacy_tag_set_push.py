@@ -1,4 +1,4 @@
-"""Roster pushes through the connector's API: signatures, replays, alterations, chunking."""
+"""Tag set pushes through the connector's API: signatures, replays, alterations, chunking."""
 
 from __future__ import annotations
 
@@ -250,3 +250,47 @@ async def test_pusher_reports_connector_errors(dp: Dp, roster: list[StudentRecor
     with pytest.raises(TagSetPushFailed, match="HTTP 401"):
         await pusher.upload(dp.sign(dp.manifest(encoded)), encoded)
     await pusher.aclose()
+
+
+async def test_the_old_roster_paths_are_deprecated_aliases(
+    dp: Dp, roster: list[StudentRecord]
+) -> None:
+    auth = dp.api.auth("dp-admin")
+    successor = 'rel="successor-version"'
+    key = await dp.api.client.put(
+        f"/v1/privacy/providers/{dp.provider_id}/roster-key",
+        json={"jwk": dp.ring.signing_public_jwk()},
+        headers=auth,
+    )
+    assert key.status_code == 200
+    assert key.headers["link"] == (
+        f"</v1/privacy/providers/{dp.provider_id}/tag-set-key>; {successor}"
+    )
+    encoded = encode(dp, roster)
+    begun = await dp.api.client.post(
+        f"/v1/privacy/providers/{dp.provider_id}/rosters",
+        json={"manifest": dp.sign(dp.manifest(encoded))},
+        headers=auth,
+    )
+    assert begun.status_code == 201, begun.text
+    assert begun.headers["deprecation"].startswith("@")
+    upload_id = begun.json()["upload_id"]
+    for seq in range(begun.json()["chunks"]):
+        put = await dp.api.client.put(
+            f"/v1/privacy/rosters/{upload_id}/chunks/{seq}",
+            content=encoded.data[seq * CHUNK_BYTES : (seq + 1) * CHUNK_BYTES],
+            headers=auth | {"content-type": "application/octet-stream"},
+        )
+        assert put.status_code == 204, put.text
+        assert put.headers["link"] == (
+            f"</v1/privacy/tag-sets/{upload_id}/chunks/{seq}>; {successor}"
+        )
+    committed = await dp.api.client.post(f"/v1/privacy/rosters/{upload_id}/commit", headers=auth)
+    assert committed.status_code == 200, committed.text
+    assert committed.json()["version"] == 1
+    old = await dp.api.client.get("/v1/privacy/rosters", headers=dp.api.auth("broker"))
+    new = await dp.api.client.get("/v1/privacy/tag-sets", headers=dp.api.auth("broker"))
+    assert old.json() == new.json()
+    assert len(new.json()["items"]) == 1
+    assert old.headers["link"] == f"</v1/privacy/tag-sets>; {successor}"
+    assert "deprecation" not in new.headers
