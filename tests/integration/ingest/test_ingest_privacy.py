@@ -83,7 +83,7 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
         "batches": "\n".join(batches),
         "lineage": json.dumps(events, ensure_ascii=False) + "\n".join(links),
     }
-    assert "roster batch" in haystacks["logs"]
+    assert "roster upload" in haystacks["logs"]
     assert (
         f'pavilion_ingest_batches_total{{provider="{provider_id}",reason="invalid-rows",status="rejected"}} 1.0'
         in metrics
