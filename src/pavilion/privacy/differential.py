@@ -38,8 +38,6 @@ import opendp.prelude as odp
 
 from pavilion.errors import InvalidRequest
 
-odp.enable_features("contrib")
-
 DIMENSIONS: Final = ("claim_type", "provider_id", "region", "outcome")
 #: Numeric columns of a verification event and their natural bounds.
 VALUES: Final[dict[str, tuple[float, float]]] = {
@@ -322,6 +320,8 @@ def release(
     spec: ReleaseSpec, events: Sequence[Event], domains: Mapping[str, Sequence[str]]
 ) -> Release:
     """Compute the noisy statistic per public group (plus ``other``)."""
+    # OpenDP's contrib measurements, switched on here rather than at import (idempotent).
+    odp.enable_features("contrib")
     key_tuples = group_keys(spec, domains)
     keys = [_KEY_SEPARATOR.join(k) for k in key_tuples]
     labels = [dict(zip(spec.group_by, k, strict=True)) for k in key_tuples]
