@@ -39,17 +39,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import opendp.prelude as dp
+import opendp.prelude as odp
 
 from pavilion.api.app import create_app
 from pavilion.api.server import BackgroundServer
 from pavilion.config.settings import load_settings
 from pavilion.credentials.anoncreds import engine
 from pavilion.dpagent.oprf_keys import OprfKeyRing
-from pavilion.dpagent.roster_push import PushTarget, RosterPusher, manifest_for
+from pavilion.dpagent.tag_set_push import PushTarget, TagSetPusher, manifest_for
 from pavilion.observability.logging import configure_logging
-from pavilion.privacy import dp as pdp
-from pavilion.privacy import oprf, psi
+from pavilion.privacy import differential, oprf, psi
 from pavilion.privacy import ristretto as r255
 from pavilion.privacy.psi_client import OprfEvaluator
 from pavilion.privacy.zkp import PredicateClaim, PredicateKind, build_request
@@ -204,7 +203,7 @@ class World:
                     }
                 ),
             )
-            await rt.privacy.rosters.register_key(
+            await rt.privacy.tag_sets.register_key(
                 tenant.id, provider.id, self.ring.signing_public_jwk()
             )
             tokens = {
@@ -245,7 +244,7 @@ async def push_set(world: World, values: list[str], workers: int) -> dict[str, f
     )
     token = psi.sign_manifest(manifest, world.ring.signing_key())
     timings["dp_encode_sign"] = time.perf_counter() - started - timings["dp_oprf"]
-    pusher = RosterPusher(
+    pusher = TagSetPusher(
         PushTarget(
             world.connector.url, world.tokens["dp-admin"], world.tenant_id, world.provider_id
         )
@@ -284,7 +283,7 @@ async def membership_latency(world: World, members: list[str], checks: int) -> l
     rt = build_runtime(world.settings)
     evaluator = OprfEvaluator()
     try:
-        roster = await rt.privacy.rosters.active(world.tenant_id, world.provider_id, SET)
+        roster = await rt.privacy.tag_sets.active(world.tenant_id, world.provider_id, SET)
         assert roster is not None
         async with rt.db.transaction(world.tenant_id, readonly=True) as session:
             provider = await rt.providers.connection(
@@ -392,15 +391,19 @@ def bench_anoncreds(tmp: Path, runs: int) -> dict[str, float]:
 def bench_dp() -> dict[str, float]:
     groups = 10_000
     domains = {"provider_id": [f"p{i}" for i in range(groups)]}
-    events = [pdp.Event("age_over", f"p{i % 12_000}", "eu", "true", 1) for i in range(50_000)]
-    spec = pdp.ReleaseSpec(pdp.Statistic.COUNT, pdp.Mechanism.LAPLACE, 1.0, ("provider_id",))
+    events = [
+        differential.Event("age_over", f"p{i % 12_000}", "eu", "true", 1) for i in range(50_000)
+    ]
+    spec = differential.ReleaseSpec(
+        differential.Statistic.COUNT, differential.Mechanism.LAPLACE, 1.0, ("provider_id",)
+    )
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        release = pdp.release(spec, events, domains)
+        release = differential.release(spec, events, domains)
         best = min(best, time.perf_counter() - started)
     assert len(release.groups) == groups + 1
-    one = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=1.0)
+    one = odp.m.make_laplace(odp.atom_domain(T=int), odp.absolute_distance(T=int), scale=1.0)
     started = time.perf_counter()
     for i in range(1000):
         one(i)

@@ -182,7 +182,7 @@ async def push(
     **extra_headers: str,
 ) -> httpx.Response:
     return await client.post(
-        f"/v1/providers/{provider_id}/rosters",
+        f"/v1/providers/{provider_id}/roster-uploads",
         content=body,
         headers={**headers, "content-type": MEDIA[fmt], **extra_headers},
     )

@@ -19,6 +19,8 @@ from pavilion.credentials.keys import issuer_keys_for
 from pavilion.credentials.service import CredentialService
 from pavilion.credentials.status.resolver import RemoteStatusResolver
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
+from pavilion.ingest.lineage.emitter import LineageEmitter
+from pavilion.ingest.roster_store import RosterStore, SqlRosterStore
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
 from pavilion.keystore.service import KeyService
@@ -46,10 +48,14 @@ class Runtime:
     status_lists: StatusListService
     credentials: CredentialService
     clock: Callable[[], datetime] = field(default=_utc_now)
+    #: Canonical roster records (what roster uploads replace and lookups read).
+    rosters: RosterStore = field(default_factory=SqlRosterStore)
+    #: The OpenLineage emitter (openlineage is imported when it builds its first event).
+    lineage: LineageEmitter = field(default_factory=LineageEmitter)
 
     @functools.cached_property
     def privacy(self) -> PrivacyEngine:
-        """The privacy engine (PSI, ZK predicates, DP releases, receipts), built on first use."""
+        """The privacy engine (PSI, ZK predicates, private releases, receipts), built on use."""
         return build_privacy_engine(self)
 
     async def aclose(self) -> None:
@@ -96,4 +102,5 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
             ),
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
+        lineage=LineageEmitter(settings.lineage_file),
     )

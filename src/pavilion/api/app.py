@@ -51,8 +51,8 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     app.include_router(keys_routes.router)
     app.include_router(credential_routes.router)  # VC-API, trust chains, templates, refresh
     app.include_router(status_list_routes.router)
-    app.include_router(privacy_routes.router)  # PSI, ZK predicates, DP releases, receipts
-    app.include_router(ingest_routes.router)  # roster pushes, mappings, quality, lineage
+    app.include_router(privacy_routes.router)  # PSI, ZK predicates, private releases, receipts
+    app.include_router(ingest_routes.router)  # roster uploads, mappings, quality, lineage
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=runtime.settings.max_body_bytes,

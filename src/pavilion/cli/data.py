@@ -1,5 +1,8 @@
-"""``pavilion data ...`` (profiles, dry runs, pushes, quality, integrity, upload keys) and
-``pavilion lineage show DATASET``: the data pipeline from the command line."""
+"""``pavilion data ...`` (profiles, dry runs, roster uploads, quality, integrity, upload keys)
+and ``pavilion lineage show DATASET``: the data pipeline from the command line.
+
+``pavilion data push`` is the deprecated name of ``pavilion data upload`` (one release).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pavilion.cli.deprecation import alias_command
 from pavilion.errors import PavilionError
 from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_type
-from pavilion.ingest.lineage import graphviz_available, render
+from pavilion.ingest.lineage.graph import graphviz_available, render
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
@@ -26,7 +30,7 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 data_app = typer.Typer(
-    help="Data pipeline: DP schemas and mappings, roster pushes, quality, integrity.",
+    help="Data pipeline: DP schemas and mappings, roster uploads, quality, integrity.",
     no_args_is_help=True,
 )
 mapping_app = typer.Typer(help="A DP's versioned schema and mapping.", no_args_is_help=True)
@@ -73,7 +77,7 @@ def mapping_add(
     spec: Annotated[Path, typer.Argument(help="Profile: schema + mapping, YAML or JSON.")],
 ) -> None:
     """Store a DP's schema and mapping as its next version."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_profiles
 
     try:
         text = spec.read_text("utf-8")
@@ -81,7 +85,7 @@ def mapping_add(
         raise PavilionError(f"{spec}: cannot read the profile: {exc}") from exc
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.add_profile(rt, await _tenant(rt, tenant), provider, text)
+        return await roster_profiles.add_profile(rt, await _tenant(rt, tenant), provider, text)
 
     stored = _run(work)
     console.print(
@@ -96,15 +100,15 @@ def mapping_show(
     version: Annotated[int | None, typer.Option(help="A version; the latest when omitted.")] = None,
 ) -> None:
     """Print a stored profile version as JSON."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_profiles
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.get_profile(rt, await _tenant(rt, tenant), provider, version)
+        return await roster_profiles.get_profile(rt, await _tenant(rt, tenant), provider, version)
 
     _print_json(_run(work))
 
 
-# -- dry run and push ------------------------------------------------------------------------
+# -- dry run and upload ----------------------------------------------------------------------
 
 
 def _format_of(path: Path, given: Format | None) -> str:
@@ -128,13 +132,13 @@ def dry_run(
     """Validate, score and map a sample without storing anything; show the preview."""
     import yaml
 
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_dry_run
 
     media = _format_of(sample, data_format)
     document = yaml.safe_load(profile.read_text("utf-8")) if profile is not None else None
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.dry_run(
+        return await roster_dry_run.dry_run(
             rt,
             await _tenant(rt, tenant),
             provider,
@@ -172,8 +176,8 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@data_app.command("push")
-def push(
+@data_app.command("upload")
+def upload(
     roster: Annotated[Path, typer.Argument(help="The roster file.")],
     *,
     tenant: TenantOption,
@@ -189,10 +193,10 @@ def push(
     ] = None,
     mapping_version: Annotated[int | None, typer.Option(help="Defaults to the latest.")] = None,
 ) -> None:
-    """Push a roster: validated, scored, mapped and applied whole, or refused with a report."""
-    from pavilion.workflows import roster_push as flow
+    """Upload a roster: validated, scored, mapped and applied whole, or refused with a report."""
+    from pavilion.workflows import roster_upload
 
-    request = flow.PushRequest(
+    request = roster_upload.UploadRequest(
         content_type=_format_of(roster, data_format),
         signature=signature.read_text("utf-8").strip() if signature is not None else None,
         as_of=as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of is not None else None,
@@ -200,7 +204,7 @@ def push(
     )
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.push_roster(
+        return await roster_upload.upload_roster(
             rt, await _tenant(rt, tenant), provider, _chunks(roster), request
         )
 
@@ -224,6 +228,9 @@ def push(
     )
 
 
+alias_command(data_app, "push", upload, old="pavilion data push", new="pavilion data upload")
+
+
 # -- quality, integrity, keys ----------------------------------------------------------------
 
 
@@ -238,10 +245,10 @@ def quality(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
 ) -> None:
     """A DP's quality scores over its recent batches, oldest first, and the trend."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.quality(rt, await _tenant(rt, tenant), provider, limit=limit)
+        return await roster_reports.quality(rt, await _tenant(rt, tenant), provider, limit=limit)
 
     trend = _run(work)
     table = Table(
@@ -277,10 +284,10 @@ def verify(
     batch: Annotated[str, typer.Argument(help="A batch id.")],
 ) -> None:
     """Check a batch's signed manifest and its stored records; exit 1 if tampered with."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.get_batch(rt, await _tenant(rt, tenant), batch)
+        return await roster_reports.get_batch(rt, await _tenant(rt, tenant), batch)
 
     try:
         found = _run(work)
@@ -297,12 +304,12 @@ def keys_add(
     jwk: Annotated[Path, typer.Argument(help="The DP's public JWK (JSON file).")],
 ) -> None:
     """Register a DP's public key; from then on its uploads must carry a detached JWS."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_profiles
 
     key = json.loads(jwk.read_text("utf-8"))
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.add_upload_key(rt, await _tenant(rt, tenant), provider, key)
+        return await roster_profiles.add_upload_key(rt, await _tenant(rt, tenant), provider, key)
 
     added = _run(work)
     console.print(f"upload key [bold]{added['kid']}[/bold] registered")
@@ -328,10 +335,10 @@ def lineage_show(
     events: Annotated[bool, typer.Option(help="Also print the recent run events.")] = False,
 ) -> None:
     """Render the lineage graph around a dataset (DP source -> transformations -> outputs)."""
-    from pavilion.workflows import roster_push as flow
+    from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await flow.lineage(rt, await _tenant(rt, tenant), dataset)
+        return await roster_reports.lineage(rt, await _tenant(rt, tenant), dataset)
 
     found = _run(work)
     content, produced = render(found["dot"], graph_format.value)

@@ -302,7 +302,7 @@ def _register_commands() -> None:
     from pavilion.cli import data  # issue 6: data pipeline and lineage
 
     data.register(app)
-    from pavilion.cli import privacy  # issue 5: PSI, ZK predicates, DP releases, receipts
+    from pavilion.cli import privacy  # issue 5: PSI, ZK predicates, private releases, receipts
 
     privacy.register(app)
     from pavilion.cli import connections  # issue 4: live DP endpoint health

@@ -1,8 +1,10 @@
 """``pavilion privacy ...``: the privacy engine from the command line.
 
-DP side (run where the DP agent runs):  ``dp-keys init|rotate|show``, ``roster push``.
-Connector side (run against the connector's database): ``roster-key register``, ``psi batch``,
-``zk present``, ``budget set|show``, ``dp release``, ``receipts verify``.
+"DP" is the data provider throughout. DP side (run where the DP agent runs): ``dp-keys
+init|rotate|show``, ``tag-set push``. Connector side (run against the connector's database):
+``tag-set-key register``, ``psi batch``, ``zk present``, ``budget set|show``, ``release`` (a
+differentially private statistic), ``receipts verify``. The names before the rename (``roster
+push``, ``roster-key register``, ``dp release``) are hidden deprecated aliases for one release.
 Results are JSON on standard output; messages go to standard error.
 """
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 import typer
 from rich.console import Console
 
+from pavilion.cli.deprecation import alias_command, alias_group
 from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
@@ -29,24 +32,24 @@ err = Console(stderr=True)
 T = TypeVar("T")
 DEFAULT_TOKEN_ENV: Final = "PAVILION_CONNECTOR_TOKEN"  # noqa: S105  a variable name
 
-privacy_app = typer.Typer(help="Privacy engine: PSI, ZK predicates, DP releases, receipts.")
-dp_keys_app = typer.Typer(help="The DP agent's OPRF and roster-signing keys (DP side).")
-roster_app = typer.Typer(help="Push the DP's roster as OPRF tags (DP side).")
-roster_key_app = typer.Typer(help="Register a DP's roster-signing key (connector side).")
-psi_app = typer.Typer(help="Private set intersection against a pushed roster.")
+privacy_app = typer.Typer(
+    help="Privacy engine: PSI, ZK predicates, differentially private releases, receipts."
+)
+dp_keys_app = typer.Typer(help="The DP agent's OPRF and tag-set signing keys (DP side).")
+tag_set_app = typer.Typer(help="Push the DP's roster as OPRF tag sets (DP side).")
+tag_set_key_app = typer.Typer(help="Register a DP's tag-set signing key (connector side).")
+psi_app = typer.Typer(help="Private set intersection against a pushed tag set.")
 zk_app = typer.Typer(help="Zero-knowledge predicate presentations (AnonCreds).")
 budget_app = typer.Typer(help="Privacy budgets (the ledger of epsilon and delta).")
-dp_app = typer.Typer(help="Differentially private releases of verification events.")
 receipts_app = typer.Typer(help="Privacy receipts: signatures and audit-log inclusion.")
 anoncreds_app = typer.Typer(help="AnonCreds credentials: revocation (published as deltas).")
 for _sub, _name in (
     (dp_keys_app, "dp-keys"),
-    (roster_app, "roster"),
-    (roster_key_app, "roster-key"),
+    (tag_set_app, "tag-set"),
+    (tag_set_key_app, "tag-set-key"),
     (psi_app, "psi"),
     (zk_app, "zk"),
     (budget_app, "budget"),
-    (dp_app, "dp"),
     (receipts_app, "receipts"),
     (anoncreds_app, "anoncreds"),
 ):
@@ -83,22 +86,22 @@ async def _tenant(rt: Runtime, name_or_id: str) -> str:
 
 @dp_keys_app.command("init")
 def dp_keys_init(directory: KeyDir) -> None:
-    """Generate the OPRF key and roster-signing key (kept if they exist); print public keys."""
+    """Generate the OPRF key and tag-set signing key (kept if they exist); print public keys."""
     from pavilion.dpagent.oprf_keys import OprfKeyRing
 
     ring = OprfKeyRing.open(directory)
     _print(_public_keys(ring))
-    err.print("register roster_signing_key with the connector (roster-key register, or the API)")
+    err.print("register tag_set_signing_key with the connector (tag-set-key register, or the API)")
 
 
 @dp_keys_app.command("rotate")
 def dp_keys_rotate(directory: KeyDir) -> None:
-    """Make a new current OPRF key; the previous one serves until rosters are pushed again."""
+    """Make a new current OPRF key; the previous one serves until tag sets are pushed again."""
     from pavilion.dpagent.oprf_keys import OprfKeyRing
 
     ring = OprfKeyRing.open(directory, create=False)
     key = ring.rotate()
-    err.print(f"new current OPRF key {key.key_id}; push the roster again (roster push)")
+    err.print(f"new current OPRF key {key.key_id}; push the tag sets again (tag-set push)")
     _print(_public_keys(ring))
 
 
@@ -113,12 +116,12 @@ def dp_keys_show(directory: KeyDir) -> None:
 def _public_keys(ring: Any) -> dict[str, Any]:
     return {
         "oprf_keys": [k.public() for k in ring.all_keys()],
-        "roster_signing_key": ring.signing_public_jwk(),
+        "tag_set_signing_key": ring.signing_public_jwk(),
     }
 
 
-@roster_app.command("push")
-def roster_push(
+@tag_set_app.command("push")
+def tag_set_push(
     *,
     records: Annotated[Path, typer.Option(dir_okay=False, help="Roster file (.csv or .json).")],
     directory: KeyDir,
@@ -134,7 +137,7 @@ def roster_push(
     """Encode every set of the roster as VOPRF tags, sign the manifests and push them."""
     from pavilion.dpagent.oprf_keys import OprfKeyRing
     from pavilion.dpagent.records import RecordLoadError, load_records
-    from pavilion.dpagent.roster_push import PushTarget, push_roster
+    from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
 
     token = os.environ.get(token_env, "").strip()
     if not token:
@@ -146,7 +149,7 @@ def roster_push(
     ring = OprfKeyRing.open(directory, create=False)
     target = PushTarget(connector, token, tenant_id, provider_id)
     pushed = asyncio.run(
-        push_roster(list(index), ring, target, tag_bytes=tag_bytes, workers=workers)
+        push_tag_sets(list(index), ring, target, tag_bytes=tag_bytes, workers=workers)
     )
     for item in pushed:
         err.print(
@@ -159,20 +162,20 @@ def roster_push(
 # --------------------------------------------------------------------------- connector side
 
 
-@roster_key_app.command("register")
-def roster_key_register(
+@tag_set_key_app.command("register")
+def tag_set_key_register(
     tenant: TenantOption,
     provider: Annotated[str, typer.Option(help="Provider id.")],
     jwk_file: Annotated[Path, typer.Option(dir_okay=False, help="The DP's public JWK (JSON).")],
 ) -> None:
-    """Register the DP's roster-signing public key (``dp-keys show`` prints it)."""
+    """Register the DP's tag-set signing public key (``dp-keys show`` prints it)."""
     document = json.loads(jwk_file.read_text("utf-8"))
-    jwk = document.get("roster_signing_key", document)
+    jwk = document.get("tag_set_signing_key", document.get("roster_signing_key", document))
 
     async def work(rt: Runtime) -> dict[str, str]:
         tenant_id = await _tenant(rt, tenant)
         await rt.providers.get(tenant_id, provider)
-        return await rt.privacy.rosters.register_key(tenant_id, provider, jwk)
+        return await rt.privacy.tag_sets.register_key(tenant_id, provider, jwk)
 
     _print(_run(work))
 
@@ -306,8 +309,8 @@ def budget_show(
     _print(_run(work))
 
 
-@dp_app.command("release")
-def dp_release(
+@privacy_app.command("release")
+def release(
     *,
     tenant: TenantOption,
     statistic: Annotated[str, typer.Option(help="count, sum or mean.")],
@@ -321,7 +324,7 @@ def dp_release(
     bounds: Annotated[str | None, typer.Option(help="sum/mean: clamping, e.g. 0,1.")] = None,
 ) -> None:
     """A differentially private statistic of verification events, charged to the budget."""
-    from pavilion.workflows.dp_release import ReleaseIn, run_release
+    from pavilion.workflows.private_release import ReleaseIn, run_release
 
     body = ReleaseIn.model_validate(
         {
@@ -429,3 +432,28 @@ def receipts_verify(
         print(f"INVALID {problem}")
     if problems:
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------- deprecated names
+
+alias_command(
+    alias_group(privacy_app, "roster", "pavilion privacy tag-set"),
+    "push",
+    tag_set_push,
+    old="pavilion privacy roster push",
+    new="pavilion privacy tag-set push",
+)
+alias_command(
+    alias_group(privacy_app, "roster-key", "pavilion privacy tag-set-key"),
+    "register",
+    tag_set_key_register,
+    old="pavilion privacy roster-key register",
+    new="pavilion privacy tag-set-key register",
+)
+alias_command(
+    alias_group(privacy_app, "dp", "pavilion privacy release"),
+    "release",
+    release,
+    old="pavilion privacy dp release",
+    new="pavilion privacy release",
+)

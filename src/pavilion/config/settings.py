@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     ingest_max_upload_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=1024,
-        description="Largest roster push (streamed to disk, never held in memory).",
+        description="Largest roster upload (streamed to disk, never held in memory).",
     )
     lineage_file: Path | None = Field(
         default=None, description="Also append OpenLineage events to this file (JSON lines)."

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class OprfConfig(BaseModel):
-    """Where the agent keeps its OPRF and roster-signing keys, and how much it evaluates.
+    """Where the agent keeps its OPRF and tag-set signing keys, and how much it evaluates.
 
     ``rate_per_second`` and ``burst`` bound evaluated elements per connector tenant: each one
     is a guess a tenant can test against the roster, so they are the guessing budget.

@@ -1,12 +1,12 @@
-"""The DP agent's own keys for private set membership: the OPRF key and the roster-signing key.
+"""The DP agent's own keys for private set membership: the OPRF key and the tag-set signing key.
 
 Both are generated here, on the DP's side, and never leave it: the connector receives only
-the OPRF public key (inside signed roster manifests) and the signing key's public JWK. The
+the OPRF public key (inside signed tag set manifests) and the signing key's public JWK. The
 files are written atomically with mode 0600.
 
 Rotation: :meth:`OprfKeyRing.rotate` makes a new current key and keeps the one before as
-``previous``, so connectors still holding a roster under the old key are served until the DP
-pushes rosters under the new one; a second rotation drops the oldest key. A running agent
+``previous``, so connectors still holding tag sets under the old key are served until the DP
+pushes tag sets under the new one; a second rotation drops the oldest key. A running agent
 picks up a rotation made by the CLI on its next request (the file's mtime is checked).
 """
 
@@ -29,7 +29,7 @@ from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
 from pavilion.privacy import oprf
 
 KEYS_FILE: Final = "oprf-keys.json"
-SIGNING_FILE: Final = "roster-signing.jwk"
+SIGNING_FILE: Final = "roster-signing.jwk"  # its first name: existing key directories keep it
 KeyState = Literal["current", "previous"]
 
 
@@ -79,7 +79,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 class OprfKeyRing:
-    """The agent's OPRF keys (current and previous) and its roster-signing key."""
+    """The agent's OPRF keys (current and previous) and its tag-set signing key."""
 
     def __init__(self, directory: Path) -> None:
         self._dir = directory
@@ -138,7 +138,7 @@ class OprfKeyRing:
         key = self._keys.get(key_id)
         if key is None:
             raise UnknownOprfKey(
-                "this OPRF key is unknown or was rotated out; the DP must push its roster "
+                "this OPRF key is unknown or was rotated out; the DP must push its tag sets "
                 "again under its current key"
             )
         return key

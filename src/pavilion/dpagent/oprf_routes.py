@@ -6,7 +6,7 @@ the agent cannot tell whom they stand for, and it logs only counts and outcomes.
 are rate-limited per connector tenant (``X-Pavilion-Tenant``), because each one lets the
 caller test one guess against the roster.
 
-``GET /v1/oprf/keys`` lists the public halves: OPRF public keys and the roster-signing JWK
+``GET /v1/oprf/keys`` lists the public halves: OPRF public keys and the tag-set signing JWK
 that a DP administrator registers with the connector.
 """
 
@@ -46,7 +46,7 @@ class OprfRateLimited(PavilionError):
 class EvaluateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key_id: str = Field(min_length=1, max_length=64, description="The key the roster uses.")
+    key_id: str = Field(min_length=1, max_length=64, description="The key the tag set uses.")
     elements: list[Annotated[str, Field(min_length=_ELEMENT_B64, max_length=_ELEMENT_B64)]] = Field(
         min_length=1, description="Blinded elements, unpadded base64url (32 bytes each)."
     )
@@ -60,7 +60,7 @@ class EvaluateResponse(BaseModel):
 
 class KeysResponse(BaseModel):
     keys: list[dict[str, str]]
-    roster_signing_key: dict[str, str]
+    tag_set_signing_key: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,10 @@ def oprf_router(config: OprfConfig, state: OprfState) -> APIRouter:
 
     @router.get("/keys")
     async def keys() -> KeysResponse:
-        """Public keys only: OPRF keys by state and the roster-signing JWK."""
+        """Public keys only: OPRF keys by state and the tag-set signing JWK."""
         return KeysResponse(
-            keys=[k.public() for k in ring.all_keys()], roster_signing_key=ring.signing_public_jwk()
+            keys=[k.public() for k in ring.all_keys()],
+            tag_set_signing_key=ring.signing_public_jwk(),
         )
 
     @router.post(

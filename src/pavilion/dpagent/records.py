@@ -105,7 +105,7 @@ class RecordIndex:
         return len(self._by_kind["student_id"])
 
     def __iter__(self) -> Iterator[StudentRecord]:
-        """Every record once (the roster push encodes them all; see dpagent/roster_push.py)."""
+        """Every record once (the tag set push encodes them all; see dpagent/tag_set_push.py)."""
         return iter(list(self._by_kind["student_id"].values()))
 
     def add(self, record: StudentRecord) -> None:

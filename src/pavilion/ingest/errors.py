@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pavilion.errors import InvalidRequest, PolicyDenied
+from pavilion.errors import InvalidRequest, PavilionError, PolicyDenied
 
 #: At most this many errors are listed in a report; the counts always cover every error.
 MAX_REPORTED_ERRORS = 1000
@@ -60,3 +60,9 @@ def issue(
     if row is not None:
         entry["row"] = row
     return entry
+
+
+def reported_issues(exc: PavilionError) -> list[dict[str, Any]]:
+    """The error report entries an exception carries (its ``errors``), as plain dicts."""
+    errors = getattr(exc, "errors", None) or exc.extra.get("errors") or []
+    return [dict(e) for e in errors]

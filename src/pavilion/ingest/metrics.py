@@ -9,13 +9,13 @@ from pavilion.observability.metrics import REGISTRY
 
 BATCHES = Counter(
     "pavilion_ingest_batches_total",
-    "Roster pushes by provider, status (applied/rejected) and reason.",
+    "Roster uploads by provider, status (applied/rejected) and reason.",
     ("provider", "status", "reason"),
     registry=REGISTRY,
 )
 ROWS = Counter(
     "pavilion_ingest_rows_total",
-    "Rows of roster pushes by provider and fate (applied, invalid).",
+    "Rows of roster uploads by provider and fate (applied, invalid).",
     ("provider", "fate"),
     registry=REGISTRY,
 )

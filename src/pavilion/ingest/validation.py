@@ -1,4 +1,4 @@
-"""Validation per record (lookup answers, on the hot path) and per batch (roster pushes).
+"""Validation per record (lookup answers, on the hot path) and per batch (roster uploads).
 
 Per record: the DP's JSON Schema compiled once by jsonschema-rs with the linear-time regex
 engine (a DP's pattern cannot make the connector backtrack forever), with ``uniqueItems`` on

@@ -10,7 +10,7 @@ from pavilion.credentials.anoncreds.service import AnoncredsConfig, AnoncredsSer
 from pavilion.privacy.budget import BudgetLedger
 from pavilion.privacy.psi_client import OprfEvaluator
 from pavilion.privacy.receipts import ReceiptService
-from pavilion.privacy.rosters import RosterService
+from pavilion.privacy.tag_sets import TagSetService
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class PrivacyEngine:
-    rosters: RosterService
+    tag_sets: TagSetService
     evaluator: OprfEvaluator
     budgets: BudgetLedger
     receipts: ReceiptService
@@ -35,7 +35,7 @@ def build_privacy_engine(rt: Runtime) -> PrivacyEngine:
         return rt.clock()
 
     return PrivacyEngine(
-        rosters=RosterService(rt.db, clock),
+        tag_sets=TagSetService(rt.db, clock),
         evaluator=OprfEvaluator(timeout_seconds=settings.provider_timeout_seconds * 2),
         budgets=BudgetLedger(),
         receipts=ReceiptService(

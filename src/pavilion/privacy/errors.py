@@ -3,7 +3,7 @@
 PavilionError
 ├── Conflict
 │   ├── BudgetExhausted          a release would overspend the tenant's privacy budget  409
-│   └── RosterReplay             a roster upload that is not newer than the last one     409
+│   └── TagSetReplay             a tag set push that is not newer than the last one      409
 ├── ProviderError
 │   ├── ProviderUnavailable
 │   │   └── EvaluationRateLimited  the DP agent refused more OPRF evaluations (429)     503
@@ -27,9 +27,9 @@ class BudgetExhausted(Conflict):
     title = "Privacy budget exhausted"
 
 
-class RosterReplay(Conflict):
-    code = "roster-replay"
-    title = "Roster upload is not newer than the current one"
+class TagSetReplay(Conflict):
+    code = "tag-set-replay"
+    title = "Tag set is not newer than the current one"
 
 
 class EvaluationRateLimited(ProviderUnavailable):

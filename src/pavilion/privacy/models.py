@@ -1,6 +1,6 @@
-"""Tables of the privacy engine: pushed PSI rosters, the privacy-budget ledger, receipts.
+"""Tables of the privacy engine: pushed PSI tag sets, the privacy-budget ledger, receipts.
 
-Nothing here holds personal data: rosters are truncated PRF outputs under a key only the DP
+Nothing here holds personal data: tag sets are truncated PRF outputs under a key only the DP
 has, budgets are numbers, receipts hold ids and hashes.
 """
 
@@ -29,8 +29,8 @@ EPSILON_UNITS = 10**9
 DELTA_UNITS = 10**15
 
 
-class RosterSigningKey(TenantOwned, Base):
-    """The DP's roster-signing public key, registered by a DP administrator."""
+class TagSetSigningKey(TenantOwned, Base):
+    """The DP's tag-set signing public key, registered by a DP administrator."""
 
     __tablename__ = "psi_roster_keys"
     __table_args__ = (UniqueConstraint("tenant_id", "provider_id"),)
@@ -42,7 +42,7 @@ class RosterSigningKey(TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
-class PsiRoster(TenantOwned, Base):
+class TagSet(TenantOwned, Base):
     """One pushed version of one set: its signed manifest and, once committed, its tags."""
 
     __tablename__ = "psi_rosters"
@@ -68,13 +68,18 @@ class PsiRoster(TenantOwned, Base):
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class PsiRosterChunk(TenantOwned, Base):
+class TagSetChunk(TenantOwned, Base):
     __tablename__ = "psi_roster_chunks"
+    # The table and column keep their first names (psi_roster_*, roster_id): no migration.
     __table_args__ = (UniqueConstraint("roster_id", "seq"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    roster_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("psi_rosters.id", ondelete="CASCADE"), nullable=False, index=True
+    tag_set_id: Mapped[str] = mapped_column(
+        "roster_id",
+        String(36),
+        ForeignKey("psi_rosters.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     )
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
@@ -111,7 +116,8 @@ class PrivacyLedgerEntry(TenantOwned, Base):
     mechanism: Mapped[str] = mapped_column(String(16), nullable=False)
     epsilon: Mapped[int] = mapped_column(BigInteger, nullable=False)
     delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    #: zero-concentrated DP cost of a Gaussian release, before conversion to (epsilon, delta).
+    #: zCDP (zero-concentrated differential privacy) cost of a Gaussian release, before
+    #: conversion to (epsilon, delta).
     rho: Mapped[float | None] = mapped_column(Float, nullable=True)
     query_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     receipt_id: Mapped[str] = mapped_column(String(36), nullable=False)

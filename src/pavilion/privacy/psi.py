@@ -47,7 +47,7 @@ from pavilion.privacy import oprf
 from pavilion.privacy.errors import DPProofInvalid
 
 PSI_CONTEXT: Final = "pavilion-psi/v1"
-#: The JOSE ``typ`` of a signed roster manifest.
+#: The JOSE ``typ`` of a signed tag set manifest (a wire name that DP agents already sign with).
 MANIFEST_TYP: Final = "pavilion-psi-roster+jwt"
 MANIFEST_TYPE: Final = "pavilion-psi-roster/v1"
 MANIFEST_ALG: Final = "Ed25519"
@@ -282,7 +282,7 @@ def evaluate_identifier_tags(
 
 
 @dataclass(frozen=True)
-class RosterManifest:
+class TagSetManifest:
     """What the DP signs about one pushed set; the connector checks every member."""
 
     tenant_id: str
@@ -321,7 +321,7 @@ class RosterManifest:
         }
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> RosterManifest:
+    def from_claims(cls, claims: Mapping[str, Any]) -> TagSetManifest:
         """Parse signed claims, naming the first member that is missing or wrong."""
 
         def need(path: str, kind: type | tuple[type, ...]) -> Any:
@@ -339,7 +339,7 @@ class RosterManifest:
             raise InvalidRequest(f"manifest type must be {MANIFEST_TYPE}", field="manifest.type")
         if need("oprf.suite", str) != SUITE or need("oprf.mode", str) != "VOPRF":
             raise InvalidRequest(
-                f"the roster must be VOPRF outputs of {SUITE}", field="manifest.oprf"
+                f"the tag set must be VOPRF outputs of {SUITE}", field="manifest.oprf"
             )
         if need("encoding.type", str) != ENCODING:
             raise InvalidRequest(f"encoding must be {ENCODING}", field="manifest.encoding.type")
@@ -380,7 +380,7 @@ class RosterManifest:
         return manifest
 
 
-def sign_manifest(manifest: RosterManifest, signing_key: OKPKey) -> str:
+def sign_manifest(manifest: TagSetManifest, signing_key: OKPKey) -> str:
     """The DP's signature: a compact JWS over the manifest claims, ``alg`` ``Ed25519``
     (the fully specified name of RFC 9864)."""
     public = {k: str(v) for k, v in signing_key.as_dict(private=False).items()}
@@ -389,7 +389,7 @@ def sign_manifest(manifest: RosterManifest, signing_key: OKPKey) -> str:
     return jws.serialize_compact(header, payload, signing_key, algorithms=[MANIFEST_ALG])
 
 
-def verify_manifest(token: str, public_jwk: Mapping[str, Any]) -> RosterManifest:
+def verify_manifest(token: str, public_jwk: Mapping[str, Any]) -> TagSetManifest:
     """Check the DP's signature with its registered key, then parse the manifest."""
     try:
         key = OKPKey.import_key(dict(public_jwk))
@@ -397,13 +397,13 @@ def verify_manifest(token: str, public_jwk: Mapping[str, Any]) -> RosterManifest
         claims = json.loads(result.payload)
     except (JoseError, ValueError) as exc:
         raise VerificationFailed(
-            f"the roster manifest's signature does not verify with the DP's key: {exc}"
+            f"the tag set manifest's signature does not verify with the DP's key: {exc}"
         ) from exc
     if result.protected.get("typ") != MANIFEST_TYP:
         raise VerificationFailed(f"the manifest's typ must be {MANIFEST_TYP}")
     if not isinstance(claims, dict):
         raise VerificationFailed("the manifest payload is not a JSON object")
-    return RosterManifest.from_claims(claims)
+    return TagSetManifest.from_claims(claims)
 
 
 # --------------------------------------------------------------------------- client side
@@ -451,5 +451,5 @@ def finalize_outputs(
         )
     except oprf.OPRFError as exc:
         raise DPProofInvalid(
-            "the DP's VOPRF proof does not verify against the key in its signed roster"
+            "the DP's VOPRF proof does not verify against the key in its signed tag set"
         ) from exc

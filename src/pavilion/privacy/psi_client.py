@@ -125,8 +125,8 @@ def _parse(provider: _Provider, response: httpx.Response, count: int) -> tuple[l
         )
     if response.status_code == 409:
         raise ProviderBadResponse(
-            f"provider {name!r} no longer holds the OPRF key of its pushed roster; the DP "
-            "must push its roster again under its current key"
+            f"provider {name!r} no longer holds the OPRF key of its pushed tag sets; the DP "
+            "must push its tag sets again under its current key"
         )
     if response.status_code in (401, 403):
         raise ProviderBadResponse(

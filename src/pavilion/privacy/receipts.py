@@ -1,4 +1,5 @@
-"""Privacy receipts: a signed statement of every PSI run, DP release and ZK presentation.
+"""Privacy receipts: a signed statement of every PSI run, differentially private release and ZK
+presentation.
 
 A receipt says which mechanism ran with which parameters, what privacy budget it spent, the
 SHA-256 of its inputs and outputs and the policy version in force; it holds ids and hashes,
@@ -40,7 +41,22 @@ from pavilion.store.database import Database
 
 RECEIPT_TYP: Final = "pavilion-privacy-receipt+jwt"
 AUDIT_KIND: Final = "privacy_receipt"
-KINDS: Final = ("psi.roster", "psi.lookup", "psi.batch", "dp.release", "zkp.presentation")
+KINDS: Final = (
+    "psi.tag_set",
+    "psi.lookup",
+    "psi.batch",
+    "differential.release",
+    "zkp.presentation",
+)
+#: Kinds of receipts issued before the rename (deprecated; their receipts keep them): a
+#: filter by the new kind finds them too, and the old names still filter.
+RENAMED_KINDS: Final = {"psi.roster": "psi.tag_set", "dp.release": "differential.release"}
+
+
+def kinds_matching(kind: str) -> list[str]:
+    """The stored kinds a filter by ``kind`` (a current or a renamed name) matches."""
+    current = RENAMED_KINDS.get(kind, kind)
+    return [current, *(old for old, new in RENAMED_KINDS.items() if new == current)]
 
 
 def sha256_hex(value: bytes | str | Mapping[str, Any] | list[Any]) -> str:
@@ -151,7 +167,7 @@ class ReceiptService:
                 .limit(limit)
             )
             if kind is not None:
-                query = query.where(PrivacyReceipt.kind == kind)
+                query = query.where(PrivacyReceipt.kind.in_(kinds_matching(kind)))
             if after is not None:
                 query = query.where(PrivacyReceipt.audit_index > int(after))
             rows = (await session.execute(query)).scalars().all()

@@ -28,13 +28,13 @@ class Permission(StrEnum):
     CREDENTIALS_ISSUE = "credentials:issue"
     CREDENTIALS_VERIFY = "credentials:verify"
     CREDENTIALS_MANAGE = "credentials:manage"
-    PRIVACY_ROSTERS = "privacy:rosters"
+    PRIVACY_TAG_SETS = "privacy:tag-sets"
     PRIVACY_PSI = "privacy:psi"
     PRIVACY_ZKP = "privacy:zkp"
     PRIVACY_ANALYTICS = "privacy:analytics"
     PRIVACY_BUDGETS = "privacy:budgets"
     ANONCREDS_ISSUE = "anoncreds:issue"
-    ROSTERS_PUSH = "rosters:push"
+    ROSTERS_UPLOAD = "rosters:upload"
     ROSTERS_READ = "rosters:read"
     LINEAGE_READ = "lineage:read"
 
@@ -80,11 +80,12 @@ _GRANTS[Role.TENANT_ADMIN] |= {
 for _role in (Role.BROKER, Role.COMPLIANCE, Role.AUDITOR):
     _GRANTS[_role] |= {Permission.CREDENTIALS_VERIFY}
 
-# Privacy engine: DPs push rosters; brokers run PSI, ZK presentations and AnonCreds issuance;
-# tenant admins set privacy budgets; they and compliance officers make DP releases.
-_GRANTS[Role.DP_ADMIN] |= {Permission.PRIVACY_ROSTERS}
+# Privacy engine: DPs push tag sets; brokers run PSI, ZK presentations and AnonCreds issuance;
+# tenant admins set privacy budgets; they and compliance officers make differentially private
+# releases.
+_GRANTS[Role.DP_ADMIN] |= {Permission.PRIVACY_TAG_SETS}
 _GRANTS[Role.TENANT_ADMIN] |= {
-    Permission.PRIVACY_ROSTERS,
+    Permission.PRIVACY_TAG_SETS,
     Permission.PRIVACY_ANALYTICS,
     Permission.PRIVACY_BUDGETS,
     Permission.ANONCREDS_ISSUE,
@@ -92,9 +93,9 @@ _GRANTS[Role.TENANT_ADMIN] |= {
 _GRANTS[Role.BROKER] |= {Permission.PRIVACY_PSI, Permission.PRIVACY_ZKP, Permission.ANONCREDS_ISSUE}
 _GRANTS[Role.COMPLIANCE] |= {Permission.PRIVACY_ANALYTICS}
 
-# Data pipeline (issue 6): DP admins push rosters; tenant admins and compliance officers read
+# Data pipeline (issue 6): DP admins upload rosters; tenant admins and compliance officers read
 # batches, quality and lineage; auditors read lineage.
-_GRANTS[Role.DP_ADMIN] |= {Permission.ROSTERS_PUSH, Permission.ROSTERS_READ}
+_GRANTS[Role.DP_ADMIN] |= {Permission.ROSTERS_UPLOAD, Permission.ROSTERS_READ}
 for _role in (Role.DP_ADMIN, Role.TENANT_ADMIN, Role.COMPLIANCE):
     _GRANTS[_role] |= {Permission.ROSTERS_READ, Permission.LINEAGE_READ}
 _GRANTS[Role.AUDITOR] |= {Permission.LINEAGE_READ}

@@ -74,7 +74,7 @@ class VerificationRequest(BaseModel):
     mode: Literal["lookup", "psi"] = Field(
         default="lookup",
         description="lookup: the DP looks the subject up; psi: the connector checks the DP's "
-        "pushed roster through a VOPRF, so the DP never learns who is asked about "
+        "pushed tag sets through a VOPRF, so the DP never learns who is asked about "
         "(student_status and membership; see docs/PRIVACY.md).",
     )
     format: Literal["jwt_vc", "vc2_jose", "sd_jwt_vc"] | None = Field(

@@ -1,12 +1,12 @@
 """Private set membership between the connector and a DP agent (use cases across domains).
 
-* :func:`psi_decide` answers a verification's claim from the DP's pushed roster: the subject's
+* :func:`psi_decide` answers a verification's claim from the DP's pushed tag sets: the subject's
   identifiers are blinded here, evaluated by the DP agent (VOPRF, proof checked), and the
   result looked up in the pushed tags. The DP never sees who is asked about; the connector
-  never holds the roster.
+  never holds the roster itself.
 * :func:`run_batch_psi` does the same for a list (a merchant's customers against a club's
   members) and returns the cardinality, or the matching items to their owner.
-* :func:`commit_roster` activates a pushed roster and writes its receipt.
+* :func:`commit_tag_set` activates a pushed tag set and writes its receipt.
 
 Every run writes a signed privacy receipt (ids and hashes) to the audit log.
 """
@@ -32,7 +32,7 @@ from pavilion.observability.logging import get_logger
 from pavilion.privacy import psi
 from pavilion.privacy.psi_client import MAX_BATCH
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
-from pavilion.privacy.rosters import ActiveRoster
+from pavilion.privacy.tag_sets import ActiveTagSet
 from pavilion.providers.service import ProviderConnection
 from pavilion.runtime import Runtime
 from pavilion.verification.claims import Claim, ClaimType, Decision, Outcome
@@ -61,7 +61,7 @@ def claim_set(claim: Claim) -> str:
 
 @dataclass(frozen=True)
 class _Asked:
-    roster: ActiveRoster
+    tag_set: ActiveTagSet
     input: bytes
 
 
@@ -78,7 +78,7 @@ async def _evaluate(
     region, attempts = "", 0
     by_key: dict[str, list[int]] = {}
     for i, a in enumerate(asked):
-        by_key.setdefault(a.roster.key_id, []).append(i)
+        by_key.setdefault(a.tag_set.key_id, []).append(i)
 
     async def one_batch(
         key_id: str, public_key: bytes, chunk: list[int]
@@ -98,7 +98,7 @@ async def _evaluate(
 
     batches = []
     for key_id, positions in by_key.items():
-        public_key = asked[positions[0]].roster.public_key
+        public_key = asked[positions[0]].tag_set.public_key
         # Large lists go as parallel batches: blinding, the DP's evaluation and the proof
         # checks of each batch run in threads (libsodium releases the GIL), so cores add up.
         size = min(MAX_BATCH, max(PARALLEL_MIN, math.ceil(len(positions) / PARALLEL_BATCHES)))
@@ -112,15 +112,15 @@ async def _evaluate(
 
 async def _active(
     rt: Runtime, tenant_id: str, provider_id: str, set_name: str, *, required: bool
-) -> ActiveRoster | None:
-    roster = await rt.privacy.rosters.active(tenant_id, provider_id, set_name)
-    if roster is None and required:
+) -> ActiveTagSet | None:
+    tag_set = await rt.privacy.tag_sets.active(tenant_id, provider_id, set_name)
+    if tag_set is None and required:
         raise Conflict(
-            f"the provider has not pushed its {set_name!r} roster; the DP agent pushes it "
-            "with `pavilion privacy roster push`, or use mode 'lookup'",
+            f"the provider has not pushed its {set_name!r} tag set; the DP agent pushes it "
+            "with `pavilion privacy tag-set push`, or use mode 'lookup'",
             extra={"field": "mode"},
         )
-    return roster
+    return tag_set
 
 
 async def psi_decide(
@@ -134,15 +134,15 @@ async def psi_decide(
 ) -> tuple[LookupResult, Decision]:
     """A verification's decision from the DP's pushed sets, without the DP learning who."""
     set_name = claim_set(claim)
-    claim_roster = await _active(rt, tenant_id, provider.id, set_name, required=True)
-    assert claim_roster is not None
+    claimed = await _active(rt, tenant_id, provider.id, set_name, required=True)
+    assert claimed is not None
     everyone = await _active(rt, tenant_id, provider.id, psi.ROSTER_SET, required=False)
-    asked = [_Asked(claim_roster, psi.oprf_input(set_name, identifiers))]
+    asked = [_Asked(claimed, psi.oprf_input(set_name, identifiers))]
     if everyone is not None:
         asked.append(_Asked(everyone, psi.oprf_input(psi.ROSTER_SET, identifiers)))
     allowed = list(getattr(endpoints, "allowed", endpoints))
     outputs, region, attempts, blinded = await _evaluate(rt, tenant_id, provider, allowed, asked)
-    in_claim = outputs[0] in claim_roster.encoded
+    in_claim = outputs[0] in claimed.encoded
     known = outputs[1] in everyone.encoded if everyone is not None else None
     if in_claim:
         outcome = Outcome.TRUE
@@ -156,7 +156,7 @@ async def psi_decide(
     else:
         subject_claims = {"membership": {"group": claim.group, "member": holds}}
     subject_claims = subject_claims if outcome is not Outcome.UNKNOWN else {}
-    rosters = [a.roster for a in asked]
+    tag_sets = [a.tag_set for a in asked]
     async with rt.db.transaction(tenant_id) as session:
         receipt = await rt.privacy.receipts.issue(
             session,
@@ -166,7 +166,7 @@ async def psi_decide(
                 mechanism=MECHANISM,
                 parameters={
                     "provider_id": provider.id,
-                    "sets": [_set_params(r) for r in rosters],
+                    "sets": [_set_params(t) for t in tag_sets],
                     "elements": len(blinded),
                     "verified_proof": True,
                 },
@@ -177,28 +177,28 @@ async def psi_decide(
     log.info(
         "psi lookup",
         provider_id=provider.id,
-        set_version=claim_roster.version,
+        set_version=claimed.version,
         outcome=outcome.value,
         receipt_id=receipt.id,
     )
     result = LookupResult(
         found=outcome is not Outcome.UNKNOWN,
         record=None,
-        as_of=claim_roster.activated_at.isoformat(),
+        as_of=claimed.activated_at.isoformat(),
         region=region,
         attempts=attempts,
     )
     return result, Decision(outcome, subject_claims)
 
 
-def _set_params(roster: ActiveRoster) -> dict[str, Any]:
+def _set_params(tag_set: ActiveTagSet) -> dict[str, Any]:
     return {
-        "set": roster.set_name,
-        "version": roster.version,
-        "key_id": roster.key_id,
-        "count": roster.encoded.count,
-        "tag_bytes": roster.encoded.tag_bytes,
-        "false_positive_rate": roster.fpr,
+        "set": tag_set.set_name,
+        "version": tag_set.version,
+        "key_id": tag_set.key_id,
+        "count": tag_set.encoded.count,
+        "tag_bytes": tag_set.encoded.tag_bytes,
+        "false_positive_rate": tag_set.fpr,
     }
 
 
@@ -255,20 +255,20 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
             rt, session, tenant_id, request.provider_id, _kinds_for_set(set_name)
         )
         adequacy = await load_adequacy(session, tenant_id)
-    roster = await _active(rt, tenant_id, provider.id, set_name, required=True)
-    assert roster is not None
+    tag_set = await _active(rt, tenant_id, provider.id, set_name, required=True)
+    assert tag_set is not None
     route = plan_route(provider.endpoints, request.residency, rt.settings.node_region, adequacy)
     inputs = [psi.oprf_input(set_name, {request.identifier_kind: item}) for item in request.items]
     outputs, region, _, blinded = await _evaluate(
-        rt, tenant_id, provider, route.allowed, [_Asked(roster, x) for x in inputs]
+        rt, tenant_id, provider, route.allowed, [_Asked(tag_set, x) for x in inputs]
     )
-    matches = [i for i, output in enumerate(outputs) if output in roster.encoded]
+    matches = [i for i, output in enumerate(outputs) if output in tag_set.encoded]
     body: dict[str, Any] = {
         "provider_id": provider.id,
-        "set": _set_params(roster),
+        "set": _set_params(tag_set),
         "items": len(request.items),
         "cardinality": len(matches),
-        "expected_false_positives": roster.fpr * (len(request.items) - len(matches)),
+        "expected_false_positives": tag_set.fpr * (len(request.items) - len(matches)),
         "region": region,
     }
     if request.output == "intersection":
@@ -282,7 +282,7 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
                 mechanism=MECHANISM,
                 parameters={
                     "provider_id": provider.id,
-                    "sets": [_set_params(roster)],
+                    "sets": [_set_params(tag_set)],
                     "elements": len(blinded),
                     "output": request.output,
                     "purpose_sha256": sha256_hex(request.purpose),
@@ -302,19 +302,19 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
     return body | {"receipt_id": receipt.id, "audit": {"index": receipt.audit_index}}
 
 
-# --------------------------------------------------------------------------- roster pushes
+# --------------------------------------------------------------------------- tag sets
 
 
-async def commit_roster(rt: Runtime, tenant_id: str, upload_id: str) -> dict[str, Any]:
-    """Activate a pushed roster and write its receipt, in one transaction."""
+async def commit_tag_set(rt: Runtime, tenant_id: str, upload_id: str) -> dict[str, Any]:
+    """Activate a pushed tag set and write its receipt, in one transaction."""
     async with rt.db.transaction(tenant_id) as session:
-        committed = await rt.privacy.rosters.commit(session, tenant_id, upload_id)
+        committed = await rt.privacy.tag_sets.commit(session, tenant_id, upload_id)
         manifest = committed.manifest
         receipt = await rt.privacy.receipts.issue(
             session,
             tenant_id,
             ReceiptDraft(
-                kind="psi.roster",
+                kind="psi.tag_set",
                 mechanism=MECHANISM,
                 parameters={
                     "provider_id": manifest.provider_id,

@@ -31,7 +31,7 @@ from pavilion.errors import (
     ProviderBadResponse,
     ProviderUnavailable,
 )
-from pavilion.ingest.service import lineage_emitter, record_lookup
+from pavilion.ingest.lineage.store import record_lookup
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.observability.metrics import CREDENTIALS_ISSUED, VERIFICATIONS
@@ -109,7 +109,7 @@ async def run_verification(
         route = plan_route(
             provider.endpoints, request.subject.residency, rt.settings.node_region, adequacy
         )
-        if request.mode == "psi":  # the DP's pushed roster, through a VOPRF (docs/PRIVACY.md)
+        if request.mode == "psi":  # the DP's pushed tag sets, through a VOPRF (docs/PRIVACY.md)
             result, decision = await psi_decide(
                 rt, tenant_id, provider, route, claim=claim, identifiers=request.subject.identifiers
             )
@@ -169,7 +169,7 @@ async def run_verification(
             await record_lookup(  # OpenLineage run event: names and outcomes, never values
                 session,
                 tenant_id,
-                emitter=lineage_emitter(rt.settings.lineage_file),
+                emitter=rt.lineage,
                 provider_id=provider.id,
                 claim_type=claim.type.value,
                 at=now,
@@ -262,7 +262,7 @@ async def _record_failure(rt: Runtime, base: dict[str, Any], exc: PavilionError)
             await record_lookup(
                 session,
                 base["tenant_id"],
-                emitter=lineage_emitter(rt.settings.lineage_file),
+                emitter=rt.lineage,
                 provider_id=base["provider_id"],
                 claim_type=base["claim_type"],
                 at=verification.created_at,

@@ -1,4 +1,4 @@
-"""Roster pushes through the running API on SQLite and on PostgreSQL (RLS, non-owner role)."""
+"""Roster uploads through the running API on SQLite and on PostgreSQL (RLS, non-owner role)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from pavilion.ingest.models import (
     RosterRecord,
 )
 from pavilion.tenancy.roles import Role
-from pavilion.workflows import roster_push
 
 PROBLEM = "application/problem+json"
 RECORDS = roster(40)
@@ -85,10 +84,12 @@ async def test_a_push_is_applied_verified_scored_and_traced(api: Api, tmp_path: 
     first = json.loads(stored[RECORDS[0].student_id])
     assert first["given_name"] == RECORDS[0].given_name.casefold()
 
-    read = await api.client.get(f"/v1/providers/{provider_id}/rosters/{batch['id']}", headers=dp)
+    read = await api.client.get(
+        f"/v1/providers/{provider_id}/roster-uploads/{batch['id']}", headers=dp
+    )
     assert read.status_code == 200
     assert read.json()["integrity"] == "verified (manifest and stored records)"
-    listing = await api.client.get(f"/v1/providers/{provider_id}/rosters", headers=dp)
+    listing = await api.client.get(f"/v1/providers/{provider_id}/roster-uploads", headers=dp)
     assert [b["id"] for b in listing.json()] == [batch["id"]]
 
     # the same roster in every other format gives the same canonical roster
@@ -96,7 +97,9 @@ async def test_a_push_is_applied_verified_scored_and_traced(api: Api, tmp_path: 
         again = await push(api.client, dp, provider_id, body_of(fmt, RECORDS, tmp_path), fmt)
         assert again.status_code == 201, (fmt, again.text)
         assert again.json()["manifest"]["output_sha256"] == batch["manifest"]["output_sha256"]
-    old = await api.client.get(f"/v1/providers/{provider_id}/rosters/{batch['id']}", headers=dp)
+    old = await api.client.get(
+        f"/v1/providers/{provider_id}/roster-uploads/{batch['id']}", headers=dp
+    )
     assert old.json()["integrity"] == "verified (manifest; records since replaced by a later batch)"
 
     quality = (await api.client.get(f"/v1/providers/{provider_id}/quality", headers=dp)).json()
@@ -115,9 +118,10 @@ async def test_a_push_is_applied_verified_scored_and_traced(api: Api, tmp_path: 
     lineage = await api.client.get(f"/v1/lineage/{dataset}", headers=api.auth("auditor"))
     assert lineage.status_code == 200
     graph = lineage.json()["graph"]
-    assert {"from": f"dp.{provider_id}.roster", "to": f"ingest.roster_push.{provider_id}"} in graph[
-        "edges"
-    ]
+    assert {
+        "from": f"dp.{provider_id}.roster",
+        "to": f"ingest.roster_upload.{provider_id}",
+    } in graph["edges"]
     assert len(lineage.json()["events"]) == 5
     dot = await api.client.get(f"/v1/lineage/{dataset}?format=dot", headers=dp)
     assert dot.headers["content-type"].startswith("text/vnd.graphviz")
@@ -191,7 +195,7 @@ async def test_bad_input_is_reported_and_nothing_partial_is_applied(api: Api) ->
     assert (1, "student_id", "duplicate") in found
     assert (6, "student_id", "duplicate") in found
     quarantine = await api.client.get(
-        f"/v1/providers/{provider_id}/rosters/{problem['batch_id']}/quarantine", headers=dp
+        f"/v1/providers/{provider_id}/roster-uploads/{problem['batch_id']}/quarantine", headers=dp
     )
     items = quarantine.json()["items"]
     assert [i["row"] for i in items] == [1, 3, 6]
@@ -207,7 +211,7 @@ async def test_bad_input_is_reported_and_nothing_partial_is_applied(api: Api) ->
     assert "123-45-6789" not in json.dumps(problem)
 
     unsupported = await api.client.post(
-        f"/v1/providers/{provider_id}/rosters",
+        f"/v1/providers/{provider_id}/roster-uploads",
         content=b"x",
         headers=dp | {"content-type": "image/png"},
     )
@@ -226,7 +230,9 @@ async def test_bad_input_is_reported_and_nothing_partial_is_applied(api: Api) ->
     assert await _records(api, provider_id) == before  # nothing partial was ever applied
     statuses = [
         b["status"]
-        for b in (await api.client.get(f"/v1/providers/{provider_id}/rosters", headers=dp)).json()
+        for b in (
+            await api.client.get(f"/v1/providers/{provider_id}/roster-uploads", headers=dp)
+        ).json()
     ]
     assert statuses.count("applied") == 1
     assert statuses.count("rejected") == 8
@@ -234,7 +240,7 @@ async def test_bad_input_is_reported_and_nothing_partial_is_applied(api: Api) ->
     # malformed pushes keep nothing
     assert await _count(api, QuarantinedRow) == 4
     still = await api.client.get(
-        f"/v1/providers/{provider_id}/rosters/{first.json()['id']}", headers=dp
+        f"/v1/providers/{provider_id}/roster-uploads/{first.json()['id']}", headers=dp
     )
     assert still.json()["integrity"] == "verified (manifest and stored records)"
     trend = (await api.client.get(f"/v1/providers/{provider_id}/quality", headers=dp)).json()
@@ -247,7 +253,7 @@ async def test_a_2gb_upload_streams_and_stops_at_the_limit(api: Api) -> None:
     api.rt.settings = api.rt.settings.model_copy(update={"ingest_max_upload_bytes": limit})
     endless = Endless()  # 2 GiB, never allocated
     response = await api.client.post(
-        f"/v1/providers/{provider_id}/rosters",
+        f"/v1/providers/{provider_id}/roster-uploads",
         content=endless,
         headers=api.auth("dp-admin") | {"content-type": "text/csv"},
     )
@@ -319,7 +325,7 @@ async def test_tampering_with_stored_data_is_detected_on_read(api: Api) -> None:
     provider_id = await _setup(api)
     dp = api.auth("dp-admin")
     batch = (await push(api.client, dp, provider_id, csv_bytes(RECORDS), "csv")).json()
-    url = f"/v1/providers/{provider_id}/rosters/{batch['id']}"
+    url = f"/v1/providers/{provider_id}/roster-uploads/{batch['id']}"
     async with api.rt.db.transaction(api.tenant_id) as session:
         await session.execute(
             update(RosterRecord)
@@ -360,7 +366,7 @@ async def test_roles_and_tenants(api: Api) -> None:
     other = await api.rt.tenancy.create_tenant("tenant-b")
     token = await api.rt.tenancy.create_token(other.id, "b", Role.DP_ADMIN)
     theirs = {"authorization": f"Bearer {token.secret}"}
-    batch_url = f"/v1/providers/{provider_id}/rosters/{pushed.json()['id']}"
+    batch_url = f"/v1/providers/{provider_id}/roster-uploads/{pushed.json()['id']}"
     assert (await api.client.get(batch_url, headers=theirs)).status_code == 404
     assert (await push(api.client, theirs, provider_id, body)).status_code == 404
     dataset = f"pavilion.rosters.{provider_id}"
@@ -369,7 +375,8 @@ async def test_roles_and_tenants(api: Api) -> None:
         await api.client.get(f"/v1/providers/{provider_id}/quality", headers=theirs)
     ).status_code == 404
     wrong_provider = await api.client.get(
-        f"/v1/providers/{provider_id}x/rosters/{pushed.json()['id']}", headers=api.auth("dp-admin")
+        f"/v1/providers/{provider_id}x/roster-uploads/{pushed.json()['id']}",
+        headers=api.auth("dp-admin"),
     )
     assert wrong_provider.status_code == 422
 
@@ -409,7 +416,7 @@ async def test_versioned_mappings_and_dry_runs(api: Api) -> None:
     assert refused.status_code == 422
     assert refused.json()["type"].endswith("/quality-below-threshold")
     older = await api.client.post(
-        f"/v1/providers/{provider_id}/rosters?mapping_version=1",
+        f"/v1/providers/{provider_id}/roster-uploads?mapping_version=1",
         content=body,
         headers=dp | {"content-type": "text/csv"},
     )
@@ -455,7 +462,7 @@ async def test_a_failed_write_leaves_nothing_behind(
     before = await _records(api, provider_id)
     events_before = await _count(api, LineageEvent)
     size_before = (await api.rt.audit.checkpoint(api.tenant_id)).size
-    original = roster_push.ROSTER_STORE.replace
+    original = api.rt.rosters.replace
 
     async def replace_then_fail(session: Any, *args: Any) -> None:
         await original(session, *args)  # the new rows are written, then the database fails
@@ -463,7 +470,7 @@ async def test_a_failed_write_leaves_nothing_behind(
 
         raise StorageError("database error: disk full")
 
-    monkeypatch.setattr(roster_push.ROSTER_STORE, "replace", replace_then_fail)
+    monkeypatch.setattr(api.rt.rosters, "replace", replace_then_fail)
     failed = await push(api.client, dp, provider_id, csv_bytes(roster(10, seed=99)))
     assert failed.status_code == 503
     assert await _records(api, provider_id) == before
@@ -492,7 +499,9 @@ async def test_the_order_of_things_and_what_is_missing(api: Api) -> None:
     unknown = await api.client.post("/v1/providers/nope/mappings", json=profile(), headers=dp)
     assert unknown.status_code == 404
     assert (await api.client.get("/v1/providers/nope/mappings", headers=dp)).status_code == 404
-    assert (await api.client.get("/v1/providers/nope/rosters", headers=dp)).status_code == 404
+    assert (
+        await api.client.get("/v1/providers/nope/roster-uploads", headers=dp)
+    ).status_code == 404
     keyless = await api.client.post(
         "/v1/providers/nope/upload-keys", json={"jwk": public_jwk(ec_key())}, headers=dp
     )
@@ -545,23 +554,50 @@ async def test_rejected_batches_and_the_roster_store(api: Api) -> None:
     assert ok.json()["as_of"].startswith("2026-01-01T00:00:00")
     bad = await push(api.client, dp, provider_id, b"", "csv")
     rejected = await api.client.get(
-        f"/v1/providers/{provider_id}/rosters/{bad.json()['batch_id']}", headers=dp
+        f"/v1/providers/{provider_id}/roster-uploads/{bad.json()['batch_id']}", headers=dp
     )
     assert rejected.json()["integrity"] == "verified (manifest; nothing applied)"
     assert rejected.json()["report"]["reason"] == "malformed-upload"
     assert (
-        await api.client.get(f"/v1/providers/{provider_id}/rosters/nope", headers=dp)
+        await api.client.get(f"/v1/providers/{provider_id}/roster-uploads/nope", headers=dp)
     ).status_code == 404
     quarantine = await api.client.get(
-        f"/v1/providers/{provider_id}/rosters/nope/quarantine", headers=dp
+        f"/v1/providers/{provider_id}/roster-uploads/nope/quarantine", headers=dp
     )
     assert quarantine.status_code == 404
     async with api.rt.db.transaction(api.tenant_id) as session:
-        record = await roster_push.ROSTER_STORE.get(
+        record = await api.rt.rosters.get(
             session, api.tenant_id, provider_id, RECORDS[0].student_id
         )
-        nobody = await roster_push.ROSTER_STORE.get(session, api.tenant_id, provider_id, "S0")
+        nobody = await api.rt.rosters.get(session, api.tenant_id, provider_id, "S0")
     assert record is not None
     assert record["subject_id"] == RECORDS[0].student_id
     assert record["email"] == RECORDS[0].email
     assert nobody is None
+
+
+async def test_the_old_roster_paths_are_deprecated_aliases(api: Api) -> None:
+    provider_id = await _setup(api)
+    dp = api.auth("dp-admin")
+    new_base = f"/v1/providers/{provider_id}/roster-uploads"
+    old = await api.client.post(
+        f"/v1/providers/{provider_id}/rosters",
+        content=csv_bytes(RECORDS),
+        headers=dp | {"content-type": MEDIA["csv"]},
+    )
+    assert old.status_code == 201, old.text
+    assert old.json()["status"] == "applied"
+    assert old.headers["deprecation"].startswith("@")
+    assert old.headers["link"] == f'<{new_base}>; rel="successor-version"'
+    batch_id = old.json()["id"]
+    for suffix in ("", f"/{batch_id}", f"/{batch_id}/quarantine"):
+        got = await api.client.get(f"/v1/providers/{provider_id}/rosters{suffix}", headers=dp)
+        assert got.status_code == 200, (suffix, got.text)
+        assert got.headers["link"] == f'<{new_base}{suffix}>; rel="successor-version"'
+    current = await api.client.get(f"{new_base}/{batch_id}", headers=dp)
+    assert current.status_code == 200
+    assert "deprecation" not in current.headers
+    paths = (await api.client.get("/openapi.json")).json()["paths"]
+    assert paths["/v1/providers/{provider_id}/rosters"]["post"]["deprecated"] is True
+    assert paths["/v1/providers/{provider_id}/rosters/{batch_id}"]["get"]["deprecated"] is True
+    assert "deprecated" not in paths["/v1/providers/{provider_id}/roster-uploads"]["post"]

@@ -84,11 +84,13 @@ def test_the_data_engineer_journey(env: Path) -> None:
 
     roster_file = env / "roster.csv"
     roster_file.write_bytes(csv_bytes(RECORDS))
-    pushed = _ok("data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id)
+    pushed = _ok("data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id)
     found = re.search(r"batch ([0-9a-f-]{36}) applied: 30 of 30 rows", pushed)
     assert found is not None
     batch_id = found.group(1)
-    refused = _fails("data", "push", str(bad_sample), "--tenant", "uni", "--provider", provider_id)
+    refused = _fails(
+        "data", "upload", str(bad_sample), "--tenant", "uni", "--provider", provider_id
+    )
     assert "refused" in refused
     assert "recorded" in refused
     assert "field email" in refused
@@ -105,7 +107,7 @@ def test_the_data_engineer_journey(env: Path) -> None:
     dataset = f"pavilion.rosters.{provider_id}"
     dot = _ok("lineage", "show", dataset, "--tenant", "uni", "--format", "dot", "--events")
     assert dot.startswith("digraph lineage {")
-    assert f'"dataset dp.{provider_id}.roster" -> "job ingest.roster_push.{provider_id}"' in dot
+    assert f'"dataset dp.{provider_id}.roster" -> "job ingest.roster_upload.{provider_id}"' in dot
     assert '"eventType": "FAIL"' in dot
     out = env / "graph.svg"
     rendered = _ok("lineage", "show", dataset, "--tenant", "uni", "--out", str(out))
@@ -125,7 +127,7 @@ def test_lineage_falls_back_to_dot_without_graphviz(
     _ok("data", "mapping", "add", "--tenant", "uni", "--provider", provider_id, str(spec))
     roster_file = env / "roster.csv"
     roster_file.write_bytes(csv_bytes(RECORDS))
-    _ok("data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id)
+    _ok("data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id)
     monkeypatch.setenv("PATH", str(env))  # no Graphviz here
     output = _ok(
         "lineage",
@@ -158,17 +160,17 @@ def test_signed_pushes_from_the_cli(env: Path) -> None:
     roster_file = env / "roster.csv"
     roster_file.write_bytes(body)
     assert "signature-required" not in _fails(
-        "data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id
+        "data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id
     )
     signature = env / "roster.csv.jws"
     signature.write_text(detached_jws(body, key))
     _ok(
-        "data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id,
+        "data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id,
         "--signature", str(signature), "--as-of", "2026-01-01T00:00:00",
     )  # fmt: skip
     roster_file.write_bytes(body.replace(b"enrolled", b"graduated", 1))
     tampered = _fails(
-        "data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id,
+        "data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id,
         "--signature", str(signature),
     )  # fmt: skip
     assert "changed after signing" in tampered
@@ -181,3 +183,20 @@ def test_signed_pushes_from_the_cli(env: Path) -> None:
 
 def test_sparkline() -> None:
     assert sparkline([0, 50, 100]) == " ▄█"
+
+
+def test_data_push_is_a_deprecated_alias_of_data_upload(env: Path) -> None:
+    provider_id = _provider(env)
+    spec = env / "profile.yaml"
+    spec.write_text(yaml.safe_dump(profile(), allow_unicode=True))
+    _ok("data", "mapping", "add", "--tenant", "uni", "--provider", provider_id, str(spec))
+    roster_file = env / "roster.csv"
+    roster_file.write_bytes(csv_bytes(RECORDS))
+    out = _ok("data", "push", str(roster_file), "--tenant", "uni", "--provider", provider_id)
+    assert (
+        "'pavilion data push' is deprecated and will be removed: use 'pavilion data upload'" in out
+    )
+    assert re.search(r"batch [0-9a-f-]{36} applied: 30 of 30 rows", out)
+    listed = _ok("data", "--help")
+    assert "upload" in listed
+    assert " push " not in listed

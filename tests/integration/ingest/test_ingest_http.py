@@ -57,7 +57,7 @@ def test_streamed_uploads_over_http(tmp_path: Path) -> None:
                 yield body[start : start + 1000]
 
         pushed = http.post(
-            f"/v1/providers/{provider_id}/rosters",
+            f"/v1/providers/{provider_id}/roster-uploads",
             content=small_chunks(),
             headers={"content-type": "text/csv"},
         )
@@ -76,7 +76,7 @@ def test_streamed_uploads_over_http(tmp_path: Path) -> None:
 
         try:
             refused = http.post(
-                f"/v1/providers/{provider_id}/rosters",
+                f"/v1/providers/{provider_id}/roster-uploads",
                 content=endless(),
                 headers={"content-type": "text/csv"},
             )

@@ -83,14 +83,14 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
         "batches": "\n".join(batches),
         "lineage": json.dumps(events, ensure_ascii=False) + "\n".join(links),
     }
-    assert "roster batch" in haystacks["logs"]
+    assert "roster upload" in haystacks["logs"]
     assert (
         f'pavilion_ingest_batches_total{{provider="{provider_id}",reason="invalid-rows",status="rejected"}} 1.0'
         in metrics
     )
     assert f'pavilion_ingest_rows_total{{fate="applied",provider="{provider_id}"}} 20.0' in metrics
     assert len(events) == 5  # two batches, three lookups
-    assert sum(1 for leaf in leaves if '"roster_push"' in leaf) == 2
+    assert sum(1 for leaf in leaves if '"roster_upload"' in leaf) == 2
     for record in subjects:
         for value in _pii(record):
             for where, text in haystacks.items():

@@ -85,7 +85,7 @@ async def test_concurrent_releases_never_overspend(api: Api, roster: list[Studen
         verifier_key=api.rt.audit.verifier_key,
         origin=api.rt.audit.origin(api.tenant_id),
     )
-    assert verified.payload["kind"] == "dp.release"
+    assert verified.payload["kind"] == "differential.release"
     assert verified.payload["budget"]["epsilon"] == 0.3
 
 

@@ -58,7 +58,7 @@ def test_every_protocol_from_the_command_line(
 
     key_dir = env / "dp-keys"
     keys = json.loads(ok("privacy", "dp-keys", "init", "--dir", str(key_dir)))
-    assert "d" not in keys["roster_signing_key"]
+    assert "d" not in keys["tag_set_signing_key"]
     jwk_file = env / "dp-public.json"
     jwk_file.write_text(ok("privacy", "dp-keys", "show", "--dir", str(key_dir)))
     roster_file = env / "roster.json"
@@ -80,7 +80,7 @@ def test_every_protocol_from_the_command_line(
         provider_id = provider.group(1)
         ok(
             "privacy",
-            "roster-key",
+            "tag-set-key",
             "register",
             "--tenant",
             tenant,
@@ -92,7 +92,7 @@ def test_every_protocol_from_the_command_line(
         pushed = json.loads(
             ok(
                 "privacy",
-                "roster",
+                "tag-set",
                 "push",
                 "--records",
                 str(roster_file),
@@ -177,7 +177,6 @@ def test_every_protocol_from_the_command_line(
     released = json.loads(
         ok(
             "privacy",
-            "dp",
             "release",
             "--tenant",
             tenant,
@@ -196,7 +195,6 @@ def test_every_protocol_from_the_command_line(
         app,
         [
             "privacy",
-            "dp",
             "release",
             "--tenant",
             tenant,
@@ -217,7 +215,7 @@ def test_every_protocol_from_the_command_line(
         rt = build_runtime(load_settings(None))
         try:
             listing = await rt.privacy.receipts.list(
-                rt.db, tenant, kind="dp.release", limit=1, after=None
+                rt.db, tenant, kind="differential.release", limit=1, after=None
             )
             bundle = await rt.privacy.receipts.bundle(rt.db, tenant, listing[0]["id"])
             return bundle, rt.privacy.receipts.jwks(), rt.audit.verifier_key

@@ -13,7 +13,7 @@ from test_privacy_psi_flow import psi_verify, setup_psi
 from connector_support import Api
 from pavilion.api.server import BackgroundServer
 from pavilion.dpagent.oprf_keys import OprfKeyRing
-from pavilion.dpagent.roster_push import PushTarget, push_roster
+from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
 from pavilion.keystore.signer import b64url, b64url_decode
 from pavilion.privacy import oprf
 from pavilion.privacy import ristretto as r255
@@ -111,13 +111,13 @@ async def test_key_rotation_serves_old_rosters_until_pushed_again(
         agent.ring.rotate()  # the roster's key is now gone
         gone = await psi_verify(net_api, provider_id, claim, who)
         assert gone.status_code == 502
-        assert "push its roster again" in gone.json()["detail"]
+        assert "push its tag sets again" in gone.json()["detail"]
 
         target = PushTarget(
             "http://connector.test", net_api.tokens["dp-admin"], net_api.tenant_id, provider_id
         )
         transport = httpx.ASGITransport(app=net_api.app)  # type: ignore[attr-defined]
-        await push_roster(roster, agent.ring, target, workers=1, transport=transport)
+        await push_tag_sets(roster, agent.ring, target, workers=1, transport=transport)
         again = await psi_verify(net_api, provider_id, claim, who)
         assert again.json()["decision"] == "true"
         assert agent.ring.current().key_id != old_key

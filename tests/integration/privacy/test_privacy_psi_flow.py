@@ -20,8 +20,8 @@ from sqlalchemy import select
 from connector_support import Api
 from pavilion.api.server import BackgroundServer
 from pavilion.dpagent.oprf_keys import OprfKeyRing
-from pavilion.dpagent.roster_push import PushTarget, push_roster
-from pavilion.privacy.models import PsiRoster
+from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
+from pavilion.privacy.models import TagSet
 from pavilion.synth.roster import StudentRecord
 from privacy_support import agent_app, provider_for, tree_text
 
@@ -64,10 +64,10 @@ def personal(record: StudentRecord) -> list[str]:
 async def setup_psi(
     api: Api, url: str, ring: OprfKeyRing, roster: list[StudentRecord], name: str = "PSI U"
 ) -> str:
-    """Register a DP at ``url``, its roster-signing key, and push its roster."""
+    """Register a DP at ``url``, its tag-set signing key, and push its tag sets."""
     provider = await api.register_provider(**provider_for(url, name))
     response = await api.client.put(
-        f"/v1/privacy/providers/{provider['id']}/roster-key",
+        f"/v1/privacy/providers/{provider['id']}/tag-set-key",
         json={"jwk": ring.signing_public_jwk()},
         headers=api.auth("dp-admin"),
     )
@@ -78,7 +78,7 @@ async def setup_psi(
         tenant_id=api.tenant_id,
         provider_id=provider["id"],
     )
-    pushed = await push_roster(
+    pushed = await push_tag_sets(
         roster, ring, target, workers=1, transport=httpx.ASGITransport(app=api.app)
     )
     assert {p["set"] for p in pushed} >= {"roster", "student_status"}
@@ -187,9 +187,7 @@ async def test_connector_stores_only_truncated_prf_outputs(
         provider_id = await setup_psi(net_api, server.url, ring, roster)
     async with net_api.rt.db.transaction(net_api.tenant_id) as session:
         rows = (
-            (await session.execute(select(PsiRoster).where(PsiRoster.status == "active")))
-            .scalars()
-            .all()
+            (await session.execute(select(TagSet).where(TagSet.status == "active"))).scalars().all()
         )
     assert rows
     blob = b"".join((r.data or b"") + r.manifest.encode() for r in rows)
@@ -197,7 +195,7 @@ async def test_connector_stores_only_truncated_prf_outputs(
         for value in personal(record):
             assert value.encode() not in blob
     listing = await net_api.client.get(
-        f"/v1/privacy/rosters?provider_id={provider_id}", headers=net_api.auth("broker")
+        f"/v1/privacy/tag-sets?provider_id={provider_id}", headers=net_api.auth("broker")
     )
     sets = {item["set"]: item for item in listing.json()["items"]}
     enrolled = sum(r.enrolment_status == "enrolled" for r in roster)

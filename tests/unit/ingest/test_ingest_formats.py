@@ -298,7 +298,7 @@ def test_lookup_answers_in_json_and_xml() -> None:
 def test_reports_are_capped_and_boms_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pavilion.ingest.formats.MAX_REPORTED_ERRORS", 2)
+    monkeypatch.setattr("pavilion.ingest.formats.ndjson.MAX_REPORTED_ERRORS", 2)
     error = _refused(tmp_path, b"{\n{\n{\n{\n", Format.NDJSON)
     assert [e["row"] for e in error.errors] == [1, 2]
     batch = _read(tmp_path, b'\xef\xbb\xbf[{"id": "A", "tags": ["x"]}]', Format.JSON)

@@ -10,19 +10,10 @@ from pathlib import Path
 import pytest
 
 from ingest_support import NOW
-from pavilion.ingest.lineage import (
-    CREDENTIALS,
-    VERIFICATIONS,
-    BatchLineage,
-    LineageEmitter,
-    LineageGraph,
-    batch_event,
-    graphviz_available,
-    links_of,
-    lookup_event,
-    render,
-    roster_dataset,
-)
+from pavilion.ingest.lineage.emitter import LineageEmitter
+from pavilion.ingest.lineage.events import batch_event, lookup_event
+from pavilion.ingest.lineage.graph import LineageGraph, graphviz_available, links_of, render
+from pavilion.ingest.lineage.model import CREDENTIALS, VERIFICATIONS, BatchLineage, roster_dataset
 
 
 def _batch(status: str = "applied", error: str | None = None) -> BatchLineage:
@@ -59,7 +50,7 @@ def test_a_batch_event_has_column_lineage_and_quality_facets(tmp_path: Path) -> 
     assert event["eventType"] == "COMPLETE"
     assert event["job"] == {
         "namespace": "pavilion://t1",
-        "name": "ingest.roster_push.p1",
+        "name": "ingest.roster_upload.p1",
         "facets": {},
     }
     source = event["inputs"][0]
@@ -86,8 +77,8 @@ def test_a_batch_event_has_column_lineage_and_quality_facets(tmp_path: Path) -> 
     written = [json.loads(line) for line in file.read_text().splitlines()]
     assert written[0]["run"]["runId"] == event["run"]["runId"]
     assert links_of(event) == [
-        ("ingest.roster_push.p1", "dp.p1.roster", "input"),
-        ("ingest.roster_push.p1", "pavilion.rosters.p1", "output"),
+        ("ingest.roster_upload.p1", "dp.p1.roster", "input"),
+        ("ingest.roster_upload.p1", "pavilion.rosters.p1", "output"),
     ]
 
 
@@ -140,8 +131,8 @@ def test_a_lookup_event_traces_record_fields_to_the_decision_and_credential() ->
 def _graph() -> LineageGraph:
     return LineageGraph(
         {
-            ("ingest.roster_push.p1", "dp.p1.roster", "input"),
-            ("ingest.roster_push.p1", "pavilion.rosters.p1", "output"),
+            ("ingest.roster_upload.p1", "dp.p1.roster", "input"),
+            ("ingest.roster_upload.p1", "pavilion.rosters.p1", "output"),
             ("privacy.encode.p1", "pavilion.rosters.p1", "input"),
             ("privacy.encode.p1", "pavilion.encoded_rosters.p1", "output"),
             ("verify.lookup.p2", "dp.p2.lookup", "input"),
@@ -154,14 +145,14 @@ def _graph() -> LineageGraph:
 def test_the_graph_around_a_dataset_runs_up_and_down_stream() -> None:
     around = _graph().around("pavilion.rosters.p1")
     assert around.datasets == ["dp.p1.roster", "pavilion.encoded_rosters.p1", "pavilion.rosters.p1"]
-    assert around.jobs == ["ingest.roster_push.p1", "privacy.encode.p1"]
+    assert around.jobs == ["ingest.roster_upload.p1", "privacy.encode.p1"]
     assert around.columns == {"dp.p1.roster": ["student_id"]}
     shape = around.as_dict()
-    assert {"from": "dp.p1.roster", "to": "ingest.roster_push.p1"} in shape["edges"]
+    assert {"from": "dp.p1.roster", "to": "ingest.roster_upload.p1"} in shape["edges"]
     assert {"from": "privacy.encode.p1", "to": "pavilion.encoded_rosters.p1"} in shape["edges"]
     dot = around.to_dot("pavilion.rosters.p1")
     assert dot.startswith("digraph lineage {")
-    assert '"dataset dp.p1.roster" -> "job ingest.roster_push.p1"' in dot
+    assert '"dataset dp.p1.roster" -> "job ingest.roster_upload.p1"' in dot
     assert "student_id\\l" in dot
     assert "rounded,filled,bold" in dot
 
@@ -215,7 +206,7 @@ def test_repeated_lookup_events_equal_fully_built_ones(
     assert fast == full
     assert first["run"]["facets"]["pavilion_lookup"]["decision"] == "true"  # not mutated
     assert emitter.emit_lookup(**spec, at=NOW)["run"]["runId"] != first["run"]["runId"]
-    monkeypatch.setattr("pavilion.ingest.lineage.LOOKUP_TEMPLATES", 1)
+    monkeypatch.setattr("pavilion.ingest.lineage.emitter.LOOKUP_TEMPLATES", 1)
     emitter.emit_lookup(**{**spec, "claim_type": "membership"}, at=NOW)
     assert len(emitter._lookup_templates) == 1  # the cache stays bounded
     file = tmp_path / "events.jsonl"

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from ingest_support import NOW
+from pavilion.ingest.batch_store import trend
 from pavilion.ingest.formats import Format, UploadType, read_upload
 from pavilion.ingest.pipeline import process_batch
 from pavilion.ingest.quality import freshness, weighted
 from pavilion.ingest.schema import Dimension, validate_profile
-from pavilion.ingest.service import trend
 
 DOCUMENT: dict[str, Any] = {
     "schema": {

@@ -191,7 +191,7 @@ def test_the_readme_profile_is_valid_and_maps_a_record(tmp_path: Any) -> None:
     from pavilion.ingest.pipeline import process_file
 
     readme = (Path(__file__).parents[3] / "README.md").read_text("utf-8")
-    section = readme.split("### Roster pushes", 1)[1]
+    section = readme.split("### Roster uploads", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     document = yaml.safe_load(block)
     parsed = validate_profile(document)

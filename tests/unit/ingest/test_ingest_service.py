@@ -1,4 +1,4 @@
-"""The ingest service's decisions over a fake session (the database paths run in the
+"""The ingest stores' decisions over a fake session (the database paths run in the
 integration tests; these pin the answers of the error paths)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from ingest_support import ec_key, public_jwk
 from pavilion.errors import Conflict, NotFound, VerificationFailed
-from pavilion.ingest import service
+from pavilion.ingest import batch_store, profile_store
 from pavilion.ingest.models import RosterBatch
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,21 +50,21 @@ class FakeSession:
 
 async def test_unknown_providers_and_profiles() -> None:
     with pytest.raises(NotFound, match="provider p1 does not exist"):
-        await service.provider_exists(FakeSession(None), "t", "p1")  # type: ignore[arg-type]
+        await profile_store.provider_exists(FakeSession(None), "t", "p1")  # type: ignore[arg-type]
     with pytest.raises(NotFound, match="POST one to /v1/providers/p1/mappings first"):
-        await service.get_profile(FakeSession(None, "p1"), "t", "p1")  # type: ignore[arg-type]
+        await profile_store.get_profile(FakeSession(None, "p1"), "t", "p1")  # type: ignore[arg-type]
     with pytest.raises(NotFound, match="no mapping version 3"):
-        await service.get_profile(FakeSession(None, "p1"), "t", "p1", 3)  # type: ignore[arg-type]
-    assert await service.list_profiles(FakeSession("p1", []), "t", "p1") == []  # type: ignore[arg-type]
-    assert await service.list_batches(FakeSession("p1", []), "t", "p1", limit=5) == []  # type: ignore[arg-type]
+        await profile_store.get_profile(FakeSession(None, "p1"), "t", "p1", 3)  # type: ignore[arg-type]
+    assert await profile_store.list_profiles(FakeSession("p1", []), "t", "p1") == []  # type: ignore[arg-type]
+    assert await batch_store.list_batches(FakeSession("p1", []), "t", "p1", limit=5) == []  # type: ignore[arg-type]
 
 
 async def test_a_key_is_registered_once() -> None:
     jwk = public_jwk(ec_key())
     with pytest.raises(Conflict, match="already registered"):
-        await service.add_upload_key(FakeSession("p1", "existing"), "t", "p1", jwk, AT)  # type: ignore[arg-type]
+        await profile_store.add_upload_key(FakeSession("p1", "existing"), "t", "p1", jwk, AT)  # type: ignore[arg-type]
     session = FakeSession("p1", None)
-    added = await service.add_upload_key(session, "t", "p1", jwk, AT)  # type: ignore[arg-type]
+    added = await profile_store.add_upload_key(session, "t", "p1", jwk, AT)  # type: ignore[arg-type]
     assert added["kty"] == "EC"
     assert session.added[0].kid == added["kid"]
 
@@ -104,10 +104,10 @@ async def test_batch_verification_paths(monkeypatch: pytest.MonkeyPatch) -> None
         "rows_invalid": 0,
         "rows_applied": 1,
     }
-    monkeypatch.setattr(service, "verify_manifest", lambda *_: dict(signed))
+    monkeypatch.setattr(batch_store, "verify_manifest", lambda *_: dict(signed))
 
     async def verify(session: FakeSession, store: _Store) -> str:
-        return await service.verify_batch(session, "t", row, [], store)  # type: ignore[arg-type]
+        return await batch_store.verify_batch(session, "t", row, [], store)  # type: ignore[arg-type]
 
     assert await verify(FakeSession("b2"), _Store(1, "o", {"b2"})) == (
         "verified (manifest; records since replaced by a later batch)"

@@ -29,11 +29,11 @@ def test_dp_keys_init_show_rotate(tmp_path: Path) -> None:
     assert json.loads(text)["d"] not in rotated.stdout  # private parts are never printed
 
 
-def test_roster_push_needs_a_token_and_readable_records(
+def test_tag_set_push_needs_a_token_and_readable_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = [
-        "privacy", "roster", "push", "--records", str(tmp_path / "r.csv"),
+        "privacy", "tag-set", "push", "--records", str(tmp_path / "r.csv"),
         "--dir", str(tmp_path), "--connector", "http://127.0.0.1:9", "--tenant-id", "t",
         "--provider-id", "p",
     ]  # fmt: skip
@@ -68,3 +68,40 @@ def test_bad_arguments_say_what_to_write(tmp_path: Path, monkeypatch: pytest.Mon
     assert "--tenant" in no_source.output
     half = runner.invoke(app, ["privacy", "receipts", "verify", "--bundle", str(tmp_path / "b")])
     assert "--jwks" in half.output
+
+
+def test_the_old_command_names_are_hidden_deprecated_aliases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAVILION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("PAVILION_CONNECTOR_TOKEN", raising=False)
+    push = runner.invoke(
+        app,
+        [
+            "privacy", "roster", "push", "--records", str(tmp_path / "r.csv"),
+            "--dir", str(tmp_path), "--connector", "http://127.0.0.1:9", "--tenant-id", "t",
+            "--provider-id", "p",
+        ],
+    )  # fmt: skip
+    assert "'pavilion privacy roster push' is deprecated" in push.stderr
+    assert "use 'pavilion privacy tag-set push'" in push.stderr
+    assert "PAVILION_CONNECTOR_TOKEN" in push.output  # then it runs as the new command
+    register = runner.invoke(
+        app,
+        [
+            "privacy", "roster-key", "register", "--tenant", "t", "--provider", "p",
+            "--jwk-file", str(tmp_path / "missing.json"),
+        ],
+    )  # fmt: skip
+    assert "use 'pavilion privacy tag-set-key register'" in register.stderr
+    assert isinstance(register.exception, FileNotFoundError)
+    release = runner.invoke(
+        app,
+        ["privacy", "dp", "release", "--tenant", "t", "--statistic", "count", "--epsilon", "1"],
+    )
+    assert "use 'pavilion privacy release'" in release.stderr
+    listed = runner.invoke(app, ["privacy", "--help"]).stdout
+    names = {line.split()[1] for line in listed.splitlines() if line.startswith("│ ")}
+    assert {"tag-set", "tag-set-key", "release"} <= names
+    assert not names & {"roster", "roster-key", "dp"}

@@ -42,7 +42,7 @@ def test_keys_are_generated_private_and_rotated(tmp_path: Path) -> None:
     assert ring.get(first.key_id).state == "previous"
     assert {k.key_id for k in ring.all_keys()} == {first.key_id, second.key_id}
     ring.rotate()
-    with pytest.raises(UnknownOprfKey, match="push its roster again"):
+    with pytest.raises(UnknownOprfKey, match="push its tag sets again"):
         ring.get(first.key_id)
     # Another process (the CLI) rotating the file is seen by a running agent's ring.
     reader = OprfKeyRing.open(tmp_path / "keys", create=False)
@@ -97,7 +97,7 @@ async def test_evaluate_answers_a_verifiable_batch(
     async with httpx.AsyncClient(transport=transport, base_url="http://agent.test") as http:
         keys = (await http.get("/v1/oprf/keys", headers=AUTH)).json()
         current = next(k for k in keys["keys"] if k["state"] == "current")
-        assert "d" not in keys["roster_signing_key"]
+        assert "d" not in keys["tag_set_signing_key"]
         public_key = b64url_decode(current["public_key"])
         query = psi.blind_inputs(public_key, [b"one", b"two"])
         body = {

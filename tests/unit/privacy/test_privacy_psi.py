@@ -97,7 +97,7 @@ def test_parallel_evaluation_matches_the_single_process_result() -> None:
     )
 
 
-def _manifest(**changes: object) -> psi.RosterManifest:
+def _manifest(**changes: object) -> psi.TagSetManifest:
     key = oprf.generate_key_pair()
     encoded = psi.EncodedSet.from_tags([b"\x01" * 8, b"\x02" * 8], 8)
     values: dict[str, object] = {
@@ -112,7 +112,7 @@ def _manifest(**changes: object) -> psi.RosterManifest:
         "count": encoded.count,
         "sha256": encoded.sha256,
     } | changes
-    return psi.RosterManifest(**values)  # type: ignore[arg-type]
+    return psi.TagSetManifest(**values)  # type: ignore[arg-type]
 
 
 def test_signed_manifest_round_trips_and_only_verifies_with_the_dp_key() -> None:
@@ -156,7 +156,7 @@ def test_manifest_members_are_checked(path: str, value: object, field: str) -> N
         target = target[part]
     target[last] = value
     with pytest.raises(InvalidRequest) as caught:
-        psi.RosterManifest.from_claims(claims)
+        psi.TagSetManifest.from_claims(claims)
     assert caught.value.field == field
 
 

@@ -87,7 +87,7 @@ async def test_transport_failures_end_unavailable(failure: Exception) -> None:
     [
         (httpx.Response(429, headers={"retry-after": "7"}), EvaluationRateLimited, "rate-limits"),
         (httpx.Response(401), ProviderBadResponse, "credentials"),
-        (httpx.Response(409), ProviderBadResponse, "push its roster again"),
+        (httpx.Response(409), ProviderBadResponse, "push its tag sets again"),
         (httpx.Response(418), ProviderBadResponse, "HTTP 418"),
         (httpx.Response(200, content=b"not json"), ProviderBadResponse, "malformed"),
         (

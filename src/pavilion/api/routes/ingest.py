@@ -1,5 +1,9 @@
-"""The data pipeline over HTTP: roster pushes, DP profiles (schema + mapping), dry runs,
-upload keys, quality trends and lineage. The HTTP layer only translates."""
+"""The data pipeline over HTTP: roster uploads, DP profiles (schema + mapping), dry runs,
+upload keys, quality trends and lineage. The HTTP layer only translates.
+
+Roster uploads live under ``/v1/providers/{id}/roster-uploads``; the ``/rosters`` paths they
+had before are deprecated aliases for one release.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pavilion.api import problems
+from pavilion.api.deprecation import add_alias
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.errors import InvalidRequest, PayloadTooLarge
 from pavilion.ingest.formats import CONTENT_TYPES
-from pavilion.ingest.lineage import render
+from pavilion.ingest.lineage.graph import render
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
-from pavilion.workflows import roster_push as flow
+from pavilion.workflows import roster_dry_run, roster_profiles, roster_reports, roster_upload
 
 router = APIRouter(prefix="/v1", tags=["data"])
-Pusher = Annotated[Principal, Depends(require(Permission.ROSTERS_PUSH))]
+Uploader = Annotated[Principal, Depends(require(Permission.ROSTERS_UPLOAD))]
 RosterReader = Annotated[Principal, Depends(require(Permission.ROSTERS_READ))]
 Author = Annotated[Principal, Depends(require(Permission.PROVIDERS_WRITE))]
 Reader = Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))]
@@ -29,7 +34,9 @@ LineageReader = Annotated[Principal, Depends(require(Permission.LINEAGE_READ))]
 
 #: Paths whose bodies stream past the buffering body-limit middleware (they enforce
 #: ``PAVILION_INGEST_MAX_UPLOAD_BYTES`` themselves).
-STREAMED_PATHS: Final = (r"/v1/providers/[^/]+/rosters",)
+STREAMED_PATHS: Final = (r"/v1/providers/[^/]+/roster-uploads", r"/v1/providers/[^/]+/rosters")
+UPLOADS: Final = "/providers/{provider_id}/roster-uploads"
+_OLD_UPLOADS: Final = "/providers/{provider_id}/rosters"
 _CLOCK_SKEW: Final = timedelta(minutes=5)
 
 _UPLOAD_BODY: Final = {
@@ -71,23 +78,25 @@ def _as_of(value: str | None) -> datetime | None:
     return parsed
 
 
-@router.post(
-    "/providers/{provider_id}/rosters",
-    status_code=201,
-    openapi_extra=_UPLOAD_BODY,
-    summary="Push a roster (CSV, NDJSON, JSON, XML or Parquet), applied whole or not at all",
-    responses={
+_UPLOAD_ROUTE: Final[dict[str, Any]] = {
+    "status_code": 201,
+    "openapi_extra": _UPLOAD_BODY,
+    "summary": "Upload a roster (CSV, NDJSON, JSON, XML or Parquet), applied whole or not at all",
+    "responses": {
         413: {"description": "The upload is over PAVILION_INGEST_MAX_UPLOAD_BYTES."},
-        403: {"description": "The push carries a data category the DP did not declare."},
+        403: {"description": "The upload carries a data category the DP did not declare."},
         422: {"description": "Malformed upload, rejected batch, low quality or bad signature."},
     },
-)
-async def push_roster(
+}
+
+
+@router.post(UPLOADS, **_UPLOAD_ROUTE)
+async def upload_roster(
     provider_id: str,
     *,
     request: Request,
     rt: RuntimeDep,
-    who: Pusher,
+    who: Uploader,
     content_type: Annotated[str | None, Header()] = None,
     x_jws_signature: Annotated[
         str | None,
@@ -99,12 +108,12 @@ async def push_roster(
     mapping_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Any:
     try:
-        return await flow.push_roster(
+        return await roster_upload.upload_roster(
             rt,
             who.tenant_id,
             provider_id,
             request.stream(),
-            flow.PushRequest(
+            roster_upload.UploadRequest(
                 content_type=content_type,
                 signature=x_jws_signature,
                 as_of=_as_of(x_roster_as_of),
@@ -125,33 +134,30 @@ async def push_roster(
         )
 
 
-@router.get("/providers/{provider_id}/rosters", summary="Roster batches, newest first")
+@router.get(UPLOADS, summary="Roster upload batches, newest first")
 async def list_batches(
     provider_id: str,
     rt: RuntimeDep,
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
-    return await flow.list_batches(rt, who.tenant_id, provider_id, limit=limit)
+    return await roster_reports.list_batches(rt, who.tenant_id, provider_id, limit=limit)
 
 
 @router.get(
-    "/providers/{provider_id}/rosters/{batch_id}",
+    UPLOADS + "/{batch_id}",
     summary="One batch, its integrity checked (signed manifest and stored records)",
 )
 async def get_batch(
     provider_id: str, batch_id: str, rt: RuntimeDep, who: RosterReader
 ) -> dict[str, Any]:
-    batch = await flow.get_batch(rt, who.tenant_id, batch_id)
+    batch = await roster_reports.get_batch(rt, who.tenant_id, batch_id)
     if batch["provider_id"] != provider_id:
         raise InvalidRequest(f"batch {batch_id} belongs to another provider", field="batch_id")
     return batch
 
 
-@router.get(
-    "/providers/{provider_id}/rosters/{batch_id}/quarantine",
-    summary="A batch's invalid rows with their reasons",
-)
+@router.get(UPLOADS + "/{batch_id}/quarantine", summary="A batch's invalid rows with their reasons")
 async def get_quarantine(
     provider_id: str,
     batch_id: str,
@@ -161,7 +167,9 @@ async def get_quarantine(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after_row: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    return await flow.quarantine(rt, who.tenant_id, batch_id, limit=limit, after_row=after_row)
+    return await roster_reports.quarantine(
+        rt, who.tenant_id, batch_id, limit=limit, after_row=after_row
+    )
 
 
 async def _document(request: Request) -> str | dict[str, Any]:
@@ -191,19 +199,21 @@ async def _document(request: Request) -> str | dict[str, Any]:
 async def add_mapping(
     provider_id: str, request: Request, rt: RuntimeDep, who: Author
 ) -> dict[str, Any]:
-    return await flow.add_profile(rt, who.tenant_id, provider_id, await _document(request))
+    return await roster_profiles.add_profile(
+        rt, who.tenant_id, provider_id, await _document(request)
+    )
 
 
 @router.get("/providers/{provider_id}/mappings", summary="Every version of a DP's profile")
 async def list_mappings(provider_id: str, rt: RuntimeDep, who: Reader) -> list[dict[str, Any]]:
-    return await flow.list_profiles(rt, who.tenant_id, provider_id)
+    return await roster_profiles.list_profiles(rt, who.tenant_id, provider_id)
 
 
 @router.get("/providers/{provider_id}/mappings/{version}", summary="One version of a profile")
 async def get_mapping(
     provider_id: str, version: int, rt: RuntimeDep, who: Reader
 ) -> dict[str, Any]:
-    return await flow.get_profile(rt, who.tenant_id, provider_id, version)
+    return await roster_profiles.get_profile(rt, who.tenant_id, provider_id, version)
 
 
 class DryRunIn(BaseModel):
@@ -236,10 +246,10 @@ async def dry_run(provider_id: str, body: DryRunIn, rt: RuntimeDep, who: Author)
     if (body.records is None) == (body.sample is None):
         raise InvalidRequest("send either records or sample", field="records")
     if body.records is not None:
-        sample, media = flow.records_frame(body.records), "application/json"
+        sample, media = roster_dry_run.records_frame(body.records), "application/json"
     else:
         sample, media = (body.sample or "").encode("utf-8"), _FORMAT_MEDIA[body.format]
-    return await flow.dry_run(
+    return await roster_dry_run.dry_run(
         rt,
         who.tenant_id,
         provider_id,
@@ -264,7 +274,7 @@ class UploadKeyIn(BaseModel):
 async def add_upload_key(
     provider_id: str, body: UploadKeyIn, rt: RuntimeDep, who: Author
 ) -> dict[str, Any]:
-    return await flow.add_upload_key(rt, who.tenant_id, provider_id, body.jwk)
+    return await roster_profiles.add_upload_key(rt, who.tenant_id, provider_id, body.jwk)
 
 
 @router.get("/providers/{provider_id}/quality", summary="Quality scores of a DP's batches")
@@ -274,7 +284,7 @@ async def quality(
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    return await flow.quality(rt, who.tenant_id, provider_id, limit=limit)
+    return await roster_reports.quality(rt, who.tenant_id, provider_id, limit=limit)
 
 
 _RENDERED: Final = {"svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd.graphviz"}
@@ -292,7 +302,7 @@ async def get_lineage(
     format: Annotated[Literal["json", "dot", "svg", "png"], Query()] = "json",
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Any:
-    found = await flow.lineage(rt, who.tenant_id, dataset, limit=limit)
+    found = await roster_reports.lineage(rt, who.tenant_id, dataset, limit=limit)
     if format == "json":
         return found
     content, produced = render(found["dot"], format)
@@ -301,3 +311,16 @@ async def get_lineage(
         media_type=_RENDERED[produced],
         headers={"x-lineage-format": produced},
     )
+
+
+# Deprecated aliases (one release): roster uploads were served under /rosters.
+add_alias(router, _OLD_UPLOADS, UPLOADS, upload_roster, methods=["POST"], **_UPLOAD_ROUTE)
+add_alias(router, _OLD_UPLOADS, UPLOADS, list_batches, methods=["GET"])
+add_alias(router, _OLD_UPLOADS + "/{batch_id}", UPLOADS + "/{batch_id}", get_batch, methods=["GET"])
+add_alias(
+    router,
+    _OLD_UPLOADS + "/{batch_id}/quarantine",
+    UPLOADS + "/{batch_id}/quarantine",
+    get_quarantine,
+    methods=["GET"],
+)

@@ -1,31 +1,37 @@
-"""The privacy engine's HTTP API: PSI rosters and batch PSI, ZK predicate presentations,
-differentially private releases and budgets, privacy receipts, and AnonCreds issuance."""
+"""The privacy engine's HTTP API: PSI tag sets and batch PSI, ZK predicate presentations,
+differentially private releases and budgets, privacy receipts, and AnonCreds issuance.
+
+Tag sets live under ``/v1/privacy/tag-sets`` (and ``/providers/{id}/tag-sets``,
+``/providers/{id}/tag-set-key``); the ``rosters`` and ``roster-key`` paths they had before are
+deprecated aliases for one release.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pavilion.api.deprecation import add_alias
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.errors import InvalidRequest
 from pavilion.privacy.budget import Period
-from pavilion.privacy.receipts import KINDS
-from pavilion.privacy.rosters import CHUNK_BYTES
+from pavilion.privacy.receipts import KINDS, RENAMED_KINDS
+from pavilion.privacy.tag_sets import CHUNK_BYTES
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
-from pavilion.workflows import anoncreds_issue, dp_release, psi, zk_present
+from pavilion.workflows import anoncreds_issue, private_release, psi, zk_present
 
 router = APIRouter()
 psi_router = APIRouter(prefix="/v1/privacy", tags=["privacy: PSI"])
 zkp_router = APIRouter(prefix="/v1/privacy/zkp", tags=["privacy: zero-knowledge"])
-dp_router = APIRouter(prefix="/v1/privacy", tags=["privacy: differential privacy"])
+release_router = APIRouter(prefix="/v1/privacy", tags=["privacy: differential privacy"])
 receipts_router = APIRouter(prefix="/v1/privacy/receipts", tags=["privacy: receipts"])
 anoncreds_router = APIRouter(prefix="/v1/anoncreds", tags=["anoncreds"])
 
-Rosters = Annotated[Principal, Depends(require(Permission.PRIVACY_ROSTERS))]
+TagSetPusher = Annotated[Principal, Depends(require(Permission.PRIVACY_TAG_SETS))]
 PsiUser = Annotated[Principal, Depends(require(Permission.PRIVACY_PSI))]
 ZkpUser = Annotated[Principal, Depends(require(Permission.PRIVACY_ZKP))]
 Analyst = Annotated[Principal, Depends(require(Permission.PRIVACY_ANALYTICS))]
@@ -40,13 +46,13 @@ ProviderId = Annotated[str, Path(min_length=1, max_length=36)]
 # --------------------------------------------------------------------------- PSI
 
 
-class RosterKeyIn(BaseModel):
+class TagSetKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    jwk: dict[str, Any] = Field(description="The DP agent's Ed25519 roster-signing public JWK.")
+    jwk: dict[str, Any] = Field(description="The DP agent's Ed25519 tag-set signing public JWK.")
 
 
-class RosterBeginIn(BaseModel):
+class TagSetBeginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     manifest: str = Field(
@@ -54,27 +60,26 @@ class RosterBeginIn(BaseModel):
     )
 
 
-@psi_router.put("/providers/{provider_id}/roster-key")
-async def register_roster_key(
-    provider_id: ProviderId, body: RosterKeyIn, rt: RuntimeDep, who: Rosters
+@psi_router.put("/providers/{provider_id}/tag-set-key")
+async def register_tag_set_key(
+    provider_id: ProviderId, body: TagSetKeyIn, rt: RuntimeDep, who: TagSetPusher
 ) -> dict[str, Any]:
-    """Register the public key that signs this DP's roster manifests (replaces the old one)."""
+    """Register the public key that signs this DP's tag set manifests (replaces the old one)."""
     await rt.providers.get(who.tenant_id, provider_id)
-    return await rt.privacy.rosters.register_key(who.tenant_id, provider_id, body.jwk)
+    return await rt.privacy.tag_sets.register_key(who.tenant_id, provider_id, body.jwk)
 
 
-@psi_router.post("/providers/{provider_id}/rosters", status_code=201)
-async def begin_roster(
-    provider_id: ProviderId, body: RosterBeginIn, rt: RuntimeDep, who: Rosters
+@psi_router.post("/providers/{provider_id}/tag-sets", status_code=201)
+async def begin_tag_set(
+    provider_id: ProviderId, body: TagSetBeginIn, rt: RuntimeDep, who: TagSetPusher
 ) -> dict[str, Any]:
-    """Open a roster upload from a signed manifest; then PUT its chunks and commit."""
-    return await rt.privacy.rosters.begin(who.tenant_id, provider_id, body.manifest)
+    """Open a tag set upload from a signed manifest; then PUT its chunks and commit."""
+    return await rt.privacy.tag_sets.begin(who.tenant_id, provider_id, body.manifest)
 
 
-@psi_router.put(
-    "/rosters/{upload_id}/chunks/{seq}",
-    status_code=204,
-    openapi_extra={
+_CHUNK_ROUTE: Final[dict[str, Any]] = {
+    "status_code": 204,
+    "openapi_extra": {
         "requestBody": {
             "required": True,
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
@@ -82,38 +87,41 @@ async def begin_roster(
             "one shorter.",
         }
     },
-)
-async def put_roster_chunk(
+}
+
+
+@psi_router.put("/tag-sets/{upload_id}/chunks/{seq}", **_CHUNK_ROUTE)
+async def put_tag_set_chunk(
     upload_id: Annotated[str, Path(max_length=36)],
     seq: Annotated[int, Path(ge=0)],
     request: Request,
     rt: RuntimeDep,
-    who: Rosters,
+    who: TagSetPusher,
 ) -> None:
-    await rt.privacy.rosters.put_chunk(who.tenant_id, upload_id, seq, await request.body())
+    await rt.privacy.tag_sets.put_chunk(who.tenant_id, upload_id, seq, await request.body())
 
 
-@psi_router.post("/rosters/{upload_id}/commit")
-async def commit_roster(
-    upload_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: Rosters
+@psi_router.post("/tag-sets/{upload_id}/commit")
+async def commit_tag_set(
+    upload_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: TagSetPusher
 ) -> dict[str, Any]:
     """Check the chunks against the signed hash and make this version the active one."""
-    return await psi.commit_roster(rt, who.tenant_id, upload_id)
+    return await psi.commit_tag_set(rt, who.tenant_id, upload_id)
 
 
-@psi_router.get("/rosters")
-async def list_rosters(
+@psi_router.get("/tag-sets")
+async def list_tag_sets(
     rt: RuntimeDep,
     who: Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))],
     provider_id: Annotated[str | None, Query(max_length=36)] = None,
 ) -> dict[str, Any]:
     """Active pushed sets: version, size, OPRF key and false-positive rate (no tags)."""
-    return {"items": await rt.privacy.rosters.list(who.tenant_id, provider_id)}
+    return {"items": await rt.privacy.tag_sets.list(who.tenant_id, provider_id)}
 
 
 @psi_router.post("/psi/batch")
 async def batch_psi(body: psi.BatchPsiRequest, rt: RuntimeDep, who: PsiUser) -> dict[str, Any]:
-    """A list against a DP's pushed set: the cardinality, or the matching items."""
+    """A list against a DP's pushed tag set: the cardinality, or the matching items."""
     return await psi.run_batch_psi(rt, who.tenant_id, body)
 
 
@@ -137,7 +145,7 @@ async def verify_presentation(
     return await zk_present.verify_zk_presentation(rt, who.tenant_id, body)
 
 
-# --------------------------------------------------------------------------- DP
+# --------------------------------------------------------------------------- differential privacy
 
 
 class BudgetIn(BaseModel):
@@ -151,7 +159,7 @@ class BudgetIn(BaseModel):
 Dataset = Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")]
 
 
-@dp_router.put("/budgets/{dataset}")
+@release_router.put("/budgets/{dataset}")
 async def set_budget(
     dataset: Dataset, body: BudgetIn, rt: RuntimeDep, who: BudgetAdmin
 ) -> dict[str, Any]:
@@ -168,7 +176,7 @@ async def set_budget(
     return state.as_dict()
 
 
-@dp_router.get("/budgets/{dataset}")
+@release_router.get("/budgets/{dataset}")
 async def read_budget(
     dataset: Dataset,
     rt: RuntimeDep,
@@ -181,13 +189,13 @@ async def read_budget(
     return state.as_dict() | {"ledger": entries}
 
 
-@dp_router.post("/releases", status_code=201)
+@release_router.post("/releases", status_code=201)
 async def create_release(
-    body: dp_release.ReleaseIn, rt: RuntimeDep, who: Analyst
+    body: private_release.ReleaseIn, rt: RuntimeDep, who: Analyst
 ) -> dict[str, Any]:
     """A differentially private count, sum or mean of verification events, charged to the
     budget; 409 when the budget cannot cover it (nothing is released then)."""
-    return await dp_release.run_release(rt, who.tenant_id, body)
+    return await private_release.run_release(rt, who.tenant_id, body)
 
 
 # --------------------------------------------------------------------------- receipts
@@ -197,11 +205,14 @@ async def create_release(
 async def list_receipts(
     rt: RuntimeDep,
     who: Auditor,
-    kind: Annotated[str | None, Query(description=", ".join(KINDS))] = None,
+    kind: Annotated[
+        str | None,
+        Query(description=", ".join(KINDS) + " (deprecated: " + ", ".join(RENAMED_KINDS) + ")"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$")] = None,
 ) -> dict[str, Any]:
-    if kind is not None and kind not in KINDS:
+    if kind is not None and kind not in KINDS and kind not in RENAMED_KINDS:
         raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}", field="kind")
     items = await rt.privacy.receipts.list(
         rt.db, who.tenant_id, kind=kind, limit=limit, after=after
@@ -295,5 +306,38 @@ async def registry_deltas(
     return {"items": items}
 
 
-for _sub in (psi_router, zkp_router, dp_router, receipts_router, anoncreds_router):
+# Deprecated aliases (one release): tag sets were served as "rosters".
+add_alias(
+    psi_router,
+    "/providers/{provider_id}/roster-key",
+    "/providers/{provider_id}/tag-set-key",
+    register_tag_set_key,
+    methods=["PUT"],
+)
+add_alias(
+    psi_router,
+    "/providers/{provider_id}/rosters",
+    "/providers/{provider_id}/tag-sets",
+    begin_tag_set,
+    methods=["POST"],
+    status_code=201,
+)
+add_alias(
+    psi_router,
+    "/rosters/{upload_id}/chunks/{seq}",
+    "/tag-sets/{upload_id}/chunks/{seq}",
+    put_tag_set_chunk,
+    methods=["PUT"],
+    **_CHUNK_ROUTE,
+)
+add_alias(
+    psi_router,
+    "/rosters/{upload_id}/commit",
+    "/tag-sets/{upload_id}/commit",
+    commit_tag_set,
+    methods=["POST"],
+)
+add_alias(psi_router, "/rosters", "/tag-sets", list_tag_sets, methods=["GET"])
+
+for _sub in (psi_router, zkp_router, release_router, receipts_router, anoncreds_router):
     router.include_router(_sub)

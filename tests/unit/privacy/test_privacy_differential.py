@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pavilion.errors import InvalidRequest
-from pavilion.privacy import dp
+from pavilion.privacy import differential
 from pavilion.privacy.budget import Period, delta_units, epsilon_units, period_start
-from pavilion.privacy.dp import Event, Mechanism, ReleaseSpec, Statistic
+from pavilion.privacy.differential import Event, Mechanism, ReleaseSpec, Statistic
 
 DOMAINS = {
     "claim_type": ["age_over", "membership", "student_status"],
@@ -30,7 +30,7 @@ def events() -> list[Event]:
 
 def test_counts_release_every_public_group_and_other() -> None:
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0, ("claim_type", "provider_id"))
-    release = dp.release(spec, events(), DOMAINS)
+    release = differential.release(spec, events(), DOMAINS)
     keys = [tuple(g["key"].values()) for g in release.groups]
     assert len(keys) == 3 * 2 + 1  # every combination, zero or not, plus "other"
     assert keys[-1] == ("other", "other")
@@ -49,7 +49,7 @@ def test_laplace_noise_matches_its_stated_accuracy() -> None:
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 0.5, ("claim_type", "outcome"))
     errors = []
     for _ in range(40):
-        release = dp.release(spec, events(), DOMAINS)
+        release = differential.release(spec, events(), DOMAINS)
         count = next(
             g["count"]
             for g in release.groups
@@ -64,7 +64,7 @@ def test_laplace_noise_matches_its_stated_accuracy() -> None:
 
 def test_gaussian_costs_at_most_what_was_asked() -> None:
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.GAUSSIAN, 1.0, ("outcome",), delta=1e-6)
-    release = dp.release(spec, events(), DOMAINS)
+    release = differential.release(spec, events(), DOMAINS)
     assert release.cost.epsilon <= 1.0 + 1e-9
     assert release.cost.delta == pytest.approx(1e-6)
     assert release.cost.rho is not None
@@ -74,7 +74,7 @@ def test_gaussian_costs_at_most_what_was_asked() -> None:
 @pytest.mark.parametrize("mechanism", [Mechanism.LAPLACE, Mechanism.GAUSSIAN])
 def test_sums_and_means_are_clamped(mechanism: Mechanism) -> None:
     delta = 1e-6 if mechanism is Mechanism.GAUSSIAN else 0.0
-    sums = dp.release(
+    sums = differential.release(
         ReleaseSpec(
             Statistic.SUM, mechanism, 2.0, ("claim_type",), delta, "age_threshold", (0, 20)
         ),
@@ -83,7 +83,7 @@ def test_sums_and_means_are_clamped(mechanism: Mechanism) -> None:
     )
     age = next(g for g in sums.groups if g["key"] == {"claim_type": "age_over"})
     assert abs(age["sum"] - (400 * 18 + 100 * 20)) < 1500  # 21 clamped to 20
-    means = dp.release(
+    means = differential.release(
         ReleaseSpec(Statistic.MEAN, mechanism, 2.0, ("claim_type",), delta, "approved"),
         events(),
         DOMAINS,
@@ -96,7 +96,9 @@ def test_sums_and_means_are_clamped(mechanism: Mechanism) -> None:
 
 
 def test_a_release_without_grouping_is_one_value() -> None:
-    release = dp.release(ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0), events(), DOMAINS)
+    release = differential.release(
+        ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0), events(), DOMAINS
+    )
     assert len(release.groups) == 1
     assert release.groups[0]["key"] == {}
 
@@ -131,17 +133,17 @@ def test_bad_specs_name_the_field(kwargs: dict[str, object], field: str) -> None
 def test_groups_need_public_values_and_a_bounded_product() -> None:
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0, ("provider_id",))
     with pytest.raises(InvalidRequest, match="no public values"):
-        dp.group_keys(spec, {"provider_id": []})
+        differential.group_keys(spec, {"provider_id": []})
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0, tuple(DOMAINS))
     wide = {name: [str(i) for i in range(20)] for name in DOMAINS}
     with pytest.raises(InvalidRequest, match="160,000 groups"):
-        dp.group_keys(spec, wide)
+        differential.group_keys(spec, wide)
 
 
 def test_ten_thousand_noisy_counts_in_one_release() -> None:
     domains = {"provider_id": [f"p{i}" for i in range(10_000)]}
     data = [Event("age_over", f"p{i % 12_000}", "x", "true", 1) for i in range(20_000)]
-    release = dp.release(
+    release = differential.release(
         ReleaseSpec(Statistic.COUNT, Mechanism.LAPLACE, 1.0, ("provider_id",)), data, domains
     )
     assert len(release.groups) == 10_001

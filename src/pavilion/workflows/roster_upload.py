@@ -1,29 +1,29 @@
-"""A roster push, and the other data-pipeline use cases (profiles, dry runs, keys, quality,
-lineage, integrity checks) across the ingest, provider, keystore and audit domains.
+"""A roster upload: a data provider's canonical records, validated, scored, mapped and
+applied whole or not at all (``POST /v1/providers/{id}/roster-uploads``).
 
-A push: the DP's profile and keys are read first (an unsigned upload from a DP that signs is
-refused before a byte is read), the body is spooled under the size limit while it is hashed,
-the DP's detached JWS is checked, then the pure pipeline runs in a worker thread. Whatever it
-decides, one transaction then writes the batch row with its signed manifest, its quarantined
-rows, the canonical roster (only when applied), the lineage event and an audit leaf: all of
-it, or none. A rejected push is recorded first and reported after.
+The DP's profile and keys are read first (an unsigned upload from a DP that signs is refused
+before a byte is read), the body is spooled under the size limit while it is hashed, the DP's
+detached JWS is checked, then the pure pipeline runs in a worker thread. Whatever it decides,
+one transaction then writes the batch row with its signed manifest, its quarantined rows, the
+canonical roster (only when applied), the lineage event and an audit leaf: all of it, or none.
+A rejected upload is recorded first and reported after.
+
+Profiles, dry runs and reports are the neighbouring use cases (``roster_profiles``,
+``roster_dry_run``, ``roster_reports``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from pavilion.errors import InvalidRequest, PavilionError, VerificationFailed
-from pavilion.ingest import metrics
-from pavilion.ingest import service as store
+from pavilion.ingest import batch_store, metrics, profile_store
 from pavilion.ingest.canonical import CANONICAL_FIELDS
 from pavilion.ingest.errors import (
     MAX_REPORTED_ERRORS,
@@ -31,6 +31,7 @@ from pavilion.ingest.errors import (
     MalformedUpload,
     QualityBelowThreshold,
     UndeclaredDataCategory,
+    reported_issues,
 )
 from pavilion.ingest.formats import UploadType, upload_type
 from pavilion.ingest.integrity import (
@@ -40,66 +41,28 @@ from pavilion.ingest.integrity import (
     sign_manifest,
     verify_detached,
 )
-from pavilion.ingest.lineage import BatchLineage, batch_event
-from pavilion.ingest.models import QuarantinedRow, RosterBatch
+from pavilion.ingest.lineage import store as lineage_store
+from pavilion.ingest.lineage.model import BatchLineage
+from pavilion.ingest.models import RosterBatch
 from pavilion.ingest.pipeline import EMPTY_SHA256, BatchResult, process_file
-from pavilion.ingest.schema import Profile, parse_profile, validate_profile
+from pavilion.ingest.schema import Profile
 from pavilion.ingest.spool import Spooled, spool
 from pavilion.observability.logging import get_logger
 from pavilion.runtime import Runtime
 from pavilion.store.base import new_id
 
 log = get_logger(__name__)
-ROSTER_STORE: Final[store.RosterStore] = store.SqlRosterStore()
-PREVIEW_ROWS: Final = 20
 
 
-def _emitter(rt: Runtime) -> Any:
-    return store.lineage_emitter(rt.settings.lineage_file)
-
-
-def _spool_dir(rt: Runtime) -> Path:
+def spool_dir(rt: Runtime) -> Path:
+    """Where uploads and dry-run samples are spooled while they are read."""
     return rt.settings.data_dir / "spool"
 
 
-# -- profiles and keys -----------------------------------------------------------------------
-
-
-async def add_profile(
-    rt: Runtime, tenant_id: str, provider_id: str, document: str | bytes | dict[str, Any]
-) -> dict[str, Any]:
-    """Validate a schema + mapping document (YAML or JSON) and store it as the next version."""
-    profile = validate_profile(document) if isinstance(document, dict) else parse_profile(document)
-    async with rt.db.transaction(tenant_id) as session:
-        stored = await store.add_profile(session, tenant_id, provider_id, profile, rt.clock())
-    log.info("ingest profile added", provider_id=provider_id, version=stored.version)
-    return stored.out()
-
-
-async def get_profile(
-    rt: Runtime, tenant_id: str, provider_id: str, version: int | None = None
-) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
-        return (await store.get_profile(session, tenant_id, provider_id, version)).out()
-
-
-async def list_profiles(rt: Runtime, tenant_id: str, provider_id: str) -> list[dict[str, Any]]:
-    async with rt.db.transaction(tenant_id) as session:
-        return [p.out() for p in await store.list_profiles(session, tenant_id, provider_id)]
-
-
-async def add_upload_key(
-    rt: Runtime, tenant_id: str, provider_id: str, jwk: dict[str, Any]
-) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
-        return await store.add_upload_key(session, tenant_id, provider_id, jwk, rt.clock())
-
-
-# -- a push ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class PushRequest:
+class UploadRequest:
+    """How an upload was sent: its media type, signature, as-of time and mapping version."""
+
     content_type: str | None
     filename: str | None = None
     signature: str | None = None
@@ -107,26 +70,28 @@ class PushRequest:
     mapping_version: int | None = None
 
 
-async def push_roster(
+async def upload_roster(
     rt: Runtime,
     tenant_id: str,
     provider_id: str,
     body: AsyncIterable[bytes],
-    request: PushRequest,
+    request: UploadRequest,
 ) -> dict[str, Any]:
-    """Validate, score, map and (all or nothing) apply one roster push; returns its report."""
+    """Validate, score, map and (all or nothing) apply one roster upload; returns its report."""
     kind = upload_type(request.content_type, request.filename)
     jws = parse_detached_jws(request.signature) if request.signature else None
     async with rt.db.transaction(tenant_id) as session:
-        stored = await store.get_profile(session, tenant_id, provider_id, request.mapping_version)
-        keys = await store.upload_keys(session, tenant_id, provider_id)
+        stored = await profile_store.get_profile(
+            session, tenant_id, provider_id, request.mapping_version
+        )
+        keys = await profile_store.upload_keys(session, tenant_id, provider_id)
     key = _signing_key(keys, jws)
     received_at = rt.clock()
     as_of = request.as_of or received_at
     spooled = await spool(
-        body, _spool_dir(rt), limit=rt.settings.ingest_max_upload_bytes, signature=jws
+        body, spool_dir(rt), limit=rt.settings.ingest_max_upload_bytes, signature=jws
     )
-    batch = _Batch(
+    batch = _BatchWriter(
         rt,
         tenant_id=tenant_id,
         provider_id=provider_id,
@@ -187,7 +152,7 @@ def _signing_key(keys: dict[str, dict[str, Any]], jws: DetachedJws | None) -> di
     return key
 
 
-class _Batch:
+class _BatchWriter:
     """Writes one batch (applied or refused) in one transaction."""
 
     def __init__(
@@ -196,7 +161,7 @@ class _Batch:
         *,
         tenant_id: str,
         provider_id: str,
-        stored: store.StoredProfile,
+        stored: profile_store.StoredProfile,
         kind: UploadType,
         spooled: Spooled,
         received_at: datetime,
@@ -261,7 +226,7 @@ class _Batch:
             "status": "rejected",
             "reason": reason,
             "detail": exc.detail,
-            "errors": _issues_of(exc)[:MAX_REPORTED_ERRORS],
+            "errors": reported_issues(exc)[:MAX_REPORTED_ERRORS],
         }
         await self._write(
             status="rejected",
@@ -317,17 +282,15 @@ class _Batch:
         score = quality.get("score") if quality else None
         manifest = self._manifest(status, reason, rows, output, score)
         token = await sign_manifest(manifest, self.rt.keystore.signer("audit-signing"))
-        event = _emitter(self.rt).emit(
-            batch_event(
-                self._lineage(
-                    status=status,
-                    reason=reason,
-                    rows=rows,
-                    output=output,
-                    score=score,
-                    result=result,
-                    error=error,
-                )
+        event = self.rt.lineage.emit_batch(
+            self._lineage(
+                status=status,
+                reason=reason,
+                rows=rows,
+                output=output,
+                score=score,
+                result=result,
+                error=error,
             )
         )
         row = RosterBatch(
@@ -360,7 +323,7 @@ class _Batch:
                 session,
                 self.tenant_id,
                 {
-                    "kind": "roster_push",
+                    "kind": "roster_upload",
                     "batch_id": self.id,
                     "provider_id": self.provider_id,
                     "status": status,
@@ -376,19 +339,19 @@ class _Batch:
             session.add(row)
             await session.flush()
             if result is not None and result.quarantine:
-                await _quarantine(session, self.tenant_id, self.id, result)
+                await batch_store.add_quarantine(session, self.tenant_id, self.id, result)
             if result is not None and result.applied:
-                await ROSTER_STORE.replace(
+                await self.rt.rosters.replace(
                     session, self.tenant_id, self.provider_id, self.id, result.records
                 )
-            await store.store_lineage(session, self.tenant_id, event)
+            await lineage_store.store_lineage(session, self.tenant_id, event)
         metrics.BATCHES.labels(self.provider_id, status, reason or "none").inc()
         metrics.ROWS.labels(self.provider_id, "applied").inc(rows["applied"])
         metrics.ROWS.labels(self.provider_id, "invalid").inc(rows["invalid"])
         if score is not None:
             metrics.QUALITY.labels(self.provider_id).set(score)
         log.info(
-            "roster batch",
+            "roster upload",
             batch_id=self.id,
             provider_id=self.provider_id,
             status=status,
@@ -397,7 +360,7 @@ class _Batch:
             rows_applied=rows["applied"],
             quality_score=score,
         )
-        return store.batch_out(row, integrity="signed")
+        return batch_store.batch_out(row, integrity="signed")
 
     def _lineage(
         self,
@@ -439,150 +402,3 @@ class _Batch:
             canonical_types={name: kind.value for name, kind in CANONICAL_FIELDS.items()},
             error=error,
         )
-
-
-def _issues_of(exc: PavilionError) -> list[dict[str, Any]]:
-    errors = getattr(exc, "errors", None) or exc.extra.get("errors") or []
-    return [dict(e) for e in errors]
-
-
-async def _quarantine(session: Any, tenant_id: str, batch_id: str, result: BatchResult) -> None:
-    from sqlalchemy import insert
-
-    for start in range(0, len(result.quarantine), store.INSERT_CHUNK):
-        chunk = result.quarantine[start : start + store.INSERT_CHUNK]
-        await session.execute(
-            insert(QuarantinedRow),
-            [
-                {
-                    "id": new_id(),
-                    "tenant_id": tenant_id,
-                    "batch_id": batch_id,
-                    "row": q.row,
-                    "reasons": q.reasons,
-                    "record": q.values,
-                }
-                for q in chunk
-            ],
-        )
-
-
-# -- reading back ----------------------------------------------------------------------------
-
-
-async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any]:
-    """A batch with its integrity checked: signed manifest, and stored records if current."""
-    async with rt.db.transaction(tenant_id) as session:
-        row = await store.load_batch(session, tenant_id, batch_id)
-        integrity = await store.verify_batch(
-            session, tenant_id, row, rt.keystore.public_jwks("audit-signing"), ROSTER_STORE
-        )
-    return store.batch_out(row, integrity=integrity)
-
-
-async def list_batches(
-    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
-) -> list[dict[str, Any]]:
-    async with rt.db.transaction(tenant_id) as session:
-        rows = await store.list_batches(session, tenant_id, provider_id, limit=limit)
-    return [store.batch_out(r) for r in rows]
-
-
-async def quarantine(
-    rt: Runtime, tenant_id: str, batch_id: str, *, limit: int = 100, after_row: int = 0
-) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
-        row = await store.load_batch(session, tenant_id, batch_id)
-        items = await store.quarantine_of(
-            session, tenant_id, batch_id, limit=limit, after_row=after_row
-        )
-    return {"batch_id": row.id, "rows_invalid": row.rows_invalid, "items": items}
-
-
-async def quality(
-    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
-) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
-        points = await store.quality_trend(session, tenant_id, provider_id, limit=limit)
-        try:
-            threshold: float | None = (
-                await store.get_profile(session, tenant_id, provider_id)
-            ).profile.quality.min_score
-        except PavilionError:
-            threshold = None
-    return {"provider_id": provider_id, "threshold": threshold, **store.trend(points)}
-
-
-async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> dict[str, Any]:
-    async with rt.db.transaction(tenant_id) as session:
-        graph = await store.lineage_graph(session, tenant_id, dataset)
-        events = await store.lineage_events(session, tenant_id, dataset, limit=limit)
-    return {
-        "dataset": dataset,
-        "graph": graph.as_dict(),
-        "dot": graph.to_dot(dataset),
-        "events": events,
-    }
-
-
-# -- dry run ---------------------------------------------------------------------------------
-
-
-async def dry_run(
-    rt: Runtime,
-    tenant_id: str,
-    provider_id: str,
-    *,
-    sample: bytes,
-    content_type: str,
-    profile_document: dict[str, Any] | None = None,
-    as_of: datetime | None = None,
-) -> dict[str, Any]:
-    """Run the whole pipeline on a sample without storing anything; preview the result."""
-    kind = upload_type(content_type)
-    version: int | None = None
-    if profile_document is not None:
-        profile = validate_profile(profile_document)
-    else:
-        async with rt.db.transaction(tenant_id) as session:
-            stored = await store.get_profile(session, tenant_id, provider_id)
-        profile, version = stored.profile, stored.version
-    now = rt.clock()
-    directory = _spool_dir(rt)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        path = Path(scratch) / f"sample.{kind.format.value}"
-        path.write_bytes(sample)
-        try:
-            result = await asyncio.to_thread(
-                process_file, path, kind, profile, now=now, as_of=as_of or now
-            )
-        except (MalformedUpload, UndeclaredDataCategory) as exc:
-            return {
-                "profile_version": version,
-                "status": "rejected",
-                "reason": exc.code,
-                "detail": exc.detail,
-                "errors": _issues_of(exc),
-                "preview": [],
-            }
-    preview = result.canonical.head(PREVIEW_ROWS)
-    columns = [c for c in preview.columns if c in profile.mapping.fields]
-    return {
-        "profile_version": version,
-        **result.summary(),
-        "mapping": [
-            {"target": target, "source": source, "transformation": description}
-            for target, source, description in result.lineage
-        ],
-        "preview": [_plain(r) for r in preview.select(columns).to_dicts()],
-    }
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date) else v for k, v in record.items()}
-
-
-def records_frame(records: list[dict[str, Any]]) -> bytes:
-    """A JSON array of records (dry-run samples given as objects)."""
-    return json.dumps(records, ensure_ascii=False).encode("utf-8")

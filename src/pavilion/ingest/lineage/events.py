@@ -1,31 +1,20 @@
-"""OpenLineage run events per batch and per lookup, and the lineage graph drawn from them.
+"""The OpenLineage run events, built with openlineage-python (pure): one per roster upload
+and one per lookup, with Pavilion's own run facets.
 
-Events are built with openlineage-python and emitted through an ``OpenLineageClient`` whose
-transport keeps them in process (the service then stores them with the batch, in the same
-transaction) and, when ``PAVILION_LINEAGE_FILE`` is set, also appends them to a file with the
-library's file transport. No lineage server is needed.
-
-Datasets: ``dp.<provider>.roster`` and ``dp.<provider>.lookup`` (what a DP sends, namespace
-``dp://<provider>``), ``pavilion.rosters.<provider>`` (canonical roster),
-``pavilion.verifications`` and ``pavilion.credentials`` (namespace ``pavilion://<tenant>``).
-Events carry names, types, counts, digests and outcomes: never a value from a record.
+Importing this module imports openlineage (about 0.4 s and an HTTP stack): only the emitter
+does, when it builds its first event.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import attr
-import graphviz  # type: ignore[import-untyped]
-from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
     RunFacet,
@@ -38,51 +27,29 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 from openlineage.client.serde import Serde
-from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.transport import Config, Transport
 
-from pavilion import __version__
+from pavilion.ingest.lineage.model import (
+    CLAIM_INPUTS,
+    CREDENTIALS,
+    PRODUCER,
+    VERIFICATIONS,
+    BatchLineage,
+    dp_namespace,
+    lookup_job,
+    lookup_source,
+    roster_dataset,
+    roster_source,
+    tenant_namespace,
+    upload_job,
+)
 
-PRODUCER: Final = f"https://pavilion.example/connector/{__version__}"
 _FACET_SCHEMA: Final = "https://pavilion.example/openlineage/facets/1-0-0/"
-
-
-def dp_namespace(provider_id: str) -> str:
-    return f"dp://{provider_id}"
-
-
-def tenant_namespace(tenant_id: str) -> str:
-    return f"pavilion://{tenant_id}"
-
-
-def roster_source(provider_id: str) -> str:
-    return f"dp.{provider_id}.roster"
-
-
-def lookup_source(provider_id: str) -> str:
-    return f"dp.{provider_id}.lookup"
-
-
-def roster_dataset(provider_id: str) -> str:
-    return f"pavilion.rosters.{provider_id}"
-
-
-#: Distinct lookup event shapes kept (tenants x providers x claim types x outcome kinds).
-LOOKUP_TEMPLATES: Final = 10_000
-VERIFICATIONS: Final = "pavilion.verifications"
-CREDENTIALS: Final = "pavilion.credentials"
-
-#: The record fields each claim type reads (column lineage of a lookup).
-CLAIM_INPUTS: Final = {
-    "student_status": ("enrolment_status",),
-    "age_over": ("birth_date",),
-    "membership": ("memberships",),
-}
 
 
 @attr.define
 class PavilionBatchRunFacet(RunFacet):
-    """What a roster batch run decided: ids, counts, score and digests (no values)."""
+    """What a roster upload run decided: ids, counts, score and digests (no values)."""
 
     batchId: str
     providerId: str
@@ -137,67 +104,6 @@ class InProcessTransport(Transport):
         return mine
 
 
-class LineageEmitter:
-    """An OpenLineage client over the in-process transport (plus a file, if configured)."""
-
-    def __init__(self, file: Path | None = None) -> None:
-        self.transport = InProcessTransport()
-        self._file: FileTransport | None = None
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            self._file = FileTransport(FileConfig(log_file_path=str(file), append=True))
-        self._client = OpenLineageClient(
-            transport=self.transport, config={"facets": {"environment_variables": []}}
-        )
-
-        self._lookup_templates: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def emit(self, event: RunEvent) -> dict[str, Any]:
-        """Emit and return the serialised event (what the service stores)."""
-        self._client.emit(event)
-        if self._file is not None:
-            self._file.emit(event)
-        taken = self.transport.take(event.run.runId)
-        return taken[-1] if taken else Serde.to_dict(event)
-
-    def emit_lookup(self, **spec: Any) -> dict[str, Any]:
-        """A lookup's event (see ``lookup_event``), on the verification hot path.
-
-        The first event of each shape (tenant, provider, claim type, outcome kind) goes through
-        the OpenLineage client; later ones reuse its serialised form with their own run id,
-        time and outcome (building and serialising the attrs objects costs about 0.4 ms). With
-        a lineage file configured every event takes the full path.
-        """
-        run_id = spec.get("run_id") or str(uuid.uuid4())
-        shape = (
-            spec["tenant_id"],
-            spec["provider_id"],
-            spec["claim_type"],
-            spec["schema_valid"],
-            spec["status"] == "succeeded",
-            spec["credential_issued"],
-        )
-        template = self._lookup_templates.get(shape)
-        if template is None or self._file is not None:
-            event = self.emit(lookup_event(**{**spec, "run_id": run_id}))
-            if len(self._lookup_templates) >= LOOKUP_TEMPLATES:
-                self._lookup_templates.clear()
-            self._lookup_templates[shape] = event
-            return event
-        facet = {
-            **template["run"]["facets"]["pavilion_lookup"],
-            "recordFound": spec["found"],
-            "status": spec["status"],
-            "decision": spec["decision"],
-        }
-        run = {**template["run"], "runId": run_id, "facets": {**template["run"]["facets"]}}
-        run["facets"]["pavilion_lookup"] = facet
-        return {**template, "eventTime": _time(spec["at"]), "run": run}
-
-
-# -- event builders (pure) -------------------------------------------------------------------
-
-
 def _time(at: datetime) -> str:
     return at.isoformat()
 
@@ -211,31 +117,6 @@ def _schema_facet(
             for n, t, d in fields
         ]
     )
-
-
-@dataclass(frozen=True)
-class BatchLineage:
-    """Everything a batch's run event needs, free of record values."""
-
-    tenant_id: str
-    provider_id: str
-    batch_id: str
-    run_id: str
-    status: str
-    reason: str | None
-    at: datetime
-    input_bytes: int
-    rows: dict[str, int]
-    quality_score: float | None
-    profile_version: int | None
-    input_sha256: str
-    output_sha256: str
-    source_fields: list[tuple[str, str, str | None]] = field(default_factory=list)
-    column_metrics: dict[str, dict[str, int]] = field(default_factory=dict)
-    assertions: list[dict[str, Any]] = field(default_factory=list)
-    mapping: list[tuple[str, str, str]] = field(default_factory=list)
-    canonical_types: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
 
 
 def batch_event(spec: BatchLineage) -> RunEvent:
@@ -347,7 +228,7 @@ def batch_event(spec: BatchLineage) -> RunEvent:
         run=Run(runId=spec.run_id, facets=run_facets),
         job=Job(
             namespace=tenant_namespace(spec.tenant_id),
-            name=f"ingest.roster_push.{spec.provider_id}",
+            name=upload_job(spec.provider_id),
         ),
         inputs=inputs,
         outputs=outputs,
@@ -443,7 +324,7 @@ def lookup_event(
                 )
             },
         ),
-        job=Job(namespace=namespace, name=f"verify.lookup.{provider_id}"),
+        job=Job(namespace=namespace, name=lookup_job(provider_id)),
         inputs=[
             InputDataset(
                 namespace=source_ns,
@@ -454,99 +335,3 @@ def lookup_event(
         outputs=outputs,
         producer=PRODUCER,
     )
-
-
-def links_of(event: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(job, dataset, role) edges of a serialised event."""
-    job = str(event["job"]["name"])
-    edges = [(job, str(d["name"]), "input") for d in event.get("inputs") or []]
-    edges += [(job, str(d["name"]), "output") for d in event.get("outputs") or []]
-    return edges
-
-
-# -- the graph -------------------------------------------------------------------------------
-
-
-@dataclass
-class LineageGraph:
-    """Datasets and jobs; an edge runs dataset -> job (input) or job -> dataset (output)."""
-
-    edges: set[tuple[str, str, str]]
-    columns: dict[str, list[str]] = field(default_factory=dict)
-
-    def around(self, dataset: str) -> LineageGraph:
-        """Everything upstream and downstream of a dataset."""
-        forward: dict[str, set[str]] = {}
-        backward: dict[str, set[str]] = {}
-        for job, name, role in self.edges:
-            src, dst = (name, f"job:{job}") if role == "input" else (f"job:{job}", name)
-            forward.setdefault(src, set()).add(dst)
-            backward.setdefault(dst, set()).add(src)
-        keep: set[str] = {dataset}
-        for links in (forward, backward):
-            queue = [dataset]
-            while queue:
-                node = queue.pop()
-                for nxt in links.get(node, ()):
-                    if nxt not in keep:
-                        keep.add(nxt)
-                        queue.append(nxt)
-        edges = {
-            (job, name, role)
-            for job, name, role in self.edges
-            if name in keep and f"job:{job}" in keep
-        }
-        return LineageGraph(edges, {k: v for k, v in self.columns.items() if k in keep})
-
-    @property
-    def datasets(self) -> list[str]:
-        return sorted({name for _, name, _ in self.edges})
-
-    @property
-    def jobs(self) -> list[str]:
-        return sorted({job for job, _, _ in self.edges})
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "datasets": [{"name": d, "columns": self.columns.get(d, [])} for d in self.datasets],
-            "jobs": self.jobs,
-            "edges": [
-                {"from": name, "to": job} if role == "input" else {"from": job, "to": name}
-                for job, name, role in sorted(self.edges)
-            ],
-        }
-
-    def to_dot(self, focus: str | None = None) -> str:
-        dot = graphviz.Digraph("lineage", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
-        for name in self.datasets:
-            columns = self.columns.get(name, [])
-            label = name if not columns else name + "\\n" + "\\l".join(columns) + "\\l"
-            dot.node(
-                f"dataset {name}",
-                label=label,
-                shape="box",
-                style="rounded,filled,bold" if name == focus else "rounded,filled",
-                fillcolor="#dbeafe" if name.startswith("pavilion.") else "#fef3c7",
-            )
-        for job in self.jobs:
-            dot.node(f"job {job}", label=job, shape="ellipse", style="filled", fillcolor="#e5e7eb")
-        for job, name, role in sorted(self.edges):
-            if role == "input":
-                dot.edge(f"dataset {name}", f"job {job}")
-            else:
-                dot.edge(f"job {job}", f"dataset {name}")
-        return str(dot.source)
-
-
-def graphviz_available() -> bool:
-    return shutil.which("dot") is not None
-
-
-def render(dot_source: str, fmt: str) -> tuple[bytes, str]:
-    """(bytes, format actually produced): SVG/PNG through Graphviz's ``dot``, else DOT text."""
-    if fmt != "dot":
-        try:
-            return graphviz.Source(dot_source).pipe(format=fmt), fmt
-        except graphviz.ExecutableNotFound:
-            pass
-    return dot_source.encode("utf-8"), "dot"

@@ -1,6 +1,7 @@
-"""The DP side of a roster push: encode the roster's sets as OPRF tags, sign, upload.
+"""The DP side of a tag set push: encode the sets of the DP's roster as OPRF tags (tag sets),
+sign their manifests, upload them to the connector.
 
-Sets published from a roster:
+Tag sets published from a roster:
 
 * ``roster``: every subject (lets the connector answer "false" rather than "unknown");
 * ``student_status``: subjects currently enrolled;
@@ -26,12 +27,12 @@ import httpx
 from pavilion.dpagent.oprf_keys import OprfKey, OprfKeyRing
 from pavilion.errors import PavilionError, ProviderUnavailable
 from pavilion.privacy import psi
-from pavilion.privacy.psi import EncodedSet, RosterManifest
+from pavilion.privacy.psi import EncodedSet, TagSetManifest
 from pavilion.synth.roster import StudentRecord
 from pavilion.verification.claims import CURRENT_ENROLMENT
 
 
-def roster_sets(records: Iterable[StudentRecord]) -> dict[str, list[bytes]]:
+def tag_set_inputs(records: Iterable[StudentRecord]) -> dict[str, list[bytes]]:
     """The OPRF inputs of every set the roster publishes."""
     sets: dict[str, list[bytes]] = {psi.ROSTER_SET: [], psi.STUDENT_SET: []}
     for record in records:
@@ -70,8 +71,8 @@ def manifest_for(
     provider_id: str,
     version: int,
     issued_at: datetime,
-) -> RosterManifest:
-    return RosterManifest(
+) -> TagSetManifest:
+    return TagSetManifest(
         tenant_id=tenant_id,
         provider_id=provider_id,
         set_name=set_name,
@@ -85,9 +86,9 @@ def manifest_for(
     )
 
 
-class PushFailed(PavilionError):
-    code = "roster-push-failed"
-    title = "Roster push failed"
+class TagSetPushFailed(PavilionError):
+    code = "tag-set-push-failed"
+    title = "Tag set push failed"
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class PushTarget:
     provider_id: str
 
 
-class RosterPusher:
+class TagSetPusher:
     def __init__(
         self,
         target: PushTarget,
@@ -123,18 +124,18 @@ class RosterPusher:
         """Begin with the signed manifest, send every chunk, commit."""
         begun = await self._call(
             "POST",
-            f"/v1/privacy/providers/{self.target.provider_id}/rosters",
+            f"/v1/privacy/providers/{self.target.provider_id}/tag-sets",
             json={"manifest": token},
         )
         size = begun["chunk_bytes"]
         for seq in range(begun["chunks"]):
             await self._call(
                 "PUT",
-                f"/v1/privacy/rosters/{begun['upload_id']}/chunks/{seq}",
+                f"/v1/privacy/tag-sets/{begun['upload_id']}/chunks/{seq}",
                 content=encoded.data[seq * size : (seq + 1) * size],
                 headers={"content-type": "application/octet-stream"},
             )
-        return await self._call("POST", f"/v1/privacy/rosters/{begun['upload_id']}/commit")
+        return await self._call("POST", f"/v1/privacy/tag-sets/{begun['upload_id']}/commit")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -148,7 +149,7 @@ class RosterPusher:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text[:200]
-            raise PushFailed(
+            raise TagSetPushFailed(
                 f"{method} {path}: HTTP {response.status_code}: {detail}",
                 extra={"status": response.status_code},
             )
@@ -158,7 +159,7 @@ class RosterPusher:
         return body
 
 
-async def push_roster(
+async def push_tag_sets(
     records: Iterable[StudentRecord],
     ring: OprfKeyRing,
     target: PushTarget,
@@ -168,13 +169,13 @@ async def push_roster(
     version: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[dict[str, Any]]:
-    """Encode, sign and push every set of a roster under the ring's current key."""
+    """Encode, sign and push every tag set of a roster under the ring's current key."""
     key = ring.current()
-    sets = roster_sets(records)
+    sets = tag_set_inputs(records)
     encoded = await asyncio.to_thread(encode_sets, sets, key, tag_bytes=tag_bytes, workers=workers)
     issued_at = datetime.now(UTC)
     version = version if version is not None else time.time_ns() // 1_000_000
-    pusher = RosterPusher(target, transport=transport)
+    pusher = TagSetPusher(target, transport=transport)
     results = []
     try:
         for name in sorted(encoded):

@@ -6,11 +6,13 @@ metadata (the claim types, the tenant's registered providers and regions, the ou
 from the data, and every key is released, zero or not, so the presence of a group says
 nothing; events outside the listed keys are counted in one extra ``other`` group.
 
-Mechanisms, all from OpenDP (``opendp.prelude``, contrib features on):
+Mechanisms, all from OpenDP (``opendp.prelude``, imported as ``odp`` since "DP" is the data
+provider here; contrib features on):
 
 * counts: ``make_count_by_categories`` chained to the (discrete) Laplace mechanism for pure
-  epsilon-DP, or to the (discrete) Gaussian mechanism for zero-concentrated DP, converted to
-  (epsilon, delta) with ``make_zCDP_to_approxDP`` and ``make_fix_delta``;
+  epsilon-differential privacy, or to the (discrete) Gaussian mechanism for zero-concentrated
+  differential privacy (zCDP), converted to (epsilon, delta) with ``make_zCDP_to_approxDP``
+  and ``make_fix_delta``;
 * sums: per group, ``make_clamp >> then_sum`` gives each group's clamped sum and its
   sensitivity; the groups partition the events, so one event moves one coordinate of the
   vector of sums by at most that sensitivity (in L1 and in L2), which is what the vector
@@ -32,11 +34,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-import opendp.prelude as dp
+import opendp.prelude as odp
 
 from pavilion.errors import InvalidRequest
-
-dp.enable_features("contrib")
 
 DIMENSIONS: Final = ("claim_type", "provider_id", "region", "outcome")
 #: Numeric columns of a verification event and their natural bounds.
@@ -217,14 +217,16 @@ def _map(chain: Any, d_in: Any) -> Any:
     return chain.map(d_in)  # OpenDP leaves ``map`` unannotated
 
 
-def _search_scale(make: Callable[[float], dp.Measurement], d_in: Any, d_out: Any) -> float:
+def _search_scale(make: Callable[[float], odp.Measurement], d_in: Any, d_out: Any) -> float:
     """The smallest noise scale whose privacy map at ``d_in`` stays within ``d_out``."""
-    scale: float = dp.binary_search_param(make, d_in=d_in, d_out=d_out, T=float)
+    scale: float = odp.binary_search_param(make, d_in=d_in, d_out=d_out, T=float)
     return scale
 
 
-def _to_approx(measurement: dp.Measurement, delta: float) -> dp.Measurement:
-    converted: dp.Measurement = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(measurement), delta)
+def _to_approx(measurement: odp.Measurement, delta: float) -> odp.Measurement:
+    converted: odp.Measurement = odp.c.make_fix_delta(
+        odp.c.make_zCDP_to_approxDP(measurement), delta
+    )
     return converted
 
 
@@ -232,33 +234,33 @@ def _noisy_counts(
     spec: ReleaseSpec, keys: list[str], data: list[str], epsilon: float, delta: float
 ) -> tuple[list[int], Cost, Accuracy]:
     gaussian = spec.mechanism is Mechanism.GAUSSIAN
-    metric = dp.L2Distance[int] if gaussian else dp.L1Distance[int]
-    counts = dp.t.make_count_by_categories(
-        dp.vector_domain(dp.atom_domain(T=str)),
-        dp.symmetric_distance(),
+    metric = odp.L2Distance[int] if gaussian else odp.L1Distance[int]
+    counts = odp.t.make_count_by_categories(
+        odp.vector_domain(odp.atom_domain(T=str)),
+        odp.symmetric_distance(),
         categories=keys,
         null_category=True,
         MO=metric,
     )
     sensitivity = _map(counts, 1)
-    base_space = (dp.vector_domain(dp.atom_domain(T=int)), counts.output_metric)
+    base_space = (odp.vector_domain(odp.atom_domain(T=int)), counts.output_metric)
     if gaussian:
 
-        def make_base(scale: float) -> dp.Measurement:
-            return _to_approx(dp.m.make_gaussian(*base_space, scale=scale), delta)
+        def make_base(scale: float) -> odp.Measurement:
+            return _to_approx(odp.m.make_gaussian(*base_space, scale=scale), delta)
 
         scale = _search_scale(make_base, sensitivity, (epsilon, delta))
-        core = counts >> dp.m.then_gaussian(scale)
+        core = counts >> odp.m.then_gaussian(scale)
         rho = float(_map(core, 1))
         measurement = _to_approx(core, delta)
         eps, dlt = _map(measurement, 1)
         cost = Cost(float(eps), float(dlt), rho)
-        accuracy = dp.discrete_gaussian_scale_to_accuracy(scale, spec.alpha)
+        accuracy = odp.discrete_gaussian_scale_to_accuracy(scale, spec.alpha)
     else:
         scale = sensitivity / epsilon
-        measurement = counts >> dp.m.then_laplace(scale)
+        measurement = counts >> odp.m.then_laplace(scale)
         cost = Cost(float(_map(measurement, 1)))
-        accuracy = dp.discrete_laplacian_scale_to_accuracy(scale, spec.alpha)
+        accuracy = odp.discrete_laplacian_scale_to_accuracy(scale, spec.alpha)
     released: list[int] = measurement(data)
     return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "count")
 
@@ -266,29 +268,29 @@ def _noisy_counts(
 def _noisy_sums(
     spec: ReleaseSpec, sums: list[float], sensitivity: float, epsilon: float, delta: float
 ) -> tuple[list[float], Cost, Accuracy]:
-    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    domain = odp.vector_domain(odp.atom_domain(T=float, nan=False))
     if spec.mechanism is Mechanism.GAUSSIAN:
-        space = (domain, dp.l2_distance(T=float))
+        space = (domain, odp.l2_distance(T=float))
 
-        def make(scale: float) -> dp.Measurement:
-            return _to_approx(dp.m.make_gaussian(*space, scale=scale), delta)
+        def make(scale: float) -> odp.Measurement:
+            return _to_approx(odp.m.make_gaussian(*space, scale=scale), delta)
 
         scale = _search_scale(make, sensitivity, (epsilon, delta))
-        core = dp.m.make_gaussian(*space, scale=scale)
+        core = odp.m.make_gaussian(*space, scale=scale)
         measurement = _to_approx(core, delta)
         eps, dlt = _map(measurement, sensitivity)
         cost = Cost(float(eps), float(dlt), float(_map(core, sensitivity)))
-        accuracy = dp.gaussian_scale_to_accuracy(scale, spec.alpha)
+        accuracy = odp.gaussian_scale_to_accuracy(scale, spec.alpha)
     else:
-        space = (domain, dp.l1_distance(T=float))
+        space = (domain, odp.l1_distance(T=float))
 
-        def make_laplace(scale: float) -> dp.Measurement:
-            return dp.m.make_laplace(*space, scale=scale)
+        def make_laplace(scale: float) -> odp.Measurement:
+            return odp.m.make_laplace(*space, scale=scale)
 
         scale = _search_scale(make_laplace, sensitivity, epsilon)
         measurement = make_laplace(scale)
         cost = Cost(float(_map(measurement, sensitivity)))
-        accuracy = dp.laplacian_scale_to_accuracy(scale, spec.alpha)
+        accuracy = odp.laplacian_scale_to_accuracy(scale, spec.alpha)
     released: list[float] = measurement(sums)
     return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "sum")
 
@@ -298,12 +300,12 @@ def _clamped_sums(
 ) -> tuple[list[float], float]:
     """Each group's clamped sum (OpenDP transformation) and the per-event sensitivity."""
     assert spec.value is not None
-    clamp = dp.t.make_clamp(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-        dp.symmetric_distance(),
+    clamp = odp.t.make_clamp(
+        odp.vector_domain(odp.atom_domain(T=float, nan=False)),
+        odp.symmetric_distance(),
         spec.clamp_bounds,
     )
-    summing = clamp >> dp.t.then_sum()  # type: ignore[no-untyped-call]
+    summing = clamp >> odp.t.then_sum()  # type: ignore[no-untyped-call]
     index = {k: i for i, k in enumerate(keys)}
     columns: list[list[float]] = [[] for _ in range(len(keys) + 1)]
     for event in events:
@@ -318,6 +320,8 @@ def release(
     spec: ReleaseSpec, events: Sequence[Event], domains: Mapping[str, Sequence[str]]
 ) -> Release:
     """Compute the noisy statistic per public group (plus ``other``)."""
+    # OpenDP's contrib measurements, switched on here rather than at import (idempotent).
+    odp.enable_features("contrib")
     key_tuples = group_keys(spec, domains)
     keys = [_KEY_SEPARATOR.join(k) for k in key_tuples]
     labels = [dict(zip(spec.group_by, k, strict=True)) for k in key_tuples]

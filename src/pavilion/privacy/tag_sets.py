@@ -1,10 +1,11 @@
-"""Pushed PSI rosters on the connector: signed manifests, chunked uploads, active versions.
+"""Tag sets on the connector: the OPRF tags a DP pushes for PSI, with signed manifests,
+chunked uploads and active versions.
 
-A DP pushes each set in three steps, because a million-entry set (8 MB of tags) is larger
+A DP pushes each tag set in three steps, because a million-entry set (8 MB of tags) is larger
 than one request body may be:
 
 1. ``begin``: the DP's signed manifest (see :mod:`pavilion.privacy.psi`) is verified with the
-   roster-signing key its administrator registered, and must name this tenant and provider,
+   tag-set signing key its administrator registered, and must name this tenant and provider,
    be fresh, and carry a version above every version seen for the set (replays and rollbacks
    are refused);
 2. ``put_chunk`` for each 512 KiB chunk (idempotent per sequence number);
@@ -33,21 +34,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.errors import Conflict, InvalidRequest, NotFound, VerificationFailed
 from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
-from pavilion.privacy.errors import RosterReplay
-from pavilion.privacy.models import PsiRoster, PsiRosterChunk, RosterSigningKey
-from pavilion.privacy.psi import EncodedSet, RosterManifest, verify_manifest
+from pavilion.privacy.errors import TagSetReplay
+from pavilion.privacy.models import TagSet, TagSetChunk, TagSetSigningKey
+from pavilion.privacy.psi import EncodedSet, TagSetManifest, verify_manifest
 from pavilion.store.base import new_id
 from pavilion.store.database import Database
 
 CHUNK_BYTES: Final = 512 * 1024
-MAX_ROSTER_BYTES: Final = 512 * 1024 * 1024
+MAX_TAG_SET_BYTES: Final = 512 * 1024 * 1024
 MAX_MANIFEST_AGE: Final = timedelta(days=1)
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 _CACHE_SIZE: Final = 64
 
 
 @dataclass(frozen=True)
-class ActiveRoster:
+class ActiveTagSet:
     """An active set as the membership check needs it."""
 
     id: str
@@ -62,9 +63,9 @@ class ActiveRoster:
 
 
 @dataclass(frozen=True)
-class CommittedRoster:
+class CommittedTagSet:
     id: str
-    manifest: RosterManifest
+    manifest: TagSetManifest
     token: str
     previous_version: int | None
 
@@ -76,7 +77,7 @@ def _aware(moment: datetime) -> datetime:
 def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     """An Ed25519 public JWK (no private part), returned with its RFC 7638 ``kid``."""
     if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
-        raise InvalidRequest("the roster-signing key must be an Ed25519 (OKP) JWK", field="jwk")
+        raise InvalidRequest("the tag-set signing key must be an Ed25519 (OKP) JWK", field="jwk")
     if "d" in jwk:
         raise InvalidRequest(
             "send the public key only: this JWK holds the private part 'd'", field="jwk.d"
@@ -88,22 +89,22 @@ def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     return {**public, "kid": jwk_thumbprint(public)}
 
 
-class RosterService:
+class TagSetService:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self._db = db
         self._clock = clock
-        self._cache: OrderedDict[str, ActiveRoster] = OrderedDict()
+        self._cache: OrderedDict[str, ActiveTagSet] = OrderedDict()
 
     async def register_key(
         self, tenant_id: str, provider_id: str, jwk: Mapping[str, Any]
     ) -> dict[str, str]:
-        """Register (or replace) the DP's roster-signing public key."""
+        """Register (or replace) the DP's tag-set signing public key."""
         public = check_public_jwk(jwk)
         async with self._db.transaction(tenant_id) as session:
             row = await _signing_key(session, tenant_id, provider_id, lock=True)
             if row is None:
                 session.add(
-                    RosterSigningKey(
+                    TagSetSigningKey(
                         id=new_id(),
                         tenant_id=tenant_id,
                         provider_id=provider_id,
@@ -122,27 +123,27 @@ class RosterService:
             key = await _signing_key(session, tenant_id, provider_id, lock=False)
         if key is None:
             raise Conflict(
-                f"provider {provider_id} has no roster-signing key registered; register the "
-                "DP's public key first (PUT /v1/privacy/providers/{id}/roster-key)"
+                f"provider {provider_id} has no tag-set signing key registered; register the "
+                "DP's public key first (PUT /v1/privacy/providers/{id}/tag-set-key)"
             )
         manifest = verify_manifest(token, key.jwk)
         self._check_manifest(manifest, tenant_id, provider_id)
         size = manifest.count * manifest.tag_bytes
-        if size > MAX_ROSTER_BYTES:
+        if size > MAX_TAG_SET_BYTES:
             raise InvalidRequest(
-                f"a roster may hold at most {MAX_ROSTER_BYTES} bytes of tags",
+                f"a tag set may hold at most {MAX_TAG_SET_BYTES} bytes of tags",
                 field="manifest.count",
             )
         chunks = math.ceil(size / CHUNK_BYTES)
-        roster_id = new_id()
+        tag_set_id = new_id()
         try:
             async with self._db.transaction(tenant_id) as session:
                 newest = await _newest_version(session, tenant_id, provider_id, manifest.set_name)
                 if newest is not None and manifest.version <= newest:
-                    raise RosterReplay(_replay_detail(manifest, newest))
+                    raise TagSetReplay(_replay_detail(manifest, newest))
                 session.add(
-                    PsiRoster(
-                        id=roster_id,
+                    TagSet(
+                        id=tag_set_id,
                         tenant_id=tenant_id,
                         provider_id=provider_id,
                         set_name=manifest.set_name,
@@ -160,9 +161,9 @@ class RosterService:
                     )
                 )
         except IntegrityError as exc:  # the same version opened concurrently
-            raise RosterReplay(_replay_detail(manifest, manifest.version)) from exc
+            raise TagSetReplay(_replay_detail(manifest, manifest.version)) from exc
         return {
-            "upload_id": roster_id,
+            "upload_id": tag_set_id,
             "set": manifest.set_name,
             "version": manifest.version,
             "chunks": chunks,
@@ -170,7 +171,7 @@ class RosterService:
             "bytes": size,
         }
 
-    def _check_manifest(self, manifest: RosterManifest, tenant_id: str, provider_id: str) -> None:
+    def _check_manifest(self, manifest: TagSetManifest, tenant_id: str, provider_id: str) -> None:
         if manifest.tenant_id != tenant_id:
             raise VerificationFailed("the manifest was signed for another tenant")
         if manifest.provider_id != provider_id:
@@ -186,58 +187,56 @@ class RosterService:
 
     async def put_chunk(self, tenant_id: str, upload_id: str, seq: int, data: bytes) -> None:
         async with self._db.transaction(tenant_id) as session:
-            roster = await _receiving(session, tenant_id, upload_id)
-            if not 0 <= seq < roster.chunks:
-                raise InvalidRequest(f"this upload has chunks 0..{roster.chunks - 1}", field="seq")
-            size = roster.count * roster.tag_bytes
+            tag_set = await _receiving(session, tenant_id, upload_id)
+            if not 0 <= seq < tag_set.chunks:
+                raise InvalidRequest(f"this upload has chunks 0..{tag_set.chunks - 1}", field="seq")
+            size = tag_set.count * tag_set.tag_bytes
             expected = min(CHUNK_BYTES, size - seq * CHUNK_BYTES)
             if len(data) != expected:
                 raise InvalidRequest(
                     f"chunk {seq} must be {expected} bytes, got {len(data)}", field="body"
                 )
             await session.execute(
-                delete(PsiRosterChunk).where(
-                    PsiRosterChunk.tenant_id == tenant_id,
-                    PsiRosterChunk.roster_id == upload_id,
-                    PsiRosterChunk.seq == seq,
+                delete(TagSetChunk).where(
+                    TagSetChunk.tenant_id == tenant_id,
+                    TagSetChunk.tag_set_id == upload_id,
+                    TagSetChunk.seq == seq,
                 )
             )
-            session.add(
-                PsiRosterChunk(tenant_id=tenant_id, roster_id=upload_id, seq=seq, data=data)
-            )
+            session.add(TagSetChunk(tenant_id=tenant_id, tag_set_id=upload_id, seq=seq, data=data))
 
     async def commit(
         self, session: AsyncSession, tenant_id: str, upload_id: str
-    ) -> CommittedRoster:
+    ) -> CommittedTagSet:
         """Check and activate an upload in the caller's transaction (which also writes the
         receipt)."""
-        roster = await _receiving(session, tenant_id, upload_id)
+        tag_set = await _receiving(session, tenant_id, upload_id)
         # Serialise commits of this provider: two versions must not both become active.
-        await _signing_key(session, tenant_id, roster.provider_id, lock=True)
+        await _signing_key(session, tenant_id, tag_set.provider_id, lock=True)
         chunks = (
             (
                 await session.execute(
-                    select(PsiRosterChunk)
+                    select(TagSetChunk)
                     .where(
-                        PsiRosterChunk.tenant_id == tenant_id,
-                        PsiRosterChunk.roster_id == upload_id,
+                        TagSetChunk.tenant_id == tenant_id,
+                        TagSetChunk.tag_set_id == upload_id,
                     )
-                    .order_by(PsiRosterChunk.seq)
+                    .order_by(TagSetChunk.seq)
                 )
             )
             .scalars()
             .all()
         )
         have = [c.seq for c in chunks]
-        if have != list(range(roster.chunks)):
-            missing = sorted(set(range(roster.chunks)) - set(have))
+        if have != list(range(tag_set.chunks)):
+            missing = sorted(set(range(tag_set.chunks)) - set(have))
             raise Conflict(
                 f"the upload is incomplete: chunks {missing[:10]} are missing",
                 extra={"missing": missing},
             )
         data = b"".join(c.data for c in chunks)
-        encoded = EncodedSet(roster.tag_bytes, data)
-        if encoded.sha256 != roster.sha256:
+        encoded = EncodedSet(tag_set.tag_bytes, data)
+        if encoded.sha256 != tag_set.sha256:
             raise VerificationFailed(
                 "the uploaded tags do not match the SHA-256 the DP signed; the upload was "
                 "altered or corrupted"
@@ -245,49 +244,49 @@ class RosterService:
         encoded.check_sorted()
         active = (
             await session.execute(
-                select(PsiRoster).where(
-                    PsiRoster.tenant_id == tenant_id,
-                    PsiRoster.provider_id == roster.provider_id,
-                    PsiRoster.set_name == roster.set_name,
-                    PsiRoster.status == "active",
+                select(TagSet).where(
+                    TagSet.tenant_id == tenant_id,
+                    TagSet.provider_id == tag_set.provider_id,
+                    TagSet.set_name == tag_set.set_name,
+                    TagSet.status == "active",
                 )
             )
         ).scalar_one_or_none()
-        if active is not None and active.version >= roster.version:
-            raise RosterReplay(
-                f"version {active.version} of set {roster.set_name!r} is already active"
+        if active is not None and active.version >= tag_set.version:
+            raise TagSetReplay(
+                f"version {active.version} of set {tag_set.set_name!r} is already active"
             )
         if active is not None:
             active.status, active.data = "superseded", None
-        roster.status, roster.data, roster.activated_at = "active", data, self._clock()
+        tag_set.status, tag_set.data, tag_set.activated_at = "active", data, self._clock()
         await session.execute(
-            delete(PsiRosterChunk).where(
-                PsiRosterChunk.tenant_id == tenant_id, PsiRosterChunk.roster_id == upload_id
+            delete(TagSetChunk).where(
+                TagSetChunk.tenant_id == tenant_id, TagSetChunk.tag_set_id == upload_id
             )
         )
-        manifest = verify_manifest_unchecked(roster)
-        return CommittedRoster(
-            roster.id, manifest, roster.manifest, active.version if active else None
+        manifest = verify_manifest_unchecked(tag_set)
+        return CommittedTagSet(
+            tag_set.id, manifest, tag_set.manifest, active.version if active else None
         )
 
-    async def active(self, tenant_id: str, provider_id: str, set_name: str) -> ActiveRoster | None:
-        """The active version of a set, its tags cached in memory by roster id."""
+    async def active(self, tenant_id: str, provider_id: str, set_name: str) -> ActiveTagSet | None:
+        """The active version of a set, its tags cached in memory by tag set id."""
         async with self._db.transaction(tenant_id, readonly=True) as session:
             head = (
                 await session.execute(
                     select(
-                        PsiRoster.id,
-                        PsiRoster.version,
-                        PsiRoster.key_id,
-                        PsiRoster.public_key,
-                        PsiRoster.fpr,
-                        PsiRoster.tag_bytes,
-                        PsiRoster.activated_at,
+                        TagSet.id,
+                        TagSet.version,
+                        TagSet.key_id,
+                        TagSet.public_key,
+                        TagSet.fpr,
+                        TagSet.tag_bytes,
+                        TagSet.activated_at,
                     ).where(
-                        PsiRoster.tenant_id == tenant_id,
-                        PsiRoster.provider_id == provider_id,
-                        PsiRoster.set_name == set_name,
-                        PsiRoster.status == "active",
+                        TagSet.tenant_id == tenant_id,
+                        TagSet.provider_id == provider_id,
+                        TagSet.set_name == set_name,
+                        TagSet.status == "active",
                     )
                 )
             ).one_or_none()
@@ -298,9 +297,9 @@ class RosterService:
                 self._cache.move_to_end(head.id)
                 return cached
             data = (
-                await session.execute(select(PsiRoster.data).where(PsiRoster.id == head.id))
+                await session.execute(select(TagSet.data).where(TagSet.id == head.id))
             ).scalar_one()
-        roster = ActiveRoster(
+        tag_set = ActiveTagSet(
             id=head.id,
             provider_id=provider_id,
             set_name=set_name,
@@ -311,31 +310,31 @@ class RosterService:
             encoded=EncodedSet(head.tag_bytes, data or b""),
             activated_at=_aware(head.activated_at),
         )
-        self._cache[roster.id] = roster
+        self._cache[tag_set.id] = tag_set
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
-        return roster
+        return tag_set
 
     async def list(self, tenant_id: str, provider_id: str | None) -> list[dict[str, Any]]:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             query = (
                 select(
-                    PsiRoster.id,
-                    PsiRoster.provider_id,
-                    PsiRoster.set_name,
-                    PsiRoster.version,
-                    PsiRoster.status,
-                    PsiRoster.key_id,
-                    PsiRoster.count,
-                    PsiRoster.tag_bytes,
-                    PsiRoster.fpr,
-                    PsiRoster.activated_at,
+                    TagSet.id,
+                    TagSet.provider_id,
+                    TagSet.set_name,
+                    TagSet.version,
+                    TagSet.status,
+                    TagSet.key_id,
+                    TagSet.count,
+                    TagSet.tag_bytes,
+                    TagSet.fpr,
+                    TagSet.activated_at,
                 )
-                .where(PsiRoster.tenant_id == tenant_id, PsiRoster.status == "active")
-                .order_by(PsiRoster.provider_id, PsiRoster.set_name)
+                .where(TagSet.tenant_id == tenant_id, TagSet.status == "active")
+                .order_by(TagSet.provider_id, TagSet.set_name)
             )
             if provider_id is not None:
-                query = query.where(PsiRoster.provider_id == provider_id)
+                query = query.where(TagSet.provider_id == provider_id)
             rows = (await session.execute(query)).all()
         return [
             {
@@ -354,34 +353,34 @@ class RosterService:
         ]
 
 
-def verify_manifest_unchecked(roster: PsiRoster) -> RosterManifest:
-    """The manifest of a stored roster (its signature was checked when the upload began)."""
-    payload = roster.manifest.split(".")[1]
-    return RosterManifest.from_claims(json.loads(b64url_decode(payload)))
+def verify_manifest_unchecked(tag_set: TagSet) -> TagSetManifest:
+    """The manifest of a stored tag set (its signature was checked when the upload began)."""
+    payload = tag_set.manifest.split(".")[1]
+    return TagSetManifest.from_claims(json.loads(b64url_decode(payload)))
 
 
 async def _signing_key(
     session: AsyncSession, tenant_id: str, provider_id: str, *, lock: bool
-) -> RosterSigningKey | None:
-    query = select(RosterSigningKey).where(
-        RosterSigningKey.tenant_id == tenant_id, RosterSigningKey.provider_id == provider_id
+) -> TagSetSigningKey | None:
+    query = select(TagSetSigningKey).where(
+        TagSetSigningKey.tenant_id == tenant_id, TagSetSigningKey.provider_id == provider_id
     )
     if lock:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def _receiving(session: AsyncSession, tenant_id: str, upload_id: str) -> PsiRoster:
-    roster = (
+async def _receiving(session: AsyncSession, tenant_id: str, upload_id: str) -> TagSet:
+    tag_set = (
         await session.execute(
-            select(PsiRoster).where(PsiRoster.tenant_id == tenant_id, PsiRoster.id == upload_id)
+            select(TagSet).where(TagSet.tenant_id == tenant_id, TagSet.id == upload_id)
         )
     ).scalar_one_or_none()
-    if roster is None:
-        raise NotFound(f"roster upload {upload_id} does not exist")
-    if roster.status != "receiving":
-        raise Conflict(f"roster upload {upload_id} is {roster.status}, not receiving")
-    return roster
+    if tag_set is None:
+        raise NotFound(f"tag set upload {upload_id} does not exist")
+    if tag_set.status != "receiving":
+        raise Conflict(f"tag set upload {upload_id} is {tag_set.status}, not receiving")
+    return tag_set
 
 
 async def _newest_version(
@@ -389,17 +388,17 @@ async def _newest_version(
 ) -> int | None:
     newest = (
         await session.execute(
-            select(func.max(PsiRoster.version)).where(
-                PsiRoster.tenant_id == tenant_id,
-                PsiRoster.provider_id == provider_id,
-                PsiRoster.set_name == set_name,
+            select(func.max(TagSet.version)).where(
+                TagSet.tenant_id == tenant_id,
+                TagSet.provider_id == provider_id,
+                TagSet.set_name == set_name,
             )
         )
     ).scalar_one_or_none()
     return None if newest is None else int(newest)
 
 
-def _replay_detail(manifest: RosterManifest, newest: int) -> str:
+def _replay_detail(manifest: TagSetManifest, newest: int) -> str:
     return (
         f"set {manifest.set_name!r} version {manifest.version} is not newer than version "
         f"{newest} already received; a replayed or rolled-back upload is refused"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from pavilion.observability.logging import get_logger
-from pavilion.privacy import dp
+from pavilion.privacy import differential
 from pavilion.privacy.budget import check_dataset
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.runtime import Runtime
@@ -40,12 +40,12 @@ class ReleaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: Literal["verifications"] = "verifications"
-    statistic: dp.Statistic
-    mechanism: dp.Mechanism = dp.Mechanism.LAPLACE
-    epsilon: float = Field(gt=0, le=dp.MAX_EPSILON)
+    statistic: differential.Statistic
+    mechanism: differential.Mechanism = differential.Mechanism.LAPLACE
+    epsilon: float = Field(gt=0, le=differential.MAX_EPSILON)
     delta: float = Field(default=0.0, ge=0, lt=1e-3, description="Gaussian only.")
     group_by: list[str] = Field(
-        default_factory=list, max_length=4, description=", ".join(dp.DIMENSIONS)
+        default_factory=list, max_length=4, description=", ".join(differential.DIMENSIONS)
     )
     value: str | None = Field(default=None, description="sum/mean: approved or age_threshold")
     bounds: tuple[float, float] | None = Field(default=None, description="Clamping bounds.")
@@ -53,8 +53,8 @@ class ReleaseIn(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
 
-    def spec(self) -> dp.ReleaseSpec:
-        return dp.ReleaseSpec(
+    def spec(self) -> differential.ReleaseSpec:
+        return differential.ReleaseSpec(
             statistic=self.statistic,
             mechanism=self.mechanism,
             epsilon=self.epsilon,
@@ -66,10 +66,10 @@ class ReleaseIn(BaseModel):
         )
 
 
-def _event(row: Any) -> dp.Event:
+def _event(row: Any) -> differential.Event:
     outcome = row.decision if row.status == "succeeded" and row.decision else row.status
     threshold = json.loads(row.claim).get("threshold")
-    return dp.Event(
+    return differential.Event(
         claim_type=row.claim_type,
         provider_id=row.provider_id,
         region=row.region or NO_REGION,
@@ -112,7 +112,7 @@ async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> dict[str,
         if body.until is not None:
             query = query.where(Verification.created_at < body.until)
         events = [_event(row) for row in (await session.execute(query)).all()]
-        released = await asyncio.to_thread(dp.release, spec, events, domains)
+        released = await asyncio.to_thread(differential.release, spec, events, domains)
         charge = await rt.privacy.budgets.charge(
             session,
             tenant_id,
@@ -138,7 +138,7 @@ async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> dict[str,
             session,
             tenant_id,
             ReceiptDraft(
-                kind="dp.release",
+                kind="differential.release",
                 mechanism=f"OpenDP {spec.mechanism.value} ({spec.statistic.value})",
                 parameters=query_description | {"release_id": release_id},
                 inputs_sha256=sha256_hex(query_description),
@@ -160,7 +160,7 @@ async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> dict[str,
             now=now,
         )
     log.info(
-        "dp release",
+        "private release",
         release_id=release_id,
         statistic=spec.statistic.value,
         mechanism=spec.mechanism.value,

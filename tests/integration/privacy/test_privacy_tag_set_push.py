@@ -1,4 +1,4 @@
-"""Roster pushes through the connector's API: signatures, replays, alterations, chunking."""
+"""Tag set pushes through the connector's API: signatures, replays, alterations, chunking."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ from joserfc.jwk import OKPKey
 
 from connector_support import Api
 from pavilion.dpagent.oprf_keys import OprfKeyRing
-from pavilion.dpagent.roster_push import (
-    PushFailed,
+from pavilion.dpagent.tag_set_push import (
     PushTarget,
-    RosterPusher,
+    TagSetPusher,
+    TagSetPushFailed,
     encode_sets,
     manifest_for,
-    roster_sets,
+    tag_set_inputs,
 )
 from pavilion.keystore.signer import b64url, b64url_decode
 from pavilion.privacy import psi
-from pavilion.privacy.rosters import CHUNK_BYTES
+from pavilion.privacy.tag_sets import CHUNK_BYTES
 from pavilion.synth.roster import StudentRecord
 from privacy_support import problem_field
 
@@ -35,7 +35,7 @@ class Dp:
         self.api, self.ring, self.provider_id = api, ring, provider_id
         self.version = 0
 
-    def manifest(self, encoded: psi.EncodedSet, **changes: Any) -> psi.RosterManifest:
+    def manifest(self, encoded: psi.EncodedSet, **changes: Any) -> psi.TagSetManifest:
         self.version += 1
         values: dict[str, Any] = {
             "tenant_id": self.api.tenant_id,
@@ -45,18 +45,18 @@ class Dp:
         } | changes
         return manifest_for("roster", encoded, self.ring.current(), **values)
 
-    def sign(self, manifest: psi.RosterManifest, key: OKPKey | None = None) -> str:
+    def sign(self, manifest: psi.TagSetManifest, key: OKPKey | None = None) -> str:
         return psi.sign_manifest(manifest, key or self.ring.signing_key())
 
-    def pusher(self) -> RosterPusher:
-        return RosterPusher(
+    def pusher(self) -> TagSetPusher:
+        return TagSetPusher(
             PushTarget("http://connector.test", self.api.tokens["dp-admin"], "", ""),
             transport=httpx.ASGITransport(app=self.api.client._transport.app),  # type: ignore[attr-defined]
         )
 
     async def begin(self, token: str) -> httpx.Response:
         return await self.api.client.post(
-            f"/v1/privacy/providers/{self.provider_id}/rosters",
+            f"/v1/privacy/providers/{self.provider_id}/tag-sets",
             json={"manifest": token},
             headers=self.api.auth("dp-admin"),
         )
@@ -67,7 +67,7 @@ async def dp(api: Api, tmp_path: Path) -> Dp:
     ring = OprfKeyRing.open(tmp_path / "keys")
     provider = await api.register_provider()
     response = await api.client.put(
-        f"/v1/privacy/providers/{provider['id']}/roster-key",
+        f"/v1/privacy/providers/{provider['id']}/tag-set-key",
         json={"jwk": ring.signing_public_jwk()},
         headers=api.auth("dp-admin"),
     )
@@ -76,7 +76,7 @@ async def dp(api: Api, tmp_path: Path) -> Dp:
 
 
 def encode(dp: Dp, roster: list[StudentRecord]) -> psi.EncodedSet:
-    sets = roster_sets(roster)
+    sets = tag_set_inputs(roster)
     return encode_sets({"roster": sets["roster"]}, dp.ring.current(), tag_bytes=8, workers=1)[
         "roster"
     ]
@@ -88,13 +88,13 @@ async def upload(dp: Dp, token: str, data: bytes) -> httpx.Response:
     upload_id = begun.json()["upload_id"]
     for seq in range(begun.json()["chunks"]):
         put = await dp.api.client.put(
-            f"/v1/privacy/rosters/{upload_id}/chunks/{seq}",
+            f"/v1/privacy/tag-sets/{upload_id}/chunks/{seq}",
             content=data[seq * CHUNK_BYTES : (seq + 1) * CHUNK_BYTES],
             headers=dp.api.auth("dp-admin") | {"content-type": "application/octet-stream"},
         )
         assert put.status_code == 204, put.text
     return await dp.api.client.post(
-        f"/v1/privacy/rosters/{upload_id}/commit", headers=dp.api.auth("dp-admin")
+        f"/v1/privacy/tag-sets/{upload_id}/commit", headers=dp.api.auth("dp-admin")
     )
 
 
@@ -107,7 +107,7 @@ async def test_replayed_roster_upload_is_rejected(dp: Dp, roster: list[StudentRe
 
     replay = await dp.begin(token)
     assert replay.status_code == 409
-    assert replay.json()["type"].endswith("roster-replay")
+    assert replay.json()["type"].endswith("tag-set-replay")
 
     newer = dp.sign(dp.manifest(encoded))
     assert (await upload(dp, newer, encoded.data)).status_code == 200
@@ -124,7 +124,7 @@ async def test_altered_roster_upload_is_rejected(dp: Dp, roster: list[StudentRec
     response = await upload(dp, token, bytes(tampered))
     assert response.status_code == 422
     assert "SHA-256" in response.json()["detail"]
-    listing = await dp.api.client.get("/v1/privacy/rosters", headers=dp.api.auth("broker"))
+    listing = await dp.api.client.get("/v1/privacy/tag-sets", headers=dp.api.auth("broker"))
     assert listing.json()["items"] == []  # nothing became active
 
     # An altered manifest (more entries claimed) no longer matches its signature.
@@ -168,7 +168,7 @@ async def test_chunks_are_checked_and_uploads_complete(dp: Dp, roster: list[Stud
     assert body["chunks"] == 4
     upload_id = body["upload_id"]
     auth = dp.api.auth("dp-admin") | {"content-type": "application/octet-stream"}
-    url = f"/v1/privacy/rosters/{upload_id}/chunks"
+    url = f"/v1/privacy/tag-sets/{upload_id}/chunks"
     short = await dp.api.client.put(f"{url}/0", content=b"xx", headers=auth)
     assert short.status_code == 422
     assert problem_field(short) == "body"
@@ -182,7 +182,7 @@ async def test_chunks_are_checked_and_uploads_complete(dp: Dp, roster: list[Stud
     # Resending a chunk is harmless.
     piece = encoded.data[:CHUNK_BYTES]
     assert (await dp.api.client.put(f"{url}/0", content=piece, headers=auth)).status_code == 204
-    commit_url = f"/v1/privacy/rosters/{upload_id}/commit"
+    commit_url = f"/v1/privacy/tag-sets/{upload_id}/commit"
     incomplete = await dp.api.client.post(commit_url, headers=dp.api.auth("dp-admin"))
     assert incomplete.status_code == 409
     assert incomplete.json()["missing"] == [2, 3]
@@ -212,41 +212,85 @@ async def test_only_dp_admins_push_and_keys_must_be_public(
     encoded = encode(dp, roster[:3])
     token = dp.sign(dp.manifest(encoded))
     as_broker = await api.client.post(
-        f"/v1/privacy/providers/{dp.provider_id}/rosters",
+        f"/v1/privacy/providers/{dp.provider_id}/tag-sets",
         json={"manifest": token},
         headers=api.auth("broker"),
     )
     assert as_broker.status_code == 403
     private = dp.ring.signing_key().as_dict(private=True)
     response = await api.client.put(
-        f"/v1/privacy/providers/{dp.provider_id}/roster-key",
+        f"/v1/privacy/providers/{dp.provider_id}/tag-set-key",
         json={"jwk": private},
         headers=api.auth("dp-admin"),
     )
     assert response.status_code == 422
     assert problem_field(response) == "jwk.d"
     not_ed25519 = await api.client.put(
-        f"/v1/privacy/providers/{dp.provider_id}/roster-key",
+        f"/v1/privacy/providers/{dp.provider_id}/tag-set-key",
         json={"jwk": {"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}},
         headers=api.auth("dp-admin"),
     )
     assert problem_field(not_ed25519) == "jwk"
     other = await api.register_provider(name="No Key University")
     no_key = await api.client.post(
-        f"/v1/privacy/providers/{other['id']}/rosters",
+        f"/v1/privacy/providers/{other['id']}/tag-sets",
         json={"manifest": token},
         headers=api.auth("dp-admin"),
     )
     assert no_key.status_code == 409
-    assert "roster-signing key" in no_key.json()["detail"]
+    assert "tag-set signing key" in no_key.json()["detail"]
 
 
 async def test_pusher_reports_connector_errors(dp: Dp, roster: list[StudentRecord]) -> None:
     encoded = encode(dp, roster[:3])
-    pusher = RosterPusher(
+    pusher = TagSetPusher(
         PushTarget("http://connector.test", "pav_not-a-token", "", dp.provider_id),
         transport=httpx.ASGITransport(app=dp.api.client._transport.app),  # type: ignore[attr-defined]
     )
-    with pytest.raises(PushFailed, match="HTTP 401"):
+    with pytest.raises(TagSetPushFailed, match="HTTP 401"):
         await pusher.upload(dp.sign(dp.manifest(encoded)), encoded)
     await pusher.aclose()
+
+
+async def test_the_old_roster_paths_are_deprecated_aliases(
+    dp: Dp, roster: list[StudentRecord]
+) -> None:
+    auth = dp.api.auth("dp-admin")
+    successor = 'rel="successor-version"'
+    key = await dp.api.client.put(
+        f"/v1/privacy/providers/{dp.provider_id}/roster-key",
+        json={"jwk": dp.ring.signing_public_jwk()},
+        headers=auth,
+    )
+    assert key.status_code == 200
+    assert key.headers["link"] == (
+        f"</v1/privacy/providers/{dp.provider_id}/tag-set-key>; {successor}"
+    )
+    encoded = encode(dp, roster)
+    begun = await dp.api.client.post(
+        f"/v1/privacy/providers/{dp.provider_id}/rosters",
+        json={"manifest": dp.sign(dp.manifest(encoded))},
+        headers=auth,
+    )
+    assert begun.status_code == 201, begun.text
+    assert begun.headers["deprecation"].startswith("@")
+    upload_id = begun.json()["upload_id"]
+    for seq in range(begun.json()["chunks"]):
+        put = await dp.api.client.put(
+            f"/v1/privacy/rosters/{upload_id}/chunks/{seq}",
+            content=encoded.data[seq * CHUNK_BYTES : (seq + 1) * CHUNK_BYTES],
+            headers=auth | {"content-type": "application/octet-stream"},
+        )
+        assert put.status_code == 204, put.text
+        assert put.headers["link"] == (
+            f"</v1/privacy/tag-sets/{upload_id}/chunks/{seq}>; {successor}"
+        )
+    committed = await dp.api.client.post(f"/v1/privacy/rosters/{upload_id}/commit", headers=auth)
+    assert committed.status_code == 200, committed.text
+    assert committed.json()["version"] == 1
+    old = await dp.api.client.get("/v1/privacy/rosters", headers=dp.api.auth("broker"))
+    new = await dp.api.client.get("/v1/privacy/tag-sets", headers=dp.api.auth("broker"))
+    assert old.json() == new.json()
+    assert len(new.json()["items"]) == 1
+    assert old.headers["link"] == f"</v1/privacy/tag-sets>; {successor}"
+    assert "deprecation" not in new.headers

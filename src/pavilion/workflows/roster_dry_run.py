@@ -1,0 +1,81 @@
+"""A dry run of a roster upload: the whole pipeline on a sample, nothing stored; the result
+and a preview of the canonical records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from pavilion.ingest import profile_store
+from pavilion.ingest.errors import MalformedUpload, UndeclaredDataCategory, reported_issues
+from pavilion.ingest.formats import upload_type
+from pavilion.ingest.pipeline import process_file
+from pavilion.ingest.schema import validate_profile
+from pavilion.runtime import Runtime
+from pavilion.workflows.roster_upload import spool_dir
+
+PREVIEW_ROWS: Final = 20
+
+
+async def dry_run(
+    rt: Runtime,
+    tenant_id: str,
+    provider_id: str,
+    *,
+    sample: bytes,
+    content_type: str,
+    profile_document: dict[str, Any] | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """Run the whole pipeline on a sample without storing anything; preview the result."""
+    kind = upload_type(content_type)
+    version: int | None = None
+    if profile_document is not None:
+        profile = validate_profile(profile_document)
+    else:
+        async with rt.db.transaction(tenant_id) as session:
+            stored = await profile_store.get_profile(session, tenant_id, provider_id)
+        profile, version = stored.profile, stored.version
+    now = rt.clock()
+    directory = spool_dir(rt)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        path = Path(scratch) / f"sample.{kind.format.value}"
+        path.write_bytes(sample)
+        try:
+            result = await asyncio.to_thread(
+                process_file, path, kind, profile, now=now, as_of=as_of or now
+            )
+        except (MalformedUpload, UndeclaredDataCategory) as exc:
+            return {
+                "profile_version": version,
+                "status": "rejected",
+                "reason": exc.code,
+                "detail": exc.detail,
+                "errors": reported_issues(exc),
+                "preview": [],
+            }
+    preview = result.canonical.head(PREVIEW_ROWS)
+    columns = [c for c in preview.columns if c in profile.mapping.fields]
+    return {
+        "profile_version": version,
+        **result.summary(),
+        "mapping": [
+            {"target": target, "source": source, "transformation": description}
+            for target, source, description in result.lineage
+        ],
+        "preview": [_plain(r) for r in preview.select(columns).to_dicts()],
+    }
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in record.items()}
+
+
+def records_frame(records: list[dict[str, Any]]) -> bytes:
+    """A JSON array of records (dry-run samples given as objects)."""
+    return json.dumps(records, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,66 @@
+"""Reading back what roster uploads recorded: batches (their integrity checked), quarantined
+rows, the quality trend, and the lineage graph around a dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pavilion.errors import PavilionError
+from pavilion.ingest import batch_store, profile_store
+from pavilion.ingest.lineage import store as lineage_store
+from pavilion.runtime import Runtime
+
+
+async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any]:
+    """A batch with its integrity checked: signed manifest, and stored records if current."""
+    async with rt.db.transaction(tenant_id) as session:
+        row = await batch_store.load_batch(session, tenant_id, batch_id)
+        integrity = await batch_store.verify_batch(
+            session, tenant_id, row, rt.keystore.public_jwks("audit-signing"), rt.rosters
+        )
+    return batch_store.batch_out(row, integrity=integrity)
+
+
+async def list_batches(
+    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    async with rt.db.transaction(tenant_id) as session:
+        rows = await batch_store.list_batches(session, tenant_id, provider_id, limit=limit)
+    return [batch_store.batch_out(r) for r in rows]
+
+
+async def quarantine(
+    rt: Runtime, tenant_id: str, batch_id: str, *, limit: int = 100, after_row: int = 0
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        row = await batch_store.load_batch(session, tenant_id, batch_id)
+        items = await batch_store.quarantine_of(
+            session, tenant_id, batch_id, limit=limit, after_row=after_row
+        )
+    return {"batch_id": row.id, "rows_invalid": row.rows_invalid, "items": items}
+
+
+async def quality(
+    rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
+) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        points = await batch_store.quality_trend(session, tenant_id, provider_id, limit=limit)
+        try:
+            threshold: float | None = (
+                await profile_store.get_profile(session, tenant_id, provider_id)
+            ).profile.quality.min_score
+        except PavilionError:
+            threshold = None
+    return {"provider_id": provider_id, "threshold": threshold, **batch_store.trend(points)}
+
+
+async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> dict[str, Any]:
+    async with rt.db.transaction(tenant_id) as session:
+        graph = await lineage_store.lineage_graph(session, tenant_id, dataset)
+        events = await lineage_store.lineage_events(session, tenant_id, dataset, limit=limit)
+    return {
+        "dataset": dataset,
+        "graph": graph.as_dict(),
+        "dot": graph.to_dot(dataset),
+        "events": events,
+    }
