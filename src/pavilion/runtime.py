@@ -21,11 +21,11 @@ from pavilion.credentials.status.resolver import RemoteStatusResolver
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
-from pavilion.keystore.service import KeyService
 from pavilion.privacy.engine import PrivacyEngine, build_privacy_engine
 from pavilion.providers.service import ProviderService
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenancyService, TenantKeys
+from pavilion.workflows.key_lifecycle import KeyService
 
 
 def _utc_now() -> datetime:

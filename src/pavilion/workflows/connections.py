@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from pavilion.observability.logging import get_logger
-from pavilion.providers.service import Endpoint, ProviderConnection
+from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.runtime import Runtime
 
 log = get_logger(__name__)

@@ -33,7 +33,7 @@ from pavilion.privacy import psi
 from pavilion.privacy.psi_client import MAX_BATCH
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.privacy.rosters import ActiveRoster
-from pavilion.providers.service import ProviderConnection
+from pavilion.providers.types import ProviderConnection
 from pavilion.runtime import Runtime
 from pavilion.verification.claims import Claim, ClaimType, Decision, Outcome
 
