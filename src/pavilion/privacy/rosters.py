@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.errors import Conflict, InvalidRequest, NotFound, VerificationFailed
-from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
+from pavilion.jose import b64url, b64url_decode, jwk_thumbprint, unverified_payload
 from pavilion.privacy.errors import RosterReplay
 from pavilion.privacy.models import PsiRoster, PsiRosterChunk, RosterSigningKey
 from pavilion.privacy.psi import EncodedSet, RosterManifest, verify_manifest
@@ -356,8 +356,7 @@ class RosterService:
 
 def verify_manifest_unchecked(roster: PsiRoster) -> RosterManifest:
     """The manifest of a stored roster (its signature was checked when the upload began)."""
-    payload = roster.manifest.split(".")[1]
-    return RosterManifest.from_claims(json.loads(b64url_decode(payload)))
+    return RosterManifest.from_claims(json.loads(unverified_payload(roster.manifest)))
 
 
 async def _signing_key(

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.models import IssuedCredential
-from pavilion.credentials.sd_jwt import holder_key
 from pavilion.errors import Conflict, InvalidRequest, NotFound
+from pavilion.jose import holder_key
 from pavilion.runtime import Runtime
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import IdentifierValue, VerificationRequest

@@ -21,7 +21,7 @@ from pavilion.dpagent.roster_push import (
     manifest_for,
     roster_sets,
 )
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import psi
 from pavilion.privacy.rosters import CHUNK_BYTES
 from pavilion.synth.roster import StudentRecord
