@@ -15,13 +15,17 @@ from pavilion.audit.log import AuditLog
 from pavilion.config.settings import Settings
 from pavilion.connect.client import ProviderClient
 from pavilion.connect.factory import build_provider_client
+from pavilion.credentials.anoncreds.service import AnoncredsConfig, AnoncredsService
 from pavilion.credentials.keys import issuer_keys_for
 from pavilion.credentials.service import CredentialService
 from pavilion.credentials.status.resolver import RemoteStatusResolver
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
-from pavilion.privacy.engine import PrivacyEngine, build_privacy_engine
+from pavilion.privacy.budget import BudgetLedger
+from pavilion.privacy.psi_client import OprfEvaluator
+from pavilion.privacy.receipts import ReceiptService
+from pavilion.privacy.rosters import RosterService
 from pavilion.providers.service import ProviderService
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -30,6 +34,20 @@ from pavilion.workflows.key_lifecycle import KeyService
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class PrivacyEngine:
+    """The privacy engine's services (PSI rosters, OPRF evaluation, budgets, receipts, ZK)."""
+
+    rosters: RosterService
+    evaluator: OprfEvaluator
+    budgets: BudgetLedger
+    receipts: ReceiptService
+    anoncreds: AnoncredsService
+
+    async def aclose(self) -> None:
+        await self.evaluator.aclose()
 
 
 @dataclass
@@ -95,5 +113,34 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
                 lifetime_seconds=settings.status_list_lifetime_seconds,
             ),
             remote=RemoteStatusResolver(settings.status_trust_anchors),
+        ),
+    )
+
+
+def build_privacy_engine(rt: Runtime) -> PrivacyEngine:
+    settings = rt.settings
+
+    def clock() -> datetime:
+        return rt.clock()
+
+    return PrivacyEngine(
+        rosters=RosterService(rt.db, clock),
+        evaluator=OprfEvaluator(timeout_seconds=settings.provider_timeout_seconds * 2),
+        budgets=BudgetLedger(),
+        receipts=ReceiptService(
+            rt.keystore.signer("audit-signing"),
+            rt.audit,
+            policy_version=settings.privacy_policy_version,
+            clock=clock,
+        ),
+        anoncreds=AnoncredsService(
+            rt.db,
+            rt.tenant_keys,
+            AnoncredsConfig(
+                tails_dir=settings.data_dir / "anoncreds-tails",
+                issuer_base=settings.issuer_id,
+                registry_capacity=settings.anoncreds_registry_capacity,
+            ),
+            clock=clock,
         ),
     )
