@@ -6,7 +6,8 @@ metadata (the claim types, the tenant's registered providers and regions, the ou
 from the data, and every key is released, zero or not, so the presence of a group says
 nothing; events outside the listed keys are counted in one extra ``other`` group.
 
-Mechanisms, all from OpenDP (``opendp.prelude``, contrib features on):
+Mechanisms, all from OpenDP (``opendp.prelude``; :func:`release` turns OpenDP's ``contrib``
+features on before it builds one, not this module's import):
 
 * counts: ``make_count_by_categories`` chained to the (discrete) Laplace mechanism for pure
   epsilon-DP, or to the (discrete) Gaussian mechanism for zero-concentrated DP, converted to
@@ -35,8 +36,6 @@ from typing import Any, Final
 import opendp.prelude as dp
 
 from pavilion.errors import InvalidRequest
-
-dp.enable_features("contrib")
 
 DIMENSIONS: Final = ("claim_type", "provider_id", "region", "outcome")
 #: Numeric columns of a verification event and their natural bounds.
@@ -314,10 +313,16 @@ def _clamped_sums(
     return sums, float(_map(summing, 1))
 
 
+def enable_opendp() -> None:
+    """Allow OpenDP's ``contrib`` constructors (a process-wide flag; idempotent and cheap)."""
+    dp.enable_features("contrib")
+
+
 def release(
     spec: ReleaseSpec, events: Sequence[Event], domains: Mapping[str, Sequence[str]]
 ) -> Release:
     """Compute the noisy statistic per public group (plus ``other``)."""
+    enable_opendp()  # the one function here that builds OpenDP measurements
     key_tuples = group_keys(spec, domains)
     keys = [_KEY_SEPARATOR.join(k) for k in key_tuples]
     labels = [dict(zip(spec.group_by, k, strict=True)) for k in key_tuples]
