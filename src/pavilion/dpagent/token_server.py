@@ -44,7 +44,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pavilion.dpagent.security import ServerTlsConfig, serving
+from pavilion.dpagent.runner import serving
+from pavilion.dpagent.security import ServerTlsConfig
 
 CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S: Final = 300

@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,8 +34,10 @@ from pavilion.privacy.psi_client import MAX_BATCH
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.privacy.rosters import ActiveRoster
 from pavilion.providers.types import ProviderConnection
-from pavilion.runtime import Runtime
 from pavilion.verification.claims import Claim, ClaimType, Decision, Outcome
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 MECHANISM: Final = "VOPRF(ristretto255-SHA512) + sorted truncated tags"

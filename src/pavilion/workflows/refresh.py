@@ -10,6 +10,7 @@ records which verification it refreshes.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -18,10 +19,12 @@ from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.models import IssuedCredential
 from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.jose import holder_key
-from pavilion.runtime import Runtime
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import IdentifierValue, VerificationRequest
 from pavilion.workflows.verify import VerificationResult, _canonical_identifiers, run_verification
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 
 class RefreshRequest(BaseModel):

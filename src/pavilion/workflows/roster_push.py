@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pavilion.errors import InvalidRequest, PavilionError, VerificationFailed
 from pavilion.ingest import metrics
@@ -46,8 +46,10 @@ from pavilion.ingest.pipeline import EMPTY_SHA256, BatchResult, process_file
 from pavilion.ingest.schema import Profile, parse_profile, validate_profile
 from pavilion.ingest.spool import Spooled, spool
 from pavilion.observability.logging import get_logger
-from pavilion.runtime import Runtime
 from pavilion.store.base import new_id
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 ROSTER_STORE: Final[store.RosterStore] = store.SqlRosterStore()
