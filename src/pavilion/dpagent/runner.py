@@ -9,17 +9,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
 import uvicorn
-from starlette.types import ASGIApp
 
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex
-from pavilion.dpagent.security import AgentSecurity, ServerTlsConfig, uvicorn_tls_options
+from pavilion.dpagent.security import uvicorn_tls_options
 
 #: Seconds to wait for open requests on shutdown before cancelling them.
 GRACEFUL_SHUTDOWN_S: Final = 5
@@ -117,55 +116,3 @@ def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, timeou
         if time.monotonic() > deadline:
             raise TimeoutError(f"the DP agent did not start within {timeout_s} s")
         time.sleep(0.01)
-
-
-# --- serving over TLS from a thread (tests, demos, the token server) --------------------------
-
-
-def https_url(sock: socket.socket, tls: bool) -> str:
-    host, port = sock.getsockname()[:2]
-    scheme = "https" if tls else "http"
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
-@contextmanager
-def serving(
-    app: ASGIApp,
-    *,
-    tls: ServerTlsConfig | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    startup_timeout_s: float = 10.0,
-    sockets: Sequence[socket.socket] | None = None,
-) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn from a thread for the ``with`` block; yields its URL."""
-    security = AgentSecurity(tls=tls) if tls is not None else None
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            ws="none",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            **uvicorn_tls_options(security),
-        )
-    )
-    sock = sockets[0] if sockets else bind_socket(host, port)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="pavilion-tls-server", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start; see its log")
-            time.sleep(0.01)
-        yield https_url(sock, tls is not None)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -18,13 +18,17 @@ of the other two. Settings come from a YAML or JSON file (``pavilion dp-agent --
 from __future__ import annotations
 
 import json
+import socket
 import ssl
+import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 import jwt
+import uvicorn
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from starlette.datastructures import Headers
@@ -252,6 +256,60 @@ def validate_access_token(token: str, settings: BearerJwtConfig, *, now: float) 
             extra={"reason": "scope"},
         )
     return claims
+
+
+# --- serving over TLS from a thread (tests, demos, the token server) --------------------------
+
+
+def https_url(sock: socket.socket, tls: bool) -> str:
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+@contextmanager
+def serving(
+    app: ASGIApp,
+    *,
+    tls: ServerTlsConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout_s: float = 10.0,
+    sockets: Sequence[socket.socket] | None = None,
+) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn from a thread for the ``with`` block; yields its URL."""
+    from pavilion.dpagent.runner import bind_socket
+
+    security = AgentSecurity(tls=tls) if tls is not None else None
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            ws="none",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            **uvicorn_tls_options(security),
+        )
+    )
+    sock = sockets[0] if sockets else bind_socket(host, port)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="pavilion-tls-server", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start; see its log")
+            time.sleep(0.01)
+        yield https_url(sock, tls is not None)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 # --- the ``pavilion dp-agent --security`` option ------------------------------------------

@@ -44,8 +44,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pavilion.dpagent.runner import serving
-from pavilion.dpagent.security import ServerTlsConfig
+from pavilion.dpagent.security import ServerTlsConfig, serving
 
 CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S: Final = 300

@@ -31,8 +31,8 @@ from pavilion.config.settings import Settings
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex
-from pavilion.dpagent.runner import bind_socket, serving
-from pavilion.dpagent.security import AgentSecurity, BearerJwtConfig, ServerTlsConfig
+from pavilion.dpagent.runner import bind_socket
+from pavilion.dpagent.security import AgentSecurity, BearerJwtConfig, ServerTlsConfig, serving
 from pavilion.dpagent.token_server import TokenClient, TokenServerConfig, create_token_server_app
 from pavilion.synth.roster import ROSTER_RECORD_SCHEMA, StudentRecord
 
