@@ -36,10 +36,11 @@ Internal signals, outside the tree: raised and caught inside one module, never l
     DuplicateIdentifierError    pavilion/dpagent/records.py       becomes a RecordLoadError
     OAuthError                  pavilion/dpagent/token_server.py  becomes an RFC 6749 error body
 
-Lower-layer errors are translated once per adapter, by a table applied in one place, and
-raised ``from`` the original: SQLAlchemy in ``store/database.py``, anoncreds-rs in
-``credentials/anoncreds/engine.py``, PKCS#11 in the keystore's PKCS#11 worker, httpx in each
-HTTP client (the DP client, its token fetcher, the remote status resolver, the OPRF client).
+Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by one table in
+``store/database.py``, anoncreds-rs's by one table in ``credentials/anoncreds/engine.py``,
+httpx's at the one call site of each HTTP client (the DP client, its token fetcher, the remote
+status resolver, the OPRF client, the agent's roster push); PKCS#11's, for now, at each
+operation of the keystore's PKCS#11 worker.
 """
 
 from __future__ import annotations

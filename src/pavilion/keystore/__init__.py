@@ -11,7 +11,7 @@ Errors the keystore adds to the tree of :mod:`pavilion.errors`, where they live:
     ├── Conflict
     │   └── KeyLifecycleError       base.py: a step the key's state or use forbids           409
     └── CryptoError
-        └── Pkcs11Error             the PKCS#11 backend failed (pkcs11_worker.py)            500
+        └── Pkcs11Error             the PKCS#11 backend failed                               500
             ├── Pkcs11ModuleError       the module (shared library) is missing or unloadable
             ├── TokenNotFound           no token with that label (and slot)
             ├── Pkcs11LoginFailed       the user PIN was refused
