@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
@@ -33,4 +34,4 @@ bench-quick: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pavilion .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pavilion .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage

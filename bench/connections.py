@@ -52,7 +52,7 @@ from pavilion.connect.events import MemorySink
 from pavilion.connect.routing import plan_route
 from pavilion.errors import PavilionError
 from pavilion.observability.logging import configure_logging
-from pavilion.providers.service import Endpoint, ProviderConnection
+from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.synth.roster import generate_roster, write_roster
 
 KEY = "bench-agent-key-0123456789abcdef"

@@ -20,10 +20,9 @@ import trustme
 
 from pavilion.connect.client import ProviderClient, RetryPolicy
 from pavilion.connect.config import ConnectConfig
-from pavilion.connect.dpconfig import DpAuthSettings, TlsSettings
 from pavilion.connect.events import MemorySink
 from pavilion.observability.metrics import REGISTRY
-from pavilion.providers.service import Endpoint, ProviderConnection
+from pavilion.providers.types import DpAuthSettings, Endpoint, ProviderConnection, TlsSettings
 
 PAVILION = str(Path(sys.executable).with_name("pavilion"))
 

@@ -22,8 +22,9 @@ from pavilion.credentials import issuance, templates, verifier
 from pavilion.credentials.report import CheckName, IntegrityReport
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.credentials.trust import x509 as trust_x509
+from pavilion.jose import b64url, b64url_decode
 from pavilion.keystore.pkcs11 import Pkcs11Config
-from pavilion.keystore.signer import Signer, b64url, b64url_decode
+from pavilion.keystore.signer import Signer
 from pavilion.keystore.software import SoftwareSigner
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -19,6 +19,28 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
     ├── CryptoError                 keystore, signature or proof failures               500
     │   └── VerificationFailed      a signature, proof or checkpoint that fails        422
     └── StorageError                the database failed                                503
+
+Each domain draws the errors it adds, under the class above that they extend, where they
+live (``tests/unit/core/test_core_error_tree.py`` holds every drawing to the code):
+
+    connect       pavilion/connect/errors.py
+    credentials   pavilion/credentials/__init__.py
+    dpagent       pavilion/dpagent/__init__.py
+    ingest        pavilion/ingest/errors.py
+    keystore      pavilion/keystore/__init__.py
+    privacy       pavilion/privacy/errors.py
+
+Internal signals, outside the tree: raised and caught inside one module, never let out.
+
+    NormaliseError              pavilion/ingest/normalisers.py    a value with no canonical form
+    DuplicateIdentifierError    pavilion/dpagent/records.py       becomes a RecordLoadError
+    OAuthError                  pavilion/dpagent/token_server.py  becomes an RFC 6749 error body
+
+Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by one table in
+``store/database.py``, anoncreds-rs's by one table in ``credentials/anoncreds/engine.py``,
+httpx's at the one call site of each HTTP client (the DP client, its token fetcher, the remote
+status resolver, the OPRF client, the agent's roster push); PKCS#11's, for now, at each
+operation of the keystore's PKCS#11 worker.
 """
 
 from __future__ import annotations

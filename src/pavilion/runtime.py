@@ -15,6 +15,7 @@ from pavilion.audit.log import AuditLog
 from pavilion.config.settings import Settings
 from pavilion.connect.client import ProviderClient
 from pavilion.connect.factory import build_provider_client
+from pavilion.credentials.anoncreds.service import AnoncredsConfig, AnoncredsService
 from pavilion.credentials.keys import issuer_keys_for
 from pavilion.credentials.service import CredentialService
 from pavilion.credentials.status.resolver import RemoteStatusResolver
@@ -23,15 +24,32 @@ from pavilion.ingest.lineage.emitter import LineageEmitter
 from pavilion.ingest.roster_store import RosterStore, SqlRosterStore
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
-from pavilion.keystore.service import KeyService
-from pavilion.privacy.engine import PrivacyEngine, build_privacy_engine
+from pavilion.privacy.budget import BudgetLedger
+from pavilion.privacy.psi_client import OprfEvaluator
+from pavilion.privacy.receipts import ReceiptService
+from pavilion.privacy.tag_sets import TagSetService
 from pavilion.providers.service import ProviderService
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenancyService, TenantKeys
+from pavilion.workflows.key_lifecycle import KeyService
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class PrivacyEngine:
+    """The privacy engine's services (PSI tag sets, OPRF evaluation, budgets, receipts, ZK)."""
+
+    tag_sets: TagSetService
+    evaluator: OprfEvaluator
+    budgets: BudgetLedger
+    receipts: ReceiptService
+    anoncreds: AnoncredsService
+
+    async def aclose(self) -> None:
+        await self.evaluator.aclose()
 
 
 @dataclass
@@ -103,4 +121,33 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
         lineage=LineageEmitter(settings.lineage_file),
+    )
+
+
+def build_privacy_engine(rt: Runtime) -> PrivacyEngine:
+    settings = rt.settings
+
+    def clock() -> datetime:
+        return rt.clock()
+
+    return PrivacyEngine(
+        tag_sets=TagSetService(rt.db, clock),
+        evaluator=OprfEvaluator(timeout_seconds=settings.provider_timeout_seconds * 2),
+        budgets=BudgetLedger(),
+        receipts=ReceiptService(
+            rt.keystore.signer("audit-signing"),
+            rt.audit,
+            policy_version=settings.privacy_policy_version,
+            clock=clock,
+        ),
+        anoncreds=AnoncredsService(
+            rt.db,
+            rt.tenant_keys,
+            AnoncredsConfig(
+                tails_dir=settings.data_dir / "anoncreds-tails",
+                issuer_base=settings.issuer_id,
+                registry_capacity=settings.anoncreds_registry_capacity,
+            ),
+            clock=clock,
+        ),
     )

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pavilion.audit.merkle import HASH_SIZE
 from pavilion.errors import CryptoError, VerificationFailed
-from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.jose import b64url_decode
+from pavilion.keystore.signer import Signer
 
 #: Go's sumdb/note cap; the signed-note spec asks verifiers to accept at least 16.
 MAX_SIGNATURES = 100

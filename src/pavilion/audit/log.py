@@ -27,7 +27,8 @@ from pavilion.audit.merkle import (
 )
 from pavilion.audit.models import AuditCheckpoint, AuditHead, AuditLeaf
 from pavilion.errors import InvalidRequest, NotFound, PavilionError
-from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.jose import b64url_decode
+from pavilion.keystore.signer import Signer
 from pavilion.store.base import new_id, utcnow
 from pavilion.store.database import Database
 

@@ -21,6 +21,7 @@ from joserfc.jwk import ECKey, OKPKey
 from rich.console import Console
 from rich.table import Table
 
+from pavilion import jose
 from pavilion.credentials import sd_jwt, vc_api
 from pavilion.credentials.report import CheckStatus, IntegrityReport
 from pavilion.credentials.templates import TEMPLATES, CredentialFormat
@@ -92,7 +93,7 @@ def issue(
     holder = None
     if holder_jwk is not None:
         try:
-            holder = sd_jwt.holder_key(_json_file(holder_jwk, "the holder key"))
+            holder = jose.holder_key(_json_file(holder_jwk, "the holder key"))
         except ValueError as exc:
             raise PavilionError(f"{holder_jwk}: the holder key {exc}") from exc
 

@@ -28,11 +28,11 @@ from pavilion.api.server import BackgroundServer
 from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.merkle import verify_inclusion
 from pavilion.config.settings import Settings, load_settings
-from pavilion.credentials.jws import verify_compact
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import load_records
 from pavilion.errors import PavilionError
+from pavilion.jose import verify_compact
 from pavilion.observability.logging import configure_logging
 from pavilion.runtime import build_runtime
 from pavilion.store.migrate import upgrade

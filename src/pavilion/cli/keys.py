@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pavilion.keystore.service import KeyChange
+from pavilion.workflows.key_lifecycle import KeyChange
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime

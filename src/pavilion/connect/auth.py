@@ -31,11 +31,10 @@ from urllib.parse import quote_plus
 import httpx
 import jwt
 
-from pavilion.connect.dpconfig import DpAuthSettings
 from pavilion.connect.events import ConnectionEvent, EventSink, endpoint_label
-from pavilion.connect.schemas import load_private_key
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.providers.service import ProviderConnection
+from pavilion.providers.auth_schemas import load_private_key
+from pavilion.providers.types import DpAuthSettings, ProviderConnection
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_METHODS = frozenset({"oauth2_client_credentials", "private_key_jwt"})

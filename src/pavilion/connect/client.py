@@ -55,7 +55,7 @@ from pavilion.connect.routing import Route
 from pavilion.connect.tls import TlsParameters, session_parameters, tls_failure
 from pavilion.errors import PavilionError, ProviderBadResponse, ProviderUnavailable
 from pavilion.observability.metrics import DP_CALL_LATENCY
-from pavilion.providers.service import Endpoint, ProviderConnection
+from pavilion.providers.types import Endpoint, ProviderConnection
 
 DEADLINE_HEADER = "x-request-deadline-ms"
 

@@ -1,4 +1,9 @@
-"""Errors of the connection layer, as subclasses of the one tree in :mod:`pavilion.errors`."""
+"""Errors of the connection layer, as subclasses of the one tree in :mod:`pavilion.errors`.
+
+ProviderUnavailable
+├── ResidencyPreventedFailover  every allowed region failed; residency forbids the rest 503
+└── TokenEndpointUnavailable    auth.py: the DP's token endpoint is down, no token cached 503
+"""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from pavilion.connect.config import PoolConfig
-from pavilion.connect.dpconfig import TlsSettings
 from pavilion.connect.tls import client_context
+from pavilion.providers.types import TlsSettings
 
 USER_AGENT = "pavilion-connector/0.2"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import certifi
 
-from pavilion.connect.dpconfig import TlsSettings
 from pavilion.errors import ConfigurationError
+from pavilion.providers.types import TlsSettings
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 

@@ -1,7 +1,9 @@
-"""JWS compact serialisation (RFC 7515 section 7.1) over any Signer.
+"""Strict compact-JWS parsing and verification against one known key, for the verifiers.
 
-The signature comes from the Signer (software key or HSM); this module only encodes. It is
-checked against joserfc and PyJWT in the tests.
+Every malformed or refused token becomes a :class:`~pavilion.credentials.report.CheckFailed`
+naming the check, so a verification report says why. Encoding and signing (base64url, compact
+JSON, ``sign_compact``, JWKS verification) live in :mod:`pavilion.jose`, which every layer
+shares; the tests check both against joserfc and PyJWT.
 """
 
 from __future__ import annotations
@@ -12,57 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet, OKPKey
+from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import JWSRegistry
 
 from pavilion.credentials.report import CheckFailed, CheckName
-from pavilion.errors import VerificationFailed
-from pavilion.keystore.signer import Signer
-
-_B64URL_TABLE = bytes.maketrans(b"+/", b"-_")
-
-
-def b64(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 section 2), the fast way (binascii, one translate)."""
-    return binascii.b2a_base64(data, newline=False).translate(_B64URL_TABLE).rstrip(b"=").decode()
-
-
-def compact_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON (msgspec: the issue path encodes several documents per credential)."""
-    return msgspec.json.encode(value)
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return compact_json(value)
-
-
-async def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: Signer) -> str:
-    protected = {**header, "alg": signer.algorithm, "kid": signer.key_id}
-    signing_input = f"{b64(_json(protected))}.{b64(_json(payload))}"
-    signature = await signer.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64(signature)}"
-
-
-ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
-
-
-def verify_compact(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Verify with joserfc against a JWKS; only asymmetric algorithms we issue are accepted."""
-    try:
-        key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-        result = jws.deserialize_compact(token, key_set, algorithms=list(ALLOWED_ALGORITHMS))
-        payload = json.loads(result.payload)
-    except (JoseError, ValueError) as exc:
-        raise VerificationFailed(f"credential signature does not verify: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise VerificationFailed("credential payload is not a JSON object")
-    return dict(result.protected), payload
-
-
-# -- strict parsing and verification against one known key ------------------------------------
+from pavilion.jose import ALLOWED_ALGORITHMS, b64url_decode_strict
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: The key a JOSE algorithm needs: (kty, crv). Anything else is refused before any crypto runs.
@@ -120,22 +77,13 @@ def _strict_json(data: bytes, what: str) -> Any:
         ) from exc
 
 
-_B64URL_DECODE_TABLE = str.maketrans("-_", "+/")
-
-
-def b64d(text: str) -> bytes:
-    """Decode unpadded base64url already checked against the alphabet (strict binascii)."""
-    padded = text.translate(_B64URL_DECODE_TABLE) + "=" * (-len(text) % 4)
-    return binascii.a2b_base64(padded, strict_mode=True)
-
-
 def _b64_part(text: str, what: str) -> bytes:
     if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise CheckFailed(
             CheckName.SCHEMA, "malformed_jws", f"the JWS {what} is not unpadded base64url"
         )
     try:
-        return b64d(text)
+        return b64url_decode_strict(text)
     except binascii.Error as exc:
         raise CheckFailed(
             CheckName.SCHEMA, "malformed_jws", f"the JWS {what} is not unpadded base64url"

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pavilion.credentials import jsonld
-from pavilion.credentials.jws import sign_compact
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.credentials.templates import CredentialTemplate, by_credential_type
 from pavilion.credentials.timeutil import numeric_date
+from pavilion.jose import sign_compact
 from pavilion.keystore.signer import Signer
 
 VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"

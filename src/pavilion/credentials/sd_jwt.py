@@ -34,22 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-from pavilion.credentials.jws import (
-    CompactJws,
-    b64,
-    b64d,
-    compact_json,
-    parse_compact,
-    sign_compact,
-    verify_with_jwk,
-)
+from pavilion.credentials.jws import CompactJws, parse_compact, verify_with_jwk
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.credentials.templates import CredentialTemplate, by_vct
 from pavilion.credentials.timeutil import DEFAULT_LEEWAY, iso, numeric_date
 from pavilion.errors import InvalidRequest
-from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.jose import b64url, b64url_decode_strict, compact_json, sign_compact
+from pavilion.keystore.signer import Signer
 
 SD_JWT_VC_TYP = "dc+sd-jwt"
 SD_JWT_VC_MEDIA_TYPE = "application/dc+sd-jwt"
@@ -65,22 +56,22 @@ DEFAULT_KB_MAX_AGE = timedelta(minutes=5)
 
 def _salt() -> str:
     """128 bits from the OS CSPRNG (RFC 9901 recommends at least 128)."""
-    return b64(secrets.token_bytes(16))
+    return b64url(secrets.token_bytes(16))
 
 
 def digest_of(disclosure: str) -> str:
     """base64url(SHA-256(ASCII(disclosure))): what ``_sd`` and ``...`` hold."""
-    return b64(hashlib.sha256(disclosure.encode("ascii")).digest())
+    return b64url(hashlib.sha256(disclosure.encode("ascii")).digest())
 
 
 def encode_disclosure(salt: str, name: str | None, value: Any) -> str:
     """A Disclosure: ``[salt, name, value]`` for an object member, ``[salt, value]`` else."""
-    return b64(compact_json([salt, value] if name is None else [salt, name, value]))
+    return b64url(compact_json([salt, value] if name is None else [salt, name, value]))
 
 
 def sd_hash(presented: str) -> str:
     """The Key-Binding JWT's ``sd_hash`` over ``<issuer JWT>~<disclosures>~``."""
-    return b64(hashlib.sha256(presented.encode("ascii")).digest())
+    return b64url(hashlib.sha256(presented.encode("ascii")).digest())
 
 
 # -- issuer ------------------------------------------------------------------------------------
@@ -102,7 +93,7 @@ class _Hider:
             self.disclosures.append(disclosure)
             digests.append(digest_of(disclosure))
         digests += [
-            b64(hashlib.sha256(secrets.token_bytes(32)).digest()) for _ in range(self._decoys)
+            b64url(hashlib.sha256(secrets.token_bytes(32)).digest()) for _ in range(self._decoys)
         ]
         return {"_sd": sorted(digests)}
 
@@ -231,7 +222,7 @@ def _decode_disclosure(disclosure: str) -> list[Any]:
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url"
         )
     try:
-        value = json.loads(b64d(disclosure).decode("utf-8"))
+        value = json.loads(b64url_decode_strict(disclosure).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise CheckFailed(
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url JSON"
@@ -536,31 +527,3 @@ def check_key_binding(
             "sd_hash does not match the presented SD-JWT and disclosures",
         )
     return f"holder key bound; audience and nonce match; made at {iso(issued)}"
-
-
-def holder_key(jwk: Mapping[str, Any]) -> dict[str, str]:
-    """The holder's public key for ``cnf``: a P-256 or Ed25519 public JWK, checked on the curve.
-
-    Raises ValueError (a request model turns it into a 422 naming the field).
-    """
-    if not isinstance(jwk, Mapping):
-        raise ValueError("must be a JWK object")
-    if "d" in jwk:
-        raise ValueError("must be the holder's PUBLIC key; it contains the private 'd'")
-    kty, crv = jwk.get("kty"), jwk.get("crv")
-    try:
-        if kty == "EC" and crv == "P-256":
-            x, y = b64url_decode(str(jwk["x"])), b64url_decode(str(jwk["y"]))
-            if len(x) != 32 or len(y) != 32:
-                raise ValueError("x and y must be 32 bytes")
-            ec.EllipticCurvePublicNumbers(
-                int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
-            ).public_key()
-            return {"kty": "EC", "crv": "P-256", "x": str(jwk["x"]), "y": str(jwk["y"])}
-        if kty == "OKP" and crv == "Ed25519":
-            x = b64url_decode(str(jwk["x"]))
-            ed25519.Ed25519PublicKey.from_public_bytes(x)
-            return {"kty": "OKP", "crv": "Ed25519", "x": str(jwk["x"])}
-    except (KeyError, ValueError, binascii.Error) as exc:
-        raise ValueError(f"is not a valid {kty}/{crv} public key: {exc}") from exc
-    raise ValueError("must be an EC P-256 or OKP Ed25519 public JWK")

@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from pavilion.credentials import jsonld
-from pavilion.credentials.jws import sign_compact
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.credentials.templates import PAVILION_CONTEXT, CredentialTemplate, by_credential_type
 from pavilion.credentials.timeutil import iso, parse_date_time_stamp
+from pavilion.jose import sign_compact
 from pavilion.keystore.signer import Signer
 
 VC2_CONTEXT = jsonld.VC_V2

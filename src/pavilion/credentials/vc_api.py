@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pavilion import jose
 from pavilion.credentials import sd_jwt, vc2
 from pavilion.credentials.report import CheckFailed, CheckName, CheckStatus, IntegrityReport
 from pavilion.credentials.templates import CredentialFormat
@@ -64,7 +65,7 @@ class IssueOptions(BaseModel):
     @field_validator("holderJwk")
     @classmethod
     def _public(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return None if value is None else sd_jwt.holder_key(value)
+        return None if value is None else jose.holder_key(value)
 
 
 class IssueRequest(BaseModel):

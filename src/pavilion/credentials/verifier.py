@@ -47,7 +47,7 @@ from pavilion.credentials.timeutil import (
     validity_check,
 )
 from pavilion.credentials.trust import x509 as trust_x509
-from pavilion.keystore.signer import jwk_thumbprint
+from pavilion.jose import jwk_thumbprint
 
 #: (status list URI, index) -> the status value at that index.
 StatusLookup = Callable[[str, int], Awaitable[int]]

@@ -1,6 +1,14 @@
 """The DP agent: the process a data provider runs beside its records to answer the connector.
 
-See docs/DP_AGENT.md for its REST API.
+See docs/DP_AGENT.md for its REST API. Errors the agent adds to the tree of
+:mod:`pavilion.errors`, where they live (the agent answers them as problem+json itself):
+
+    PavilionError
+    ├── RecordLoadError         records.py: a records file the agent cannot serve from
+    ├── InjectedFault           faults.py: the 500 answer of an ``error_rate`` fault
+    ├── UnknownOprfKey          oprf_keys.py: an evaluation named a key the agent lacks
+    ├── OprfRateLimited         oprf_routes.py: too many evaluations for one tenant       429
+    └── PushFailed              roster_push.py: the connector refused a roster push
 """
 
 from pavilion.dpagent.app import PUBLIC_PATHS, create_agent_app

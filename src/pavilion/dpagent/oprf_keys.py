@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 from joserfc.jwk import OKPKey
 
 from pavilion.errors import ConfigurationError, PavilionError
-from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
+from pavilion.jose import b64url, b64url_decode, jwk_thumbprint
 from pavilion.privacy import oprf
 
 KEYS_FILE: Final = "oprf-keys.json"

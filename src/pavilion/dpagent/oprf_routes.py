@@ -26,7 +26,7 @@ from pavilion.dpagent.oprf_keys import OprfKeyRing, UnknownOprfKey
 from pavilion.dpagent.problems import error_response
 from pavilion.dpagent.rate_limit import TenantRateLimiter
 from pavilion.errors import InvalidRequest, PavilionError
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import oprf
 

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
-from pavilion.credentials.jws import sign_compact, verify_compact
 from pavilion.errors import InvalidRequest, VerificationFailed
-from pavilion.keystore.signer import Signer, b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode, sign_compact, verify_compact
+from pavilion.keystore.signer import Signer
 
 MANIFEST_TYPE: Final = "pavilion-batch-manifest+jws"
 SIGNATURE_HEADER: Final = "x-jws-signature"

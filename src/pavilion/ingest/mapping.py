@@ -74,10 +74,6 @@ class CompiledField:
         return "; ".join(parts) if parts else "identity"
 
 
-class MappingError(ValueError):
-    pass
-
-
 def compile_mapping(profile: Profile) -> list[CompiledField]:
     sources = profile.record_schema.by_name
     compiled: list[CompiledField] = []

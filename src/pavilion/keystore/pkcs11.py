@@ -33,6 +33,7 @@ from typing import Final, Self, TypeVar
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from pavilion.errors import ConfigurationError
+from pavilion.jose import b64url, jwk_thumbprint
 from pavilion.keystore.pkcs11_worker import (
     KeyAlreadyExists,
     KeyNotFound,
@@ -51,7 +52,7 @@ from pavilion.keystore.pkcs11_worker import (
     acquire_worker,
     release_worker,
 )
-from pavilion.keystore.signer import Algorithm, b64url, jwk_thumbprint
+from pavilion.keystore.signer import Algorithm
 
 __all__ = [
     "DEFAULT_ENV_PREFIX",

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pavilion.errors import ConfigurationError, CryptoError
+from pavilion.jose import b64url, jwk_thumbprint
 from pavilion.keystore.base import (
     DEFAULT_KEYS,
     KEY_STATES,
@@ -57,7 +58,7 @@ from pavilion.keystore.base import (
     find_key,
     new_key_name,
 )
-from pavilion.keystore.signer import Algorithm, Signer, b64url, jwk_thumbprint
+from pavilion.keystore.signer import Algorithm, Signer
 
 __all__ = ["Purpose", "SoftwareKeystore", "SoftwareSigner", "StoredKey", "public_jwk_of"]
 

@@ -7,7 +7,8 @@ from the data, and every key is released, zero or not, so the presence of a grou
 nothing; events outside the listed keys are counted in one extra ``other`` group.
 
 Mechanisms, all from OpenDP (``opendp.prelude``, imported as ``odp`` since "DP" is the data
-provider here; contrib features on):
+provider here; :func:`release` turns OpenDP's ``contrib`` features on before it builds one,
+not this module's import):
 
 * counts: ``make_count_by_categories`` chained to the (discrete) Laplace mechanism for pure
   epsilon-differential privacy, or to the (discrete) Gaussian mechanism for zero-concentrated
@@ -316,12 +317,16 @@ def _clamped_sums(
     return sums, float(_map(summing, 1))
 
 
+def enable_opendp() -> None:
+    """Allow OpenDP's ``contrib`` constructors (a process-wide flag; idempotent and cheap)."""
+    odp.enable_features("contrib")
+
+
 def release(
     spec: ReleaseSpec, events: Sequence[Event], domains: Mapping[str, Sequence[str]]
 ) -> Release:
     """Compute the noisy statistic per public group (plus ``other``)."""
-    # OpenDP's contrib measurements, switched on here rather than at import (idempotent).
-    odp.enable_features("contrib")
+    enable_opendp()  # the one function here that builds OpenDP measurements
     key_tuples = group_keys(spec, domains)
     keys = [_KEY_SEPARATOR.join(k) for k in key_tuples]
     labels = [dict(zip(spec.group_by, k, strict=True)) for k in key_tuples]

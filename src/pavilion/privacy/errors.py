@@ -3,6 +3,7 @@
 PavilionError
 ├── Conflict
 │   ├── BudgetExhausted          a release would overspend the tenant's privacy budget  409
+│   ├── BudgetNotConfigured      a release for a tenant without a privacy budget        409
 │   └── TagSetReplay             a tag set push that is not newer than the last one      409
 ├── ProviderError
 │   ├── ProviderUnavailable
@@ -10,8 +11,15 @@ PavilionError
 │   └── ProviderBadResponse
 │       └── DPProofInvalid      the DP's VOPRF proof does not verify (a cheating DP)    502
 └── CryptoError
-    └── VerificationFailed
-        └── ReceiptInvalid      a privacy receipt whose signature or inclusion fails     422
+    ├── VerificationFailed
+    │   └── ReceiptInvalid      a privacy receipt whose signature or inclusion fails     422
+    ├── RistrettoError          ristretto.py: libsodium refused an input, or the identity
+    └── OPRFError               oprf.py: an RFC 9497 protocol error
+        ├── DeserializeError    oprf.py: not a canonical element or scalar
+        ├── InvalidInput        oprf.py: an input maps to the identity, or out of range
+        │   └── InverseError    oprf.py: the POPRF tweaked key is zero (no inverse)
+        ├── DeriveKeyPairError  oprf.py: DeriveKeyPair found no key
+        └── VerifyError         oprf.py: the proof fails (also a VerificationFailed)
 """
 
 from __future__ import annotations

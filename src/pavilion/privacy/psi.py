@@ -42,7 +42,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from pavilion.errors import InvalidRequest, VerificationFailed
-from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
+from pavilion.jose import b64url, b64url_decode, jwk_thumbprint
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import DPProofInvalid
 

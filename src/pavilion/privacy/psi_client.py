@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.observability.metrics import DP_CALL_LATENCY
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import EvaluationRateLimited

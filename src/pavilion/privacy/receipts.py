@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.log import AuditLog, canonical_event
 from pavilion.audit.merkle import leaf_hash, verify_inclusion
-from pavilion.credentials.jws import sign_compact
 from pavilion.errors import NotFound, PavilionError
+from pavilion.jose import sign_compact
 from pavilion.keystore.signer import Signer
 from pavilion.privacy.errors import ReceiptInvalid
 from pavilion.privacy.models import PrivacyReceipt

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.errors import Conflict, InvalidRequest, NotFound, VerificationFailed
-from pavilion.keystore.signer import b64url, b64url_decode, jwk_thumbprint
+from pavilion.jose import b64url, b64url_decode, jwk_thumbprint, unverified_payload
 from pavilion.privacy.errors import TagSetReplay
 from pavilion.privacy.models import TagSet, TagSetChunk, TagSetSigningKey
 from pavilion.privacy.psi import EncodedSet, TagSetManifest, verify_manifest
@@ -355,8 +355,7 @@ class TagSetService:
 
 def verify_manifest_unchecked(tag_set: TagSet) -> TagSetManifest:
     """The manifest of a stored tag set (its signature was checked when the upload began)."""
-    payload = tag_set.manifest.split(".")[1]
-    return TagSetManifest.from_claims(json.loads(b64url_decode(payload)))
+    return TagSetManifest.from_claims(json.loads(unverified_payload(tag_set.manifest)))
 
 
 async def _signing_key(

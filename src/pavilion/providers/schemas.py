@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
 
-from pavilion.connect.schemas import (
+from pavilion.providers.auth_schemas import (
     MtlsAuthIn,
     OAuth2ClientCredentialsIn,
     PrivateKeyJwtIn,

@@ -3,52 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.connect.dpconfig import DpAuthSettings, TlsSettings
-from pavilion.connect.registration import (
+from pavilion.errors import Conflict, InvalidRequest, NotFound
+from pavilion.providers.models import Provider, ProviderEndpoint
+from pavilion.providers.registration import (
     describe_tls,
     encode_secrets,
     opened_settings,
     secrets_aad,
     split_settings,
 )
-from pavilion.errors import Conflict, InvalidRequest, NotFound
-from pavilion.providers.models import Provider, ProviderEndpoint
 from pavilion.providers.schemas import ApiKeyAuthIn, EndpointOut, ProviderIn, ProviderOut
+from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.store.base import new_id
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenantKeys
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    region: str
-    jurisdiction: str
-    url: str
-    weight: float = 1.0
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProviderConnection:
-    """What the connector needs to call a provider; holds the opened secret, in memory only."""
-
-    id: str
-    name: str
-    claim_types: tuple[str, ...]
-    endpoints: tuple[Endpoint, ...]
-    auth_type: str
-    api_key: str | None = field(repr=False)
-    record_schema: dict[str, Any]
-    tenant_id: str = ""
-    auth: DpAuthSettings | None = None
-    tls: TlsSettings | None = None
 
 
 def _secret_aad(tenant_id: str, provider_id: str) -> bytes:

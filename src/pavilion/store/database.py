@@ -8,9 +8,9 @@ would). Row-level security policies read it NULL-safely.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Final
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -22,9 +22,31 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from pavilion.errors import ConfigurationError, StorageError
+from pavilion.errors import ConfigurationError, PavilionError, StorageError
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+
+#: How a database failure crosses into the exception tree; the first match wins, as in httpx's
+#: map of httpcore's exceptions. ``None`` lets the error through unchanged: a unique constraint
+#: that a concurrent request won is expected, and its caller answers it (409, or a replay).
+_DATABASE_ERRORS: Final[tuple[tuple[type[DBAPIError], type[PavilionError] | None], ...]] = (
+    (IntegrityError, None),
+    (DBAPIError, StorageError),
+)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Database errors leave as the tree's (``raise ... from`` the driver's), by the table."""
+    try:
+        yield
+    except DBAPIError as exc:
+        for library_error, ours in _DATABASE_ERRORS:
+            if isinstance(exc, library_error):
+                if ours is None:
+                    raise
+                raise ours(f"database error: {type(exc.orig).__name__}") from exc
+        raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -89,15 +111,11 @@ class Database:
         they run beside the single writer instead of queueing behind it.
         """
         sessions = self._read_sessions if readonly else self._sessions
-        try:
+        with _translated():
             async with sessions() as session, session.begin():
                 if self.is_postgres and tenant_id is not None:
                     await session.execute(_SET_TENANT, {"tenant_id": tenant_id})
                 yield session
-        except IntegrityError:
-            raise  # a constraint the caller expects (idempotency races) and handles itself
-        except DBAPIError as exc:
-            raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
 
     async def ping(self) -> None:
         async with self._read_engine.connect() as conn:

@@ -8,7 +8,6 @@ date (never the wall clock), so the same seed, count and date give byte-identica
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import random
@@ -202,7 +201,6 @@ _ASCII_FOLD: Final = str.maketrans(
 _NOT_EMAIL_SAFE: Final = re.compile(r"[^a-z0-9]")
 
 
-@functools.cache
 def email_local_part(name: str) -> str:
     """Lowercase ASCII letters and digits of ``name`` ("Ó Súilleabháin" -> "osuilleabhain")."""
     decomposed = unicodedata.normalize("NFKD", name.translate(_ASCII_FOLD))
@@ -231,6 +229,8 @@ def iter_roster(count: int, seed: int, reference_date: date) -> Iterator[Student
     rng = random.Random(seed)
     numbers: set[int] = set()
     addresses_per_name: dict[str, int] = {}
+    # Names come from short fixed lists: fold each once per roster (this call owns the memo).
+    local_parts: dict[str, str] = {}
     for _ in range(count):
         # Drawn one by one (not sampled up front) so a larger roster extends a smaller one.
         number = rng.randrange(_FIRST_NUMBER, _END_NUMBER)
@@ -250,7 +250,10 @@ def iter_roster(count: int, seed: int, reference_date: date) -> Iterator[Student
             CLUBS, rng.choices(_MEMBERSHIP_COUNTS, cum_weights=_MEMBERSHIP_WEIGHTS)[0]
         )
         # Local parts hold no digits, so a per-name counter suffix can never collide.
-        base = f"{email_local_part(given)}.{email_local_part(family)}"
+        for name in (given, family):
+            if name not in local_parts:
+                local_parts[name] = email_local_part(name)
+        base = f"{local_parts[given]}.{local_parts[family]}"
         seen = addresses_per_name[base] = addresses_per_name.get(base, 0) + 1
         local = base if seen == 1 else f"{base}{seen}"
         yield StudentRecord(

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from pavilion.credentials.sd_jwt import holder_key
+from pavilion.jose import holder_key
 from pavilion.verification.claims import Claim, ClaimType
 
 IdentifierValue = Annotated[str, StringConstraints(min_length=1, max_length=320)]

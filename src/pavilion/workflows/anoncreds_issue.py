@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,10 +23,12 @@ from pavilion.errors import InvalidRequest
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import zkp
-from pavilion.runtime import Runtime
 from pavilion.verification.schemas import SubjectRequest
 from pavilion.workflows.psi import provider_answering
 from pavilion.workflows.verify import _canonical_identifiers
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 

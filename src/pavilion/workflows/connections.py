@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pavilion.observability.logging import get_logger
-from pavilion.providers.service import Endpoint, ProviderConnection
-from pavilion.runtime import Runtime
+from pavilion.providers.types import Endpoint, ProviderConnection
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 

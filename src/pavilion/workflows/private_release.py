@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -20,10 +20,12 @@ from pavilion.observability.logging import get_logger
 from pavilion.privacy import differential
 from pavilion.privacy.budget import check_dataset
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
-from pavilion.runtime import Runtime
 from pavilion.store.base import new_id
 from pavilion.verification.claims import ClaimType, Outcome
 from pavilion.verification.models import Verification
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 #: Outcomes of a verification: its decision when it succeeded, else its failure status.

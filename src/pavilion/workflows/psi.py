@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,9 +33,11 @@ from pavilion.privacy import psi
 from pavilion.privacy.psi_client import MAX_BATCH
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.privacy.tag_sets import ActiveTagSet
-from pavilion.providers.service import ProviderConnection
-from pavilion.runtime import Runtime
+from pavilion.providers.types import ProviderConnection
 from pavilion.verification.claims import Claim, ClaimType, Decision, Outcome
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 MECHANISM: Final = "VOPRF(ristretto255-SHA512) + sorted truncated tags"

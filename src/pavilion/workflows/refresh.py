@@ -10,18 +10,21 @@ records which verification it refreshes.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.models import IssuedCredential
-from pavilion.credentials.sd_jwt import holder_key
 from pavilion.errors import Conflict, InvalidRequest, NotFound
-from pavilion.runtime import Runtime
+from pavilion.jose import holder_key
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import IdentifierValue, VerificationRequest
 from pavilion.workflows.verify import VerificationResult, _canonical_identifiers, run_verification
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 
 class RefreshRequest(BaseModel):

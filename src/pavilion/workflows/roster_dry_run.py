@@ -8,15 +8,17 @@ import json
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pavilion.ingest import profile_store
 from pavilion.ingest.errors import MalformedUpload, UndeclaredDataCategory, reported_issues
 from pavilion.ingest.formats import upload_type
 from pavilion.ingest.pipeline import process_file
 from pavilion.ingest.schema import validate_profile
-from pavilion.runtime import Runtime
 from pavilion.workflows.roster_upload import spool_dir
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 PREVIEW_ROWS: Final = 20
 

@@ -3,12 +3,14 @@ cases behind ``/v1/providers/{id}/mappings`` and ``/upload-keys``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pavilion.ingest import profile_store
 from pavilion.ingest.schema import parse_profile, validate_profile
 from pavilion.observability.logging import get_logger
-from pavilion.runtime import Runtime
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 

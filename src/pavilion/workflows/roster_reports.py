@@ -3,12 +3,14 @@ rows, the quality trend, and the lineage graph around a dataset."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pavilion.errors import PavilionError
 from pavilion.ingest import batch_store, profile_store
 from pavilion.ingest.lineage import store as lineage_store
-from pavilion.runtime import Runtime
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 
 async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any]:

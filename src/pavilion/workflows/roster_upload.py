@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pavilion.errors import InvalidRequest, PavilionError, VerificationFailed
 from pavilion.ingest import batch_store, metrics, profile_store
@@ -48,8 +48,10 @@ from pavilion.ingest.pipeline import EMPTY_SHA256, BatchResult, process_file
 from pavilion.ingest.schema import Profile
 from pavilion.ingest.spool import Spooled, spool
 from pavilion.observability.logging import get_logger
-from pavilion.runtime import Runtime
 from pavilion.store.base import new_id
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,13 +35,15 @@ from pavilion.ingest.lineage.store import record_lookup
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.observability.metrics import CREDENTIALS_ISSUED, VERIFICATIONS
-from pavilion.runtime import Runtime
 from pavilion.store.base import new_id
 from pavilion.store.idempotency import IdempotencyRecord, find_replay
 from pavilion.verification.claims import Outcome, decide
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import VerificationRequest, VerificationResponse
 from pavilion.workflows.psi import psi_decide
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 SCOPE = "verifications"

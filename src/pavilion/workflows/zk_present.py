@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,10 +31,12 @@ from pavilion.observability.logging import get_logger
 from pavilion.privacy import zkp
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.privacy.zkp import PredicateClaim, PredicateKind
-from pavilion.runtime import Runtime
 from pavilion.verification.claims import ClaimType, Outcome
 from pavilion.verification.schemas import SubjectRequest
 from pavilion.workflows.verify import _canonical_identifiers
+
+if TYPE_CHECKING:
+    from pavilion.runtime import Runtime
 
 log = get_logger(__name__)
 MECHANISM: Final = "AnonCreds CL predicate proof + CL_ACCUM non-revocation (anoncreds-rs)"

@@ -18,7 +18,7 @@ from credentials_support import es256
 from pavilion.audit.models import AuditLeaf
 from pavilion.credentials import sd_jwt
 from pavilion.credentials.issuer_models import Issuance
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.synth.roster import StudentRecord, pick_examples
 
 STUDENT_VC = {

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from pavilion.jose import b64url_decode
 from pavilion.keystore.pkcs11 import Pkcs11Config
 from pavilion.keystore.pkcs11_worker import active_workers
-from pavilion.keystore.signer import b64url_decode
 
 SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 

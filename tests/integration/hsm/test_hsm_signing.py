@@ -16,8 +16,9 @@ from hsm_support import SoftHsm, raw_session, verify_with_cryptography
 from joserfc.jwk import ECKey, OKPKey
 from pkcs11 import Attribute, KeyType, ObjectClass
 
+from pavilion.jose import b64url, b64url_decode, jwk_thumbprint
 from pavilion.keystore.pkcs11 import KeyInfo, Pkcs11Signer, Pkcs11Token
-from pavilion.keystore.signer import Signer, b64url, b64url_decode, jwk_thumbprint
+from pavilion.keystore.signer import Signer
 
 pytestmark = pytest.mark.softhsm
 

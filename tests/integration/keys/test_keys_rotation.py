@@ -190,7 +190,7 @@ async def test_the_jwks_is_a_document_pyjwt_reads(api: Api) -> None:
 async def test_the_background_task_refreshes_and_flushes(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pavilion.keystore.service import KeyService
+    from pavilion.workflows.key_lifecycle import KeyService
 
     service = KeyService(api.rt.db, api.rt.keystore, api.rt.audit, flush_seconds=0.01)
     assert service.keystore is api.rt.keystore

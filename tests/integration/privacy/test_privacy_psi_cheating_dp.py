@@ -14,7 +14,7 @@ from connector_support import Api
 from pavilion.api.server import BackgroundServer
 from pavilion.dpagent.oprf_keys import OprfKeyRing
 from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import oprf
 from pavilion.privacy import ristretto as r255
 from pavilion.synth.roster import StudentRecord

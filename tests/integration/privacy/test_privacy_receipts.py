@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from connector_support import Api
 from pavilion.audit.checkpoint import verifier_key
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy.errors import ReceiptInvalid
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex, verify_bundle
 

@@ -21,7 +21,7 @@ from pavilion.dpagent.tag_set_push import (
     manifest_for,
     tag_set_inputs,
 )
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import psi
 from pavilion.privacy.tag_sets import CHUNK_BYTES
 from pavilion.synth.roster import StudentRecord

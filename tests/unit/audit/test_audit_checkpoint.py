@@ -31,7 +31,8 @@ from pavilion.audit.checkpoint import (
 )
 from pavilion.audit.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 from pavilion.errors import CryptoError, VerificationFailed
-from pavilion.keystore.signer import Algorithm, Signer, b64url
+from pavilion.jose import b64url
+from pavilion.keystore.signer import Algorithm, Signer
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[2] / "data" / "audit" / "sumdb_note_vectors.json").read_text("utf-8")

@@ -24,7 +24,6 @@ from pavilion.connect.auth import (
     TokenEndpointUnavailable,
     basic_credentials,
 )
-from pavilion.connect.dpconfig import DpAuthSettings
 from pavilion.connect.events import MemorySink
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
@@ -37,7 +36,7 @@ from pavilion.dpagent.token_server import (
     secret_digest,
 )
 from pavilion.errors import ProviderBadResponse
-from pavilion.providers.service import Endpoint
+from pavilion.providers.types import DpAuthSettings, Endpoint
 from pavilion.synth.roster import generate_roster
 
 HOME = Endpoint("eu-west", "EU", "http://agent")

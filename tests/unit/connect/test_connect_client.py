@@ -19,7 +19,7 @@ from pavilion.connect.config import (
 from pavilion.connect.errors import ResidencyPreventedFailover
 from pavilion.connect.routing import plan_route
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.providers.service import Endpoint
+from pavilion.providers.types import Endpoint
 
 HOME = Endpoint("eu-west", "EU", "http://home")
 HOME_2 = Endpoint("eu-west", "EU", "http://home2", weight=3.0)

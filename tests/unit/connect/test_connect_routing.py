@@ -6,7 +6,7 @@ import pytest
 
 from pavilion.connect.routing import allowed_endpoints, jurisdictions_of, plan_route
 from pavilion.errors import PolicyDenied
-from pavilion.providers.service import Endpoint
+from pavilion.providers.types import Endpoint
 
 EU_WEST = Endpoint("eu-west", "EU", "https://w")
 EU_WEST_2 = Endpoint("eu-west", "EU", "https://w2")

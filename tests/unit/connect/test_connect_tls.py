@@ -8,9 +8,9 @@ import httpx
 import pytest
 import trustme
 
-from pavilion.connect.dpconfig import TlsSettings
 from pavilion.connect.tls import client_context, session_parameters, tls_failure
 from pavilion.errors import ConfigurationError
+from pavilion.providers.types import TlsSettings
 
 
 def test_contexts_verify_with_tls12_floor_and_may_pin_a_ca_and_demand_13() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from pavilion.connect.client import ProviderClient, RetryPolicy
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.providers.service import Endpoint, ProviderConnection
+from pavilion.providers.types import Endpoint, ProviderConnection
 
 PROVIDER = ProviderConnection(
     id="p1",

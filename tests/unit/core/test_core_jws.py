@@ -11,10 +11,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from pavilion.credentials.jws import sign_compact, verify_compact
 from pavilion.credentials.jwt_vc import issue_jwt_vc
 from pavilion.errors import VerificationFailed
-from pavilion.keystore.signer import b64url
+from pavilion.jose import b64url, sign_compact, verify_compact
 from pavilion.keystore.software import SoftwareKeystore
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from pavilion.connect.routing import allowed_endpoints
 from pavilion.errors import PolicyDenied
-from pavilion.providers.service import Endpoint
+from pavilion.providers.types import Endpoint
 
 EU_WEST = Endpoint("eu-west", "EU", "https://w")
 EU_CENTRAL = Endpoint("eu-central", "EU", "https://c")

@@ -165,11 +165,11 @@ async def test_manifests_are_signed_and_checked(tmp_path: Path) -> None:
         verify_manifest(token, jwks, {**manifest, "rows_applied": 4})
     header, _payload, signature = token.split(".")
     forged = json.dumps({**manifest, "rows_applied": 4}).encode()
-    from pavilion.keystore.signer import b64url
+    from pavilion.jose import b64url
 
     with pytest.raises(VerificationFailed, match="manifest was altered"):
         verify_manifest(f"{header}.{b64url(forged)}.{signature}", jwks, manifest)
-    from pavilion.credentials.jws import sign_compact
+    from pavilion.jose import sign_compact
 
     other = await sign_compact({"typ": "JWT"}, manifest, signer)
     with pytest.raises(VerificationFailed, match="not a batch manifest"):

@@ -16,7 +16,7 @@ from connector_support import AGENT_KEY
 from pavilion.dpagent.oprf_keys import KEYS_FILE, SIGNING_FILE, OprfKeyRing, UnknownOprfKey
 from pavilion.dpagent.rate_limit import MAX_TENANTS, TenantRateLimiter
 from pavilion.errors import ConfigurationError
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import oprf, psi
 from pavilion.synth.roster import StudentRecord, generate_roster
 from privacy_support import agent_app

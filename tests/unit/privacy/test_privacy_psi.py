@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from joserfc.jwk import OKPKey
 
 from pavilion.errors import InvalidRequest, VerificationFailed
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import oprf, psi
 from pavilion.privacy.errors import DPProofInvalid
 

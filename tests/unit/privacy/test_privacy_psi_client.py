@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.keystore.signer import b64url
+from pavilion.jose import b64url
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import EvaluationRateLimited
 from pavilion.privacy.psi_client import OprfEvaluator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 
 import pytest
 
@@ -125,4 +126,12 @@ class _FailingInit:
 def test_failed_initialisation_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ctypes, "CDLL", _FailingInit)
     with pytest.raises(CryptoError, match="initialise"):
+        r255._load()
+
+
+def test_a_missing_libsodium_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ctypes.util, "find_library", lambda _name: None)
+    with pytest.raises(CryptoError, match="libsodium is not installed"):
         r255._load()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -66,13 +67,30 @@ class RegistryFull(AnoncredsFailure):
     title = "Revocation registry is full"
 
 
+#: anoncreds-rs raises one exception class, AnoncredsError, with a code; this table says how a
+#: code crosses into the tree (applied once, by ``_translated``). Unlisted codes are an
+#: AnoncredsFailure; a prover asked to prove a false predicate is told apart by its message
+#: (the library gives it no code of its own).
+_BY_CODE: Final[dict[AnoncredsErrorCode, tuple[type[AnoncredsFailure], str]]] = {
+    AnoncredsErrorCode.REVOCATION_REGISTRY_FULL: (RegistryFull, "the revocation registry is full"),
+}
+_PREDICATE_UNSATISFIED: Final = "Predicate is not satisfied"
+
+
 def _fail(exc: AnoncredsError, doing: str) -> CryptoError:
-    message = str(exc)
-    if "Predicate is not satisfied" in message:
+    if _PREDICATE_UNSATISFIED in str(exc):
         return PredicateUnsatisfied("the credential does not satisfy the requested predicate")
-    if exc.code == AnoncredsErrorCode.REVOCATION_REGISTRY_FULL:
-        return RegistryFull(f"{doing}: the revocation registry is full")
-    return AnoncredsFailure(f"{doing}: {message}")
+    ours, what = _BY_CODE.get(exc.code, (AnoncredsFailure, str(exc)))
+    return ours(f"{doing}: {what}")
+
+
+@contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """Run anoncreds-rs calls; its errors leave as the tree's, ``raise ... from`` the original."""
+    try:
+        yield
+    except AnoncredsError as exc:
+        raise _fail(exc, doing) from exc
 
 
 def _json(obj: Any) -> str:
@@ -111,13 +129,11 @@ def create_issuer(issuer_id: str, *, tag: str = "default") -> IssuerMaterial:
     """Schema and credential definition with revocation support (slow: safe primes)."""
     schema_id = f"{issuer_id}/schemas/{SCHEMA_NAME}/{SCHEMA_VERSION}"
     cred_def_id = f"{issuer_id}/credential-definitions/{tag}"
-    try:
+    with _translated("creating the credential definition"):
         schema = Schema.create(SCHEMA_NAME, SCHEMA_VERSION, issuer_id, list(ATTRIBUTES))
         cred_def, private, proof = CredentialDefinition.create(
             schema_id, schema, issuer_id, tag, SIGNATURE_TYPE, support_revocation=True
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "creating the credential definition") from exc
     return IssuerMaterial(
         issuer_id=issuer_id,
         schema_id=schema_id,
@@ -142,7 +158,7 @@ def create_registry(
     if max_cred_num < 1:
         raise InvalidRequest("a revocation registry needs at least one entry", field="size")
     tails_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with _translated("creating the revocation registry"):
         cred_def = CredentialDefinition.load(issuer.cred_def_json)
         definition, private = RevocationRegistryDefinition.create(
             issuer.cred_def_id,
@@ -156,8 +172,6 @@ def create_registry(
         status_list = RevocationStatusList.create(
             cred_def, rev_reg_def_id, definition, private, issuer.issuer_id, True, timestamp
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "creating the revocation registry") from exc
     tails_hash = str(definition.tails_hash)
     tails_path = Path(str(definition.tails_location))
     return RegistryMaterial(
@@ -183,7 +197,7 @@ def update_status_list(
 ) -> str:
     """The next status list: ``revoked`` indices flipped and a new accumulator, or, with
     nothing revoked, the same state under a new timestamp."""
-    try:
+    with _translated("updating the revocation status list"):
         # ``update_timestamp_only`` of anoncreds 0.2.3's Python wrapper is broken (it passes
         # the wrong handle type), so a timestamp-only publication is an update without changes.
         updated = RevocationStatusList.load(status_list_json).update(
@@ -194,8 +208,6 @@ def update_status_list(
             list(revoked) or None,
             timestamp,
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "updating the revocation status list") from exc
     return _json(updated)
 
 
@@ -205,12 +217,10 @@ def revocation_list(status_list_json: str) -> list[int]:
 
 
 def create_offer(issuer: IssuerMaterial) -> str:
-    try:
+    with _translated("creating the credential offer"):
         offer = CredentialOffer.create(
             issuer.schema_id, issuer.cred_def_id, KeyCorrectnessProof.load(issuer.key_proof_json)
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "creating the credential offer") from exc
     return _json(offer)
 
 
@@ -233,7 +243,7 @@ class Holder:
 
 def create_request(holder: Holder, cred_def_json: str, offer_json: str) -> tuple[str, str]:
     """A credential request (with fresh ``entropy``) and the metadata the holder keeps."""
-    try:
+    with _translated("creating the credential request"):
         request, metadata = CredentialRequest.create(
             secrets.token_hex(16),
             None,
@@ -242,8 +252,6 @@ def create_request(holder: Holder, cred_def_json: str, offer_json: str) -> tuple
             holder.link_secret_id,
             CredentialOffer.load(offer_json),
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "creating the credential request") from exc
     return _json(request), _json(metadata)
 
 
@@ -265,7 +273,7 @@ def issue_credential(
             f"the credential needs exactly the attributes {', '.join(ATTRIBUTES)}",
             field="values",
         )
-    try:
+    with _translated("issuing the credential"):
         credential = Credential.create(
             CredentialDefinition.load(issuer.cred_def_json),
             CredentialDefinitionPrivate.load(issuer.cred_def_private_json),
@@ -279,8 +287,6 @@ def issue_credential(
                 index,
             ),
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "issuing the credential") from exc
     return _json(credential)
 
 
@@ -288,15 +294,13 @@ def process_credential(
     holder: Holder, credential_json: str, metadata_json: str, cred_def_json: str, rev_reg_def: str
 ) -> str:
     """The holder's check and storage form of a received credential."""
-    try:
+    with _translated("processing the credential"):
         processed = Credential.load(credential_json).process(
             metadata_json,
             holder.link_secret,
             CredentialDefinition.load(cred_def_json),
             RevocationRegistryDefinition.load(rev_reg_def),
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "processing the credential") from exc
     return _json(processed)
 
 
@@ -304,15 +308,13 @@ def revocation_state(
     rev_reg_def_json: str, status_list_json: str, index: int, tails_path: Path
 ) -> str:
     """The holder's witness that ``index`` is in the accumulator of this status list."""
-    try:
+    with _translated("computing the revocation witness"):
         state = CredentialRevocationState.create(
             RevocationRegistryDefinition.load(rev_reg_def_json),
             RevocationStatusList.load(status_list_json),
             index,
             str(tails_path),
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "computing the revocation witness") from exc
     return _json(state)
 
 
@@ -327,7 +329,7 @@ def create_presentation(
     cred_defs: Mapping[str, str],
 ) -> str:
     """Prove the request's predicates (and reveal its attributes) from one credential."""
-    try:
+    with _translated("creating the presentation"):
         credential = Credential.load(credential_json)
         present = PresentCredentials()
         for referent in request.get("requested_attributes", {}):
@@ -350,8 +352,6 @@ def create_presentation(
             {k: Schema.load(v) for k, v in schemas.items()},
             {k: CredentialDefinition.load(v) for k, v in cred_defs.items()},
         )
-    except AnoncredsError as exc:
-        raise _fail(exc, "creating the presentation") from exc
     return _json(presentation)
 
 

@@ -26,11 +26,11 @@ from pavilion.credentials.status.allocation import StatusListError
 from pavilion.credentials.status.token_status_list import (
     DEFAULT_MAX_LIST_BYTES,
     _b64url_decode,
-    _b64url_encode,
     _check_int,
     _check_uri,
     _inflate,
 )
+from pavilion.jose import b64url
 
 #: §3.2 step 2: the minimum number of entries of a list (16 KB of 1-bit entries).
 MIN_ENTRIES = 131_072
@@ -142,7 +142,7 @@ class BitstringStatusList:
         """``encodedList`` (§3.3): ``u`` + base64url(GZIP(bitstring)), GZIP ``mtime`` 0 so the
         same list always encodes to the same string."""
         compressed = gzip.compress(self._data, compresslevel=GZIP_LEVEL, mtime=0)
-        return MULTIBASE_BASE64URL_PREFIX + _b64url_encode(compressed)
+        return MULTIBASE_BASE64URL_PREFIX + b64url(compressed)
 
     @classmethod
     def decode_list(

@@ -26,11 +26,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pavilion.credentials.jws import verify_compact
 from pavilion.credentials.status.bitstring import BitstringStatusList
 from pavilion.credentials.status.token_status_list import STATUS_LIST_JWT_TYP, TokenStatusList
 from pavilion.errors import PavilionError, VerificationFailed
-from pavilion.keystore.signer import b64url_decode
+from pavilion.jose import b64url_decode, verify_compact
 
 #: Largest status list or JWKS document fetched (bytes).
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024

@@ -41,7 +41,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog, digest
-from pavilion.credentials.jws import sign_compact
 from pavilion.credentials.status.allocation import StatusListFull, allocate_index
 from pavilion.credentials.status.bitstring import (
     MIN_ENTRIES,
@@ -67,6 +66,7 @@ from pavilion.credentials.status.token_status_list import (
     status_list_jwt_header,
 )
 from pavilion.errors import Conflict, InvalidRequest, NotFound, StorageError
+from pavilion.jose import sign_compact
 from pavilion.keystore.base import Keystore
 from pavilion.store.base import new_id
 from pavilion.store.database import Database

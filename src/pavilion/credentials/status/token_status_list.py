@@ -17,7 +17,6 @@ Sections are named after the draft's headings (their numbers move between revisi
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 import zlib
@@ -26,6 +25,7 @@ from enum import IntEnum
 from typing import Any
 
 from pavilion.credentials.status.allocation import StatusListError
+from pavilion.jose import b64url, b64url_decode
 
 #: Allowed ``bits`` per status ("Status List", step 1).
 ALLOWED_BITS = (1, 2, 4, 8)
@@ -68,16 +68,12 @@ def _check_uri(uri: object, field: str) -> str:
     return uri
 
 
-def _b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64url_decode(text: object, field: str) -> bytes:
     """Strict unpadded base64url: no padding, no whitespace, nothing outside the alphabet."""
     if not isinstance(text, str) or not _BASE64URL.fullmatch(text):
         raise StatusListError(f"{field} must be unpadded base64url", field=field)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return b64url_decode(text)
     except binascii.Error as exc:
         raise StatusListError(f"{field} is not valid base64url: {exc}", field=field) from exc
 
@@ -166,7 +162,7 @@ class TokenStatusList:
         Format"), ``lst`` being ZLIB at the highest level, unpadded base64url."""
         encoded: dict[str, Any] = {
             "bits": self._bits,
-            "lst": _b64url_encode(zlib.compress(self._data, ZLIB_LEVEL)),
+            "lst": b64url(zlib.compress(self._data, ZLIB_LEVEL)),
         }
         if aggregation_uri is not None:
             encoded["aggregation_uri"] = _check_uri(aggregation_uri, "aggregation_uri")

@@ -38,7 +38,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.credentials.timeutil import iso
 from pavilion.errors import CryptoError, InvalidRequest
-from pavilion.keystore.signer import Signer, b64url_decode
+from pavilion.jose import b64url_decode
+from pavilion.keystore.signer import Signer
 from pavilion.keystore.software import public_jwk_of
 
 #: How long a thread may wait for the Signer (an HSM worker) to sign one certificate.

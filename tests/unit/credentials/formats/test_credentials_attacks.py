@@ -26,7 +26,7 @@ from pavilion.credentials.jws import parse_compact, verify_with_jwk
 from pavilion.credentials.report import CheckFailed
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.credentials.trust import x509 as trust_x509
-from pavilion.keystore.signer import b64url
+from pavilion.jose import b64url
 
 FORMATS = list(CredentialFormat)
 

@@ -35,11 +35,12 @@ from credentials_support import (
     resign,
     trust_for,
 )
+from pavilion import jose
 from pavilion.credentials import sd_jwt, verifier
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.errors import InvalidRequest
-from pavilion.keystore.signer import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode
 
 SD = CredentialFormat.SD_JWT_VC
 AUD = "https://verifier.example"
@@ -454,17 +455,17 @@ def test_the_issuer_refuses_reserved_and_never_disclosable_claims() -> None:
 )
 def test_holder_keys_must_be_public_keys_on_the_curve(jwk: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"must be|not a valid"):
-        sd_jwt.holder_key(jwk)
+        jose.holder_key(jwk)
 
 
 def test_holder_keys_are_reduced_to_their_public_members() -> None:
     holder = es256()
     jwk = holder.public_jwk()
-    assert sd_jwt.holder_key(jwk) == {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+    assert jose.holder_key(jwk) == {k: jwk[k] for k in ("kty", "crv", "x", "y")}
     with pytest.raises(ValueError, match="PUBLIC"):
-        sd_jwt.holder_key({**jwk, "d": "secret"})
+        jose.holder_key({**jwk, "d": "secret"})
     ed = eddsa().public_jwk()
-    assert sd_jwt.holder_key(ed) == {"kty": "OKP", "crv": "Ed25519", "x": ed["x"]}
+    assert jose.holder_key(ed) == {"kty": "OKP", "crv": "Ed25519", "x": ed["x"]}
 
 
 def test_sd_hash_is_sha256_over_the_presented_form() -> None:

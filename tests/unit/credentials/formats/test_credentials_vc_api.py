@@ -10,13 +10,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from credentials_support import NOW, es256, issue, options, trust_for
+from pavilion import jose
 from pavilion.credentials import issuance, sd_jwt, vc2, vc_api, verifier
-from pavilion.credentials.jws import sign_compact
 from pavilion.credentials.report import CheckFailed
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.credentials.timeutil import numeric_date, parse_date_time_stamp, validity_check
 from pavilion.credentials.trust import x509 as trust_x509
 from pavilion.errors import CryptoError, InvalidRequest
+from pavilion.jose import sign_compact
 
 V2 = "https://www.w3.org/ns/credentials/v2"
 
@@ -107,7 +108,7 @@ def test_request_models_validate_holder_keys_and_options() -> None:
 
 def test_sd_jwt_edge_rules() -> None:
     with pytest.raises(ValueError, match="JWK object"):
-        sd_jwt.holder_key("not a mapping")  # type: ignore[arg-type]
+        jose.holder_key("not a mapping")  # type: ignore[arg-type]
     nested = {"a": [{"_sd": ["d1"]}, [{"...": "d2"}]], "_sd": ["d0"]}
     assert sorted(sd_jwt._digests_in(nested)) == ["d0", "d1", "d2"]
     deep: dict[str, Any] = {}

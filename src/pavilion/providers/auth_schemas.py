@@ -1,4 +1,4 @@
-"""Registration bodies for DP authentication and TLS (beside the API-key form in providers).
+"""Registration bodies for DP authentication and TLS (beside the API-key form in schemas.py).
 
 Secrets (client secret, the private key of a JWT client assertion, the mTLS client key) are
 write-only: they are sealed with the tenant's data key and never shown again. Certificates

@@ -1,13 +1,16 @@
-"""How the connector authenticates to one DP and what TLS it uses: opened settings, in memory.
+"""What the registry hands out about a provider: pure values, held in memory only.
 
-Built by the provider registry from the stored settings and the opened secrets; the secret
-members never appear in ``repr``.
+``ProviderConnection`` is what the connector needs to call a DP: its endpoints per region, and
+how to authenticate and what TLS to use (opened settings). The registry
+(:mod:`pavilion.providers.service`) builds it from the stored settings and the opened secrets;
+``connect/`` consumes it. The secret members never appear in ``repr``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,28 @@ class DpAuthSettings:
     algorithm: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     assertion_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    region: str
+    jurisdiction: str
+    url: str
+    weight: float = 1.0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderConnection:
+    """What the connector needs to call a provider; holds the opened secret, in memory only."""
+
+    id: str
+    name: str
+    claim_types: tuple[str, ...]
+    endpoints: tuple[Endpoint, ...]
+    auth_type: str
+    api_key: str | None = field(repr=False)
+    record_schema: dict[str, Any]
+    tenant_id: str = ""
+    auth: DpAuthSettings | None = None
+    tls: TlsSettings | None = None

@@ -15,15 +15,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel
 
-from pavilion.connect.dpconfig import DpAuthSettings, TlsSettings
-from pavilion.connect.schemas import (
+from pavilion.errors import InvalidRequest
+from pavilion.providers.auth_schemas import (
     MtlsAuthIn,
     OAuth2ClientCredentialsIn,
     PrivateKeyJwtIn,
     TlsIn,
     load_certificates,
 )
-from pavilion.errors import InvalidRequest
+from pavilion.providers.types import DpAuthSettings, TlsSettings
 
 
 def secrets_aad(tenant_id: str, provider_id: str) -> bytes:

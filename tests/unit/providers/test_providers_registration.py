@@ -11,14 +11,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import ValidationError
 
-from pavilion.connect.registration import (
+from pavilion.errors import InvalidRequest
+from pavilion.providers.auth_schemas import TlsIn, signing_algorithm
+from pavilion.providers.registration import (
     describe_tls,
     encode_secrets,
     opened_settings,
     split_settings,
 )
-from pavilion.connect.schemas import TlsIn, signing_algorithm
-from pavilion.errors import InvalidRequest
 from pavilion.providers.schemas import ProviderIn
 from pavilion.synth.roster import ROSTER_RECORD_SCHEMA
 
