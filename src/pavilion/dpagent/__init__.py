@@ -8,7 +8,7 @@ See docs/DP_AGENT.md for its REST API. Errors the agent adds to the tree of
     ├── InjectedFault           faults.py: the 500 answer of an ``error_rate`` fault
     ├── UnknownOprfKey          oprf_keys.py: an evaluation named a key the agent lacks
     ├── OprfRateLimited         oprf_routes.py: too many evaluations for one tenant       429
-    └── PushFailed              roster_push.py: the connector refused a roster push
+    └── TagSetPushFailed        tag_set_push.py: the connector refused a tag set push
 """
 
 from pavilion.dpagent.app import PUBLIC_PATHS, create_agent_app
