@@ -10,9 +10,9 @@ import yaml
 
 from ingest_support import csv_bytes, profile, roster
 from pavilion.api.app import create_app
-from pavilion.api.server import BackgroundServer
 from pavilion.config.settings import load_settings
 from pavilion.runtime import build_runtime
+from pavilion.serving import BackgroundServer
 from pavilion.store.migrate import upgrade
 from pavilion.tenancy.roles import Role
 
