@@ -1,20 +1,22 @@
 """What every ``pavilion`` command shares: the invocation's options, its runtime, tenant lookup.
 
 The global options (``--config``) live in a :class:`CliContext` that the main callback builds
-and Click keeps on the invocation's context (``ctx.obj``), not in module or class state: each
-invocation (a test's, a second process's) gets its own. Command modules import these public
-helpers; ``cli/main.py`` imports the command modules, never the other way round.
+for each invocation and :func:`enter` makes current until the invocation's Click context
+closes (a context variable, not module or class state: a test's invocation, another thread or
+a second process each see their own). Command modules import these public helpers;
+``cli/main.py`` imports the command modules, never the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
+import typer
 
 from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import PavilionError
@@ -35,11 +37,19 @@ class CliContext:
         return load_settings(self.config_file, **overrides)
 
 
+_current: ContextVar[CliContext | None] = ContextVar("pavilion_cli_context", default=None)
+
+
+def enter(ctx: typer.Context, cli: CliContext) -> None:
+    """Make ``cli`` the running invocation's context until ``ctx`` closes."""
+    ctx.obj = cli
+    token = _current.set(cli)
+    ctx.call_on_close(lambda: _current.reset(token))
+
+
 def cli_context() -> CliContext:
     """The running invocation's context; the defaults outside a command (a bare call)."""
-    click_context = click.get_current_context(silent=True)
-    found = click_context.find_object(CliContext) if click_context is not None else None
-    return found if found is not None else CliContext()
+    return _current.get() or CliContext()
 
 
 def cli_settings(**overrides: Any) -> Settings:

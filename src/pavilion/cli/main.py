@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pavilion.cli.context import CliContext, cli_settings, resolve_tenant, run_async
+from pavilion.cli.context import CliContext, cli_settings, enter, resolve_tenant, run_async
 from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import PavilionError
 from pavilion.observability.logging import configure_logging
@@ -51,7 +51,7 @@ def _global_options(
         typer.Option("--config", help="YAML settings file; PAVILION_* variables override it."),
     ] = None,
 ) -> None:
-    ctx.obj = CliContext(config_file=config)
+    enter(ctx, CliContext(config_file=config))
     # Logs go to stderr as redacted JSON, so standard output carries only what a command
     # prints (a token, a PEM, a signed note). `serve` reconfigures with its own level.
     configure_logging("WARNING")
