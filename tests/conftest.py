@@ -21,6 +21,11 @@ from pavilion.dpagent.records import RecordIndex
 from pavilion.runtime import Runtime
 from pavilion.synth.roster import StudentRecord, generate_roster
 
+# pytest-xdist workers inherit a made-up 80x24 terminal (COLUMNS/LINES), which Rich consoles
+# created at import would keep for good; without it they follow each test's COLUMNS.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 REFERENCE_DATE = date(2026, 1, 1)
 #: Read once at start-up: the fixture below clears PAVILION_* before every test.
 SERVICES_REQUIRED = (
