@@ -29,9 +29,11 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pavilion demo
 
+# Everything on the xdist workers, then the few `serial` tests alone; coverage adds up.
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --durations=25 \
-		--cov=pavilion --cov-report=term-missing --cov-fail-under=95
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" --durations=25 --cov=pavilion --cov-report=
+	$(BIN)/pytest -m serial --durations=25 \
+		--cov=pavilion --cov-append --cov-report=term-missing --cov-fail-under=95
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS) --durations=25 tests/unit
