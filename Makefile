@@ -29,10 +29,10 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pavilion demo
 
-# Everything on the xdist workers, then the few `serial` tests alone; coverage adds up.
+# The few `serial` tests alone, then everything else on the xdist workers; coverage adds up.
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" --durations=25 --cov=pavilion --cov-report=
-	$(BIN)/pytest -m serial --durations=25 \
+	$(BIN)/pytest -m serial --durations=25 --cov=pavilion --cov-report=
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" --durations=25 \
 		--cov=pavilion --cov-append --cov-report=term-missing --cov-fail-under=95
 
 test-unit: $(STAMP)
