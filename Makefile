@@ -1,25 +1,42 @@
-# Pavilion DP Connector. Every target creates and uses .venv with pip.
+# Pavilion DP Connector. Every target creates and uses .venv with pip, installed from the lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements/dev.lock
 STAMP := $(VENV)/.installed
+# pytest-xdist workers; every test gets its own database cloned from a migrated template.
+TEST_WORKERS ?= 2
+PIP_COMPILE_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-quick clean
+.PHONY: demo test test-unit lint lock bench bench-quick clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Exactly what CI tested: the lock's pins (nothing else left over), then the project itself.
+# Re-runs whenever the lock or pyproject.toml changes.
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip-sync --quiet $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml (pins kept where the bounds allow them);
+# `make lock PIP_COMPILE_ARGS=--upgrade` moves every pin to the newest release in bounds.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links --no-emit-trusted-host --newline LF $(PIP_COMPILE_ARGS) \
+		--output-file $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pavilion demo
 
+# The few `serial` tests alone, then everything else on the xdist workers; coverage adds up.
 test: $(STAMP)
-	$(BIN)/pytest --cov=pavilion --cov-report=term-missing --cov-fail-under=95
+	$(BIN)/pytest -m serial --durations=25 --cov=pavilion --cov-report=
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" --durations=25 \
+		--cov=pavilion --cov-append --cov-report=term-missing --cov-fail-under=95
 
 test-unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=25 tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -34,4 +51,5 @@ bench-quick: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pavilion .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage
+	rm -rf $(VENV) .pavilion .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
+		.coverage .coverage.*

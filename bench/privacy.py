@@ -42,7 +42,6 @@ import httpx
 import opendp.prelude as odp
 
 from pavilion.api.app import create_app
-from pavilion.api.server import BackgroundServer
 from pavilion.config.settings import load_settings
 from pavilion.credentials.anoncreds import engine
 from pavilion.dpagent.oprf_keys import OprfKeyRing
@@ -54,6 +53,7 @@ from pavilion.privacy.psi_client import OprfEvaluator
 from pavilion.privacy.zkp import PredicateClaim, PredicateKind, build_request
 from pavilion.providers.schemas import ProviderIn
 from pavilion.runtime import build_runtime
+from pavilion.serving import BackgroundServer
 from pavilion.store.migrate import upgrade
 from pavilion.synth.roster import ROSTER_RECORD_SCHEMA
 from pavilion.tenancy.roles import Role

@@ -7,16 +7,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from connector_support import Api
-from pavilion.api.app import create_app
+from connector_support import connector_api as harness_api
+from databases import sqlite_database
 from pavilion.config.settings import Settings, load_settings
 from pavilion.connect.audit import AuditLogSink
-from pavilion.runtime import Runtime, build_runtime
-from pavilion.store.migrate import app_role_for, upgrade
-from pavilion.tenancy.models import PLATFORM_TENANT_ID
-from pavilion.tenancy.roles import Role
+from pavilion.runtime import build_runtime
 
 CONNECT_SETTINGS: dict[str, Any] = {
     "node_region": "eu-west",
@@ -31,35 +27,17 @@ CONNECT_SETTINGS: dict[str, Any] = {
 
 
 def connect_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    built = load_settings(None, data_dir=tmp_path, **(CONNECT_SETTINGS | overrides))
-    upgrade(
-        built.database_migration_url,
-        app_role_for(built.database_url, built.database_migration_url),
-    )
-    return built
+    """Migrated settings with the fast connection timeouts (SQLite unless URLs are given)."""
+    if "database_url" not in overrides:
+        sqlite_database(tmp_path)
+    return load_settings(None, data_dir=tmp_path, **(CONNECT_SETTINGS | overrides))
 
 
 @asynccontextmanager
 async def connector_api(settings: Settings) -> AsyncIterator[Api]:
     """The connector's API in process, with the real DP client (real sockets to the DPs)."""
-    rt: Runtime = build_runtime(settings)
-    app = create_app(rt, owns_runtime=True)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://connector.test"
-        ) as client,
-    ):
-        harness = Api(client, rt)
-        tenant = await rt.tenancy.create_tenant("tenant-a")
-        harness.tenant_id = tenant.id
-        platform = await rt.tenancy.create_token(PLATFORM_TENANT_ID, "p", Role.PLATFORM_ADMIN)
-        harness.tokens["platform-admin"] = platform.secret
-        for role in Role:
-            if role is not Role.PLATFORM_ADMIN:
-                issued = await rt.tenancy.create_token(tenant.id, role.value, role)
-                harness.tokens[role.value] = issued.secret
-        yield harness
+    async with harness_api(build_runtime(settings), owns_runtime=True) as api:
+        yield api
 
 
 async def connection_events(api: Api) -> list[dict[str, Any]]:

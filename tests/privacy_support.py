@@ -20,7 +20,6 @@ from typing import Any
 from pydantic import SecretStr
 
 from connector_support import AGENT_KEY
-from pavilion.api.server import BackgroundServer
 from pavilion.credentials.anoncreds import engine
 from pavilion.credentials.anoncreds.service import AnoncredsService
 from pavilion.dpagent.app import create_agent_app
@@ -29,6 +28,7 @@ from pavilion.dpagent.oprf_config import OprfConfig
 from pavilion.dpagent.oprf_keys import OprfKeyRing
 from pavilion.dpagent.records import RecordIndex
 from pavilion.runtime import Runtime
+from pavilion.serving import BackgroundServer
 from pavilion.synth.roster import StudentRecord
 
 FIXTURE_ISSUER = "https://pavilion.test/anoncreds/fixture"

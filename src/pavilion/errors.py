@@ -6,6 +6,7 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
 
     PavilionError
     ├── ConfigurationError          settings that cannot start the service
+    ├── ServerStartFailed           a server that cannot bind its address or start
     ├── InvalidRequest              a request that breaks a rule (names the field)     400/422
     │   └── PayloadTooLarge         a body over the configured limit                  413
     ├── AuthenticationFailed        no or unknown credentials                          401
@@ -66,6 +67,11 @@ class PavilionError(Exception):
 class ConfigurationError(PavilionError):
     code = "configuration"
     title = "Invalid configuration"
+
+
+class ServerStartFailed(PavilionError):
+    code = "server-start-failed"
+    title = "Server did not start"
 
 
 class InvalidRequest(PavilionError):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from joserfc.jwk import ECKey, OKPKey
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pavilion import jose
+from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.credentials import sd_jwt, vc_api
 from pavilion.credentials.report import CheckStatus, IntegrityReport
 from pavilion.credentials.templates import TEMPLATES, CredentialFormat
@@ -34,22 +34,9 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True)
-T = TypeVar("T")
 
 TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
 FileArg = Annotated[Path, typer.Argument(help="Input file.", exists=True, dir_okay=False)]
-
-
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    from pavilion.cli.main import run_async  # late: main imports this module
-
-    return run_async(work)
-
-
-async def _tenant(rt: Runtime, name_or_id: str) -> str:
-    from pavilion.cli.main import _resolve_tenant
-
-    return await _resolve_tenant(rt, name_or_id)
 
 
 def _json_file(path: Path, what: str) -> Any:
@@ -98,7 +85,7 @@ def issue(
             raise PavilionError(f"{holder_jwk}: the holder key {exc}") from exc
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         issued = await rt.credentials.issue_vc_api(
             tenant_id,
             document,
@@ -114,7 +101,7 @@ def issue(
         )
         print(json.dumps({"verifiableCredential": issued.envelope()}) if envelope else issued.token)
 
-    _run(work)
+    run_async(work)
 
 
 def verify(
@@ -133,7 +120,7 @@ def verify(
     presentation = audience is not None or nonce is not None
 
     async def work(rt: Runtime) -> IntegrityReport:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         return await rt.credentials.verify(
             tenant_id,
             token,
@@ -145,7 +132,7 @@ def verify(
             expected_format=expected,
         )
 
-    report = _run(work)
+    report = run_async(work)
     if as_json:
         print(json.dumps({**report.to_json(), "claims": report.claims}, indent=2))
     else:
@@ -206,14 +193,14 @@ def trust_root(
     """Create the tenant's issuer root (X.509 CA; key in the keystore or HSM); print its PEM."""
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         root = await rt.credentials.create_root(
             tenant_id, common_name=common_name, valid_days=valid_days
         )
         err_console.print(f"issuer root {root.key_id} ({root.backend}) until {root.not_after}")
         print(root.certificate_pem, end="")
 
-    _run(work)
+    run_async(work)
 
 
 def certify(
@@ -231,7 +218,7 @@ def certify(
     chosen: Algorithm = "ES256" if algorithm == "ES256" else "EdDSA"
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         trust = await rt.credentials.certify_provider(
             tenant_id,
             provider,
@@ -244,7 +231,7 @@ def certify(
             f"{', '.join(trust.claim_types)} until {trust.accreditation_valid_until}"
         )
 
-    _run(work)
+    run_async(work)
 
 
 def templates() -> None:
@@ -269,7 +256,7 @@ def set_default(
     """Set the tenant's default template and format for a claim type."""
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         result = await rt.credentials.set_default(
             tenant_id, claim_type, template_id=template, fmt=fmt
         )
@@ -278,7 +265,7 @@ def set_default(
         )
 
     try:
-        _run(work)
+        run_async(work)
     except InvalidRequest as exc:
         raise PavilionError(exc.detail) from exc
 

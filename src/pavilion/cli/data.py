@@ -7,16 +7,17 @@ and ``pavilion lineage show DATASET``: the data pipeline from the command line.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.cli.deprecation import alias_command
 from pavilion.errors import PavilionError
 from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_type
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True)
-T = TypeVar("T")
 
 data_app = typer.Typer(
     help="Data pipeline: DP schemas and mappings, roster uploads, quality, integrity.",
@@ -49,18 +49,6 @@ def register(app: typer.Typer) -> None:
     """Add ``data`` and ``lineage`` to the main Typer app."""
     app.add_typer(data_app, name="data")
     app.add_typer(lineage_app, name="lineage")
-
-
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    from pavilion.cli.main import run_async  # late: main imports this module
-
-    return run_async(work)
-
-
-async def _tenant(rt: Runtime, name_or_id: str) -> str:
-    from pavilion.cli.main import _resolve_tenant
-
-    return await _resolve_tenant(rt, name_or_id)
 
 
 def _print_json(value: Any) -> None:
@@ -85,9 +73,11 @@ def mapping_add(
         raise PavilionError(f"{spec}: cannot read the profile: {exc}") from exc
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_profiles.add_profile(rt, await _tenant(rt, tenant), provider, text)
+        return await roster_profiles.add_profile(
+            rt, await resolve_tenant(rt, tenant), provider, text
+        )
 
-    stored = _run(work)
+    stored = run_async(work)
     console.print(
         f"mapping version [bold]{stored['version']}[/bold] stored (sha256 {stored['digest'][:16]}…)"
     )
@@ -103,9 +93,11 @@ def mapping_show(
     from pavilion.workflows import roster_profiles
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_profiles.get_profile(rt, await _tenant(rt, tenant), provider, version)
+        return await roster_profiles.get_profile(
+            rt, await resolve_tenant(rt, tenant), provider, version
+        )
 
-    _print_json(_run(work))
+    _print_json(run_async(work))
 
 
 # -- dry run and upload ----------------------------------------------------------------------
@@ -140,14 +132,14 @@ def dry_run(
     async def work(rt: Runtime) -> dict[str, Any]:
         return await roster_dry_run.dry_run(
             rt,
-            await _tenant(rt, tenant),
+            await resolve_tenant(rt, tenant),
             provider,
             sample=sample.read_bytes(),
             content_type=media,
             profile_document=document,
         )
 
-    result = _run(work)
+    result = run_async(work)
     _summary(result)
     if result.get("preview"):
         table = Table(*result["preview"][0].keys(), title="canonical preview")
@@ -205,11 +197,11 @@ def upload(
 
     async def work(rt: Runtime) -> dict[str, Any]:
         return await roster_upload.upload_roster(
-            rt, await _tenant(rt, tenant), provider, _chunks(roster), request
+            rt, await resolve_tenant(rt, tenant), provider, _chunks(roster), request
         )
 
     try:
-        batch = _run(work)
+        batch = run_async(work)
     except PavilionError as exc:
         err_console.print(f"[red]refused:[/red] {exc.detail}")
         if exc.extra.get("batch_id"):
@@ -248,9 +240,11 @@ def quality(
     from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_reports.quality(rt, await _tenant(rt, tenant), provider, limit=limit)
+        return await roster_reports.quality(
+            rt, await resolve_tenant(rt, tenant), provider, limit=limit
+        )
 
-    trend = _run(work)
+    trend = run_async(work)
     table = Table(
         "batch",
         "received",
@@ -287,10 +281,10 @@ def verify(
     from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_reports.get_batch(rt, await _tenant(rt, tenant), batch)
+        return await roster_reports.get_batch(rt, await resolve_tenant(rt, tenant), batch)
 
     try:
-        found = _run(work)
+        found = run_async(work)
     except PavilionError as exc:
         print(f"TAMPERED {batch}: {exc.detail}")
         raise typer.Exit(1) from exc
@@ -309,9 +303,11 @@ def keys_add(
     key = json.loads(jwk.read_text("utf-8"))
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_profiles.add_upload_key(rt, await _tenant(rt, tenant), provider, key)
+        return await roster_profiles.add_upload_key(
+            rt, await resolve_tenant(rt, tenant), provider, key
+        )
 
-    added = _run(work)
+    added = run_async(work)
     console.print(f"upload key [bold]{added['kid']}[/bold] registered")
 
 
@@ -338,9 +334,9 @@ def lineage_show(
     from pavilion.workflows import roster_reports
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await roster_reports.lineage(rt, await _tenant(rt, tenant), dataset)
+        return await roster_reports.lineage(rt, await resolve_tenant(rt, tenant), dataset)
 
-    found = _run(work)
+    found = run_async(work)
     content, produced = render(found["dot"], graph_format.value)
     if produced != graph_format.value:
         err_console.print(

@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pavilion.api.app import create_app
-from pavilion.api.server import BackgroundServer
 from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.merkle import verify_inclusion
 from pavilion.config.settings import Settings, load_settings
@@ -35,6 +34,7 @@ from pavilion.errors import PavilionError
 from pavilion.jose import verify_compact
 from pavilion.observability.logging import configure_logging
 from pavilion.runtime import build_runtime
+from pavilion.serving import BackgroundServer
 from pavilion.store.migrate import upgrade
 from pavilion.synth.roster import (
     DEFAULT_REFERENCE_DATE,

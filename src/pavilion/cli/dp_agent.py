@@ -20,6 +20,7 @@ from pavilion.dpagent.oprf_config import OprfConfig
 from pavilion.dpagent.records import RecordLoadError, load_records
 from pavilion.dpagent.runner import run_agent
 from pavilion.dpagent.security import announced, load_cli_security, replaces_api_key
+from pavilion.errors import ServerStartFailed
 from pavilion.observability.logging import configure_logging
 
 DEFAULT_API_KEY_ENV: Final = "PAVILION_DP_API_KEY"
@@ -136,8 +137,8 @@ def dp_agent(
 
     try:
         run_agent(config, index, host, port, on_listening=announce)
-    except OSError as exc:
-        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+    except ServerStartFailed as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pavilion.cli.context import run_async
 from pavilion.workflows.key_lifecycle import KeyChange
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ keys_app = typer.Typer(
 )
 console = Console()
 ACTOR = "cli"
-T = TypeVar("T")
 KEY_ID_HELP = "kid or key name; a kid that starts with '-' goes after '--'."
 
 PurposeOption = Annotated[
@@ -31,12 +30,6 @@ AlgorithmOption = Annotated[
     str | None,
     typer.Option(help="ES256 or EdDSA (signing), A256GCM (key encryption); default per purpose."),
 ]
-
-
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    from pavilion.cli.main import run_async  # late: main imports this module
-
-    return run_async(work)
 
 
 def _print_change(change: KeyChange, verb: str) -> None:
@@ -71,7 +64,7 @@ def keys_list(
                 )
         console.print(table)
 
-    _run(work)
+    run_async(work)
 
 
 @keys_app.command("create")
@@ -86,7 +79,7 @@ def keys_create(
         change = await rt.keys.create(purpose, algorithm, activate=activate, actor=ACTOR)
         _print_change(change, "created")
 
-    _run(work)
+    run_async(work)
 
 
 @keys_app.command("rotate")
@@ -96,7 +89,7 @@ def keys_rotate(purpose: PurposeOption, algorithm: AlgorithmOption = None) -> No
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.rotate(purpose, algorithm, actor=ACTOR), "rotated in")
 
-    _run(work)
+    run_async(work)
 
 
 @keys_app.command("activate")
@@ -106,7 +99,7 @@ def keys_activate(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> N
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.activate(key_id, actor=ACTOR), "activated")
 
-    _run(work)
+    run_async(work)
 
 
 @keys_app.command("retire")
@@ -116,7 +109,7 @@ def keys_retire(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> Non
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.retire(key_id, actor=ACTOR), "retired")
 
-    _run(work)
+    run_async(work)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -15,13 +13,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from pavilion.cli.context import CliContext, cli_settings, enter, resolve_tenant, run_async
 from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import PavilionError
 from pavilion.observability.logging import configure_logging
 from pavilion.providers.schemas import ProviderIn
 from pavilion.runtime import Runtime, build_runtime
 from pavilion.store.migrate import app_role_for, upgrade
-from pavilion.tenancy.models import PLATFORM_TENANT_ID
 from pavilion.tenancy.roles import Role
 
 app = typer.Typer(
@@ -43,41 +41,20 @@ app.add_typer(audit_app, name="audit")
 
 console = Console()
 err_console = Console(stderr=True)
-T = TypeVar("T")
-
-
-class _State:
-    config_file: Path | None = None
-
-
-def settings() -> Settings:
-    return load_settings(_State.config_file)
 
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="YAML settings file; PAVILION_* variables override it."),
     ] = None,
 ) -> None:
-    _State.config_file = config
+    enter(ctx, CliContext(config_file=config))
     # Logs go to stderr as redacted JSON, so standard output carries only what a command
     # prints (a token, a PEM, a signed note). `serve` reconfigures with its own level.
     configure_logging("WARNING")
-
-
-def run_async(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Build the runtime, run one piece of async work on it, and close it again."""
-
-    async def main() -> T:
-        rt = build_runtime(settings())
-        try:
-            return await work(rt)
-        finally:
-            await rt.aclose()
-
-    return asyncio.run(main())
 
 
 def migrate(s: Settings) -> None:
@@ -87,7 +64,7 @@ def migrate(s: Settings) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or update the schema (and row-level security on PostgreSQL). Safe to re-run."""
-    s = settings()
+    s = cli_settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(s)
     console.print("[green]database schema is up to date[/green]")
@@ -99,19 +76,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Overrides PAVILION_PORT.")] = None,
 ) -> None:
     """Run the connector's HTTP API."""
-    import uvicorn
-
     from pavilion.api.app import create_app
+    from pavilion.serving import build_server, serve_in_foreground
 
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    s = load_settings(_State.config_file, **overrides)
+    s = cli_settings(**overrides)
     configure_logging(s.log_level, json_output=s.log_json)
-    rt = build_runtime(s)
-    uvicorn.run(create_app(rt), host=s.host, port=s.port, log_level="warning", access_log=False)
+    serve_in_foreground(build_server(create_app(build_runtime(s))), s.host, s.port)
 
 
 @app.command()
@@ -172,7 +147,7 @@ def tokens_create(
 
     async def work(rt: Runtime) -> None:
         await rt.tenancy.ensure_platform_tenant()
-        tenant_id = await _resolve_tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         issued = await rt.tenancy.create_token(tenant_id, name, role)
         err_console.print(
             f"token {issued.id} ({role.value}) for tenant {tenant_id}; store it now, "
@@ -181,15 +156,6 @@ def tokens_create(
         print(issued.secret)
 
     run_async(work)
-
-
-async def _resolve_tenant(rt: Runtime, name_or_id: str) -> str:
-    if name_or_id == "platform":
-        return PLATFORM_TENANT_ID
-    try:
-        return (await rt.tenancy.get_tenant(name_or_id)).id
-    except PavilionError:
-        return (await rt.tenancy.find_tenant_by_name(name_or_id)).id
 
 
 @providers_app.command("register")
@@ -209,7 +175,7 @@ def providers_register(
         raise PavilionError(f"{spec}: {where}: {first['msg']}") from exc
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _resolve_tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         out = await rt.providers.register(tenant_id, provider_in)
         console.print(f"provider [bold]{out.name}[/bold] registered: id {out.id}")
 
@@ -221,7 +187,7 @@ def providers_list(tenant: Annotated[str, typer.Option(help="Tenant name or id."
     """List a tenant's providers and their regions."""
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _resolve_tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         table = Table("id", "name", "claims", "regions")
         for p in await rt.providers.list(tenant_id, limit=500, after=None):
             regions = ", ".join(f"{e.region} ({e.jurisdiction})" for e in p.endpoints)
@@ -236,7 +202,7 @@ def audit_checkpoint(tenant: Annotated[str, typer.Option(help="Tenant name or id
     """Sign (if the log grew) and print the latest checkpoint as a signed note."""
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _resolve_tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         checkpoint = await rt.audit.checkpoint(tenant_id)
         print(checkpoint.note, end="")
         err_console.print(f"verifier key: {rt.audit.verifier_key}")
@@ -254,7 +220,7 @@ def audit_verify(
 
     async def work(rt: Runtime) -> bool:
         if tenant is not None:
-            tenant_ids = [await _resolve_tenant(rt, tenant)]
+            tenant_ids = [await resolve_tenant(rt, tenant)]
         else:
             tenant_ids = [t.id for t in await rt.tenancy.list_tenants(limit=100_000, after=None)]
         table = Table("tenant", "leaves", "root", "checkpoints", "result")

@@ -14,14 +14,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.console import Console
 
+from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.cli.deprecation import alias_command, alias_group
 from pavilion.errors import PavilionError
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from pavilion.runtime import Runtime
 
 err = Console(stderr=True)
-T = TypeVar("T")
 DEFAULT_TOKEN_ENV: Final = "PAVILION_CONNECTOR_TOKEN"  # noqa: S105  a variable name
 
 privacy_app = typer.Typer(
@@ -67,18 +66,6 @@ def register(app: typer.Typer) -> None:
 
 def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    from pavilion.cli.main import run_async  # late: main imports this module
-
-    return run_async(work)
-
-
-async def _tenant(rt: Runtime, name_or_id: str) -> str:
-    from pavilion.cli.main import _resolve_tenant
-
-    return await _resolve_tenant(rt, name_or_id)
 
 
 # --------------------------------------------------------------------------- DP side
@@ -173,11 +160,11 @@ def tag_set_key_register(
     jwk = document.get("tag_set_signing_key", document.get("roster_signing_key", document))
 
     async def work(rt: Runtime) -> dict[str, str]:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         await rt.providers.get(tenant_id, provider)
         return await rt.privacy.tag_sets.register_key(tenant_id, provider, jwk)
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @psi_app.command("batch")
@@ -209,9 +196,9 @@ def psi_batch(
     )
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await run_batch_psi(rt, await _tenant(rt, tenant), request)
+        return await run_batch_psi(rt, await resolve_tenant(rt, tenant), request)
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @zk_app.command("present")
@@ -252,9 +239,9 @@ def zk_present(
     )
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await run_zk_presentation(rt, await _tenant(rt, tenant), body)
+        return await run_zk_presentation(rt, await resolve_tenant(rt, tenant), body)
 
-    result = _run(work)
+    result = run_async(work)
     err.print(f"decision: {result['decision']}; receipt {result['receipt_id']}")
     _print(result)
 
@@ -284,13 +271,13 @@ def budget_set(
         raise typer.BadParameter("period is day, week, month or never") from None
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         state = await rt.privacy.budgets.configure(
             rt.db, tenant_id, dataset, epsilon=epsilon, delta=delta, period=chosen, now=rt.clock()
         )
         return state.as_dict()
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @budget_app.command("show")
@@ -301,12 +288,12 @@ def budget_show(
     """Limits, what this period spent, and the latest ledger entries."""
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         state = await rt.privacy.budgets.state(rt.db, tenant_id, dataset, rt.clock())
         ledger = await rt.privacy.budgets.entries(rt.db, tenant_id, dataset, limit=20)
         return state.as_dict() | {"ledger": ledger}
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @privacy_app.command("release")
@@ -339,9 +326,9 @@ def release(
     )
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        return await run_release(rt, await _tenant(rt, tenant), body)
+        return await run_release(rt, await resolve_tenant(rt, tenant), body)
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @anoncreds_app.command("revoke")
@@ -353,10 +340,10 @@ def anoncreds_revoke(
     from pavilion.workflows.anoncreds_issue import RevokeIn, revoke
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         return await revoke(rt, tenant_id, RevokeIn(credential_ids=credential_ids))
 
-    _print(_run(work))
+    _print(run_async(work))
 
 
 @receipts_app.command("verify")
@@ -400,7 +387,7 @@ def receipts_verify(
         raise typer.BadParameter("give --tenant (from the database) or --bundle (offline)")
 
     async def work(rt: Runtime) -> list[str]:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         service = rt.privacy.receipts
         ids = (
             [receipt]
@@ -427,7 +414,7 @@ def receipts_verify(
         err.print(f"{len(ids) - len(problems)} of {len(ids)} receipts verified")
         return problems
 
-    problems = _run(work)
+    problems = run_async(work)
     for problem in problems:
         print(f"INVALID {problem}")
     if problems:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+from pavilion.cli.context import resolve_tenant, run_async
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
 
 console = Console()
 ACTOR = "cli"
-T = TypeVar("T")
 
 TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
 CredentialArg = Annotated[str, typer.Argument(help="The credential id.")]
@@ -22,21 +22,9 @@ ReasonOption = Annotated[
 ]
 
 
-def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    from pavilion.cli.main import run_async  # late: main imports this module
-
-    return run_async(work)
-
-
-async def _tenant(rt: Runtime, name_or_id: str) -> str:
-    from pavilion.cli.main import _resolve_tenant
-
-    return await _resolve_tenant(rt, name_or_id)
-
-
 def _change(action: str, tenant: str, credential_id: str, reason: str | None) -> None:
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         change = await rt.status_lists.change_status(
             tenant_id, credential_id, action, actor=ACTOR, reason=reason
         )
@@ -48,7 +36,7 @@ def _change(action: str, tenant: str, credential_id: str, reason: str | None) ->
         else:
             console.print(f"credential {credential_id} is already {change.state}: nothing to do")
 
-    _run(work)
+    run_async(work)
 
 
 def revoke(tenant: TenantOption, credential_id: CredentialArg, reason: ReasonOption = None) -> None:
@@ -74,13 +62,13 @@ def status(tenant: TenantOption, credential_id: CredentialArg) -> None:
     """Show a credential's state and the status lists (and indices) that publish it."""
 
     async def work(rt: Runtime) -> None:
-        tenant_id = await _tenant(rt, tenant)
+        tenant_id = await resolve_tenant(rt, tenant)
         found = await rt.status_lists.credential_status(tenant_id, credential_id)
         console.print(f"credential {credential_id}: [bold]{found['state']}[/bold]")
         for item in found["lists"]:
             console.print(f"  {item['kind']} {item['purpose']} {item['uri']} idx {item['idx']}")
 
-    _run(work)
+    run_async(work)
 
 
 def credentials_group(app: typer.Typer) -> typer.Typer:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from cachetools import TTLCache
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
@@ -65,6 +66,7 @@ log = get_logger(__name__)
 
 #: How long trust material and defaults read from the database are reused (like tokens).
 CACHE_SECONDS = 10.0
+CACHE_MAX_ENTRIES = 10_000
 ACCREDITATION = TEMPLATES["dp_accreditation@1"]
 
 
@@ -145,23 +147,28 @@ class _ProviderKey:
 
 
 class _TtlCache:
-    def __init__(self) -> None:
-        self._items: dict[Any, tuple[float, Any]] = {}
+    """Configuration reads (issuer keys, trust anchors, defaults) for ``CACHE_SECONDS``.
+
+    At most ``CACHE_MAX_ENTRIES`` entries: the least recently used one makes room.
+    """
+
+    def __init__(
+        self, ttl: float = CACHE_SECONDS, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._items: TTLCache[Any, Any] = TTLCache(CACHE_MAX_ENTRIES, ttl, timer=timer)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, key: Any) -> Any:
-        hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
+        return self._items.get(key)
 
     def put(self, key: Any, value: Any) -> None:
-        if len(self._items) > 10_000:
-            self._items.clear()
-        self._items[key] = (time.monotonic() + CACHE_SECONDS, value)
+        self._items[key] = value
 
     def drop(self, predicate: Callable[[Any], bool]) -> None:
         for key in [k for k in self._items if predicate(k)]:
-            del self._items[key]
+            self._items.pop(key, None)
 
 
 def _now() -> datetime:

@@ -20,13 +20,7 @@ from pavilion.dpagent.records import (
     RecordLoadError,
     load_records,
 )
-from pavilion.dpagent.runner import (
-    bind_socket,
-    build_agent_server,
-    run_agent,
-    running_agent,
-    socket_url,
-)
+from pavilion.dpagent.runner import build_agent_server, run_agent, running_agent
 
 __all__ = [
     "IDENTIFIER_KINDS",
@@ -36,11 +30,9 @@ __all__ = [
     "IdentifierKind",
     "RecordIndex",
     "RecordLoadError",
-    "bind_socket",
     "build_agent_server",
     "create_agent_app",
     "load_records",
     "run_agent",
     "running_agent",
-    "socket_url",
 ]

@@ -18,17 +18,14 @@ of the other two. Settings come from a YAML or JSON file (``pavilion dp-agent --
 from __future__ import annotations
 
 import json
-import socket
 import ssl
-import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
 import jwt
-import uvicorn
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from starlette.datastructures import Headers
@@ -37,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pavilion.dpagent.problems import error_response
 from pavilion.errors import AuthenticationFailed, ConfigurationError, PermissionDenied
 from pavilion.observability.logging import get_logger
+from pavilion.serving import BackgroundServer
 
 log = get_logger("pavilion.dpagent")
 
@@ -145,13 +143,11 @@ def server_ssl_context(tls: ServerTlsConfig) -> ssl.SSLContext:
     return context
 
 
-def uvicorn_tls_options(security: AgentSecurity | None) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config`` that make it serve with these settings."""
+def agent_ssl_context(security: AgentSecurity | None) -> ssl.SSLContext | None:
+    """The SSL context the agent serves with, or None for plain HTTP."""
     if security is None or security.tls is None:
-        return {}
-    tls = security.tls
-    context = server_ssl_context(tls)  # built now, so a bad file fails before serving
-    return {"ssl_context_factory": lambda _config, _default: context}
+        return None
+    return server_ssl_context(security.tls)
 
 
 def install_security(
@@ -261,12 +257,6 @@ def validate_access_token(token: str, settings: BearerJwtConfig, *, now: float) 
 # --- serving over TLS from a thread (tests, demos, the token server) --------------------------
 
 
-def https_url(sock: socket.socket, tls: bool) -> str:
-    host, port = sock.getsockname()[:2]
-    scheme = "https" if tls else "http"
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
 @contextmanager
 def serving(
     app: ASGIApp,
@@ -275,41 +265,13 @@ def serving(
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout_s: float = 10.0,
-    sockets: Sequence[socket.socket] | None = None,
 ) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn from a thread for the ``with`` block; yields its URL."""
-    from pavilion.dpagent.runner import bind_socket
-
-    security = AgentSecurity(tls=tls) if tls is not None else None
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            ws="none",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            **uvicorn_tls_options(security),
-        )
-    )
-    sock = sockets[0] if sockets else bind_socket(host, port)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="pavilion-tls-server", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start; see its log")
-            time.sleep(0.01)
-        yield https_url(sock, tls is not None)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Serve ``app`` (HTTPS with ``tls``) from a thread for the ``with`` block; yields its URL."""
+    context = server_ssl_context(tls) if tls is not None else None
+    with BackgroundServer(
+        app, host, port, ssl_context=context, lifespan="off", startup_timeout_s=startup_timeout_s
+    ) as server:
+        yield server.url
 
 
 # --- the ``pavilion dp-agent --security`` option ------------------------------------------

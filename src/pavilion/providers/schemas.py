@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+import jsonschema_rs
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
 
 from pavilion.providers.auth_schemas import (
@@ -67,10 +66,15 @@ class ProviderIn(BaseModel):
     @field_validator("record_schema")
     @classmethod
     def _is_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Against the 2020-12 meta-schema, then compiled (bad regexes, dangling local refs);
+        # offline, so a remote ``$ref`` is refused rather than fetched.
         try:
-            Draft202012Validator.check_schema(value)
-        except SchemaError as exc:
+            jsonschema_rs.meta.validate(value)
+            jsonschema_rs.Draft202012Validator(value, offline=True)
+        except jsonschema_rs.ValidationError as exc:
             raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        except jsonschema_rs.ReferencingError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc}") from exc
         return value
 
     @field_validator("endpoints")

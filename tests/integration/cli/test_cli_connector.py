@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -150,10 +151,11 @@ def test_committed_openapi_document_matches_the_code(tmp_path: Path) -> None:
 def test_serve_runs_the_api_with_the_settings(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: dict[str, object] = {}
 
-    def fake_run(app: object, **options: object) -> None:
-        started.update(options, app=app)
+    def fake_serve(server: Any, host: str, port: int, **options: object) -> None:
+        started.update(options, host=host, port=port, access_log=server.config.access_log)
+        started["app"] = server.config.app
 
-    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setattr("pavilion.serving.serve_in_foreground", fake_serve)
     _ok("serve", "--host", "127.0.0.2", "--port", "9999")
     assert started["host"] == "127.0.0.2"
     assert started["port"] == 9999

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +14,6 @@ from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
@@ -25,15 +22,14 @@ from typer.testing import CliRunner
 
 from connect_harness import connection_events, connector_api, endpoint_body
 from connect_support import TlsMaterial, metric
-from pavilion.api.server import BackgroundServer
 from pavilion.cli.main import app as cli_app
 from pavilion.config.settings import Settings
 from pavilion.dpagent.app import create_agent_app
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex
-from pavilion.dpagent.runner import bind_socket
 from pavilion.dpagent.security import AgentSecurity, BearerJwtConfig, ServerTlsConfig, serving
 from pavilion.dpagent.token_server import TokenClient, TokenServerConfig, create_token_server_app
+from pavilion.serving import BackgroundServer
 from pavilion.synth.roster import ROSTER_RECORD_SCHEMA, StudentRecord
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
@@ -214,26 +210,9 @@ def _tls12_only_agent(tls: TlsMaterial, students: list[StudentRecord]) -> Iterat
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert), str(key))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _agent(students, insecure_no_auth=True),
-            log_level="warning",
-            log_config=None,
-            lifespan="off",
-            ssl_context_factory=lambda _c, _d: context,
-        )
-    )
-    sock = bind_socket()
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    agent = _agent(students, insecure_no_auth=True)
+    with BackgroundServer(agent, ssl_context=context, lifespan="off") as server:
+        yield server.url
 
 
 async def test_tls_12_is_the_floor_and_a_provider_may_demand_13(

@@ -6,15 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from connector_support import Api, provider_client_for
+from connector_support import Api, connector_api, connector_runtime
 from credentials_support import SoftHsmToken, softhsm_token
-from pavilion.api.app import create_app
 from pavilion.config.settings import Settings
 from pavilion.keystore.pkcs11_worker import active_workers
-from pavilion.runtime import Runtime, build_runtime
+from pavilion.runtime import Runtime
 from pavilion.tenancy.roles import Role
 
 
@@ -34,27 +32,14 @@ async def credentials_hsm_runtime(
     sqlite_settings: Settings, credentials_hsm: SoftHsmToken, agent_app: Any
 ) -> AsyncIterator[Runtime]:
     settings = sqlite_settings.model_copy(update=credentials_hsm.settings_overrides())
-    rt = build_runtime(settings, provider_client=provider_client_for(agent_app))
-    try:
+    async with connector_runtime(settings, agent_app) as rt:
         yield rt
-    finally:
-        await rt.aclose()
 
 
 @pytest.fixture
 async def credentials_hsm_api(credentials_hsm_runtime: Runtime) -> AsyncIterator[Api]:
-    rt = credentials_hsm_runtime
-    app = create_app(rt, owns_runtime=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://connector.test"
-        ) as client,
-    ):
-        harness = Api(client, rt)
-        tenant = await rt.tenancy.create_tenant("tenant-hsm")
-        harness.tenant_id = tenant.id
-        for role in (Role.TENANT_ADMIN, Role.DP_ADMIN, Role.BROKER):
-            issued = await rt.tenancy.create_token(tenant.id, role.value, role)
-            harness.tokens[role.value] = issued.secret
+    roles = (Role.TENANT_ADMIN, Role.DP_ADMIN, Role.BROKER)
+    async with connector_api(
+        credentials_hsm_runtime, tenant="tenant-hsm", roles=roles, platform_admin=False
+    ) as harness:
         yield harness

@@ -162,16 +162,18 @@ def test_as_of_parsing_is_forgiving_and_utc() -> None:
     assert parse_as_of("2026-01-01T00:00:00+01:00") == datetime(2025, 12, 31, 23, tzinfo=UTC)
 
 
-def test_the_ttl_cache_expires_drops_and_bounds_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = service_module._TtlCache()
+def test_the_ttl_cache_expires_drops_and_bounds_itself() -> None:
+    now = [0.0]
+    cache = service_module._TtlCache(timer=lambda: now[0])
     cache.put(("a", "t1"), 1)
     cache.put(("b", "t2"), 2)
     assert cache.get(("a", "t1")) == 1
     cache.drop(lambda key: key[1] == "t1")
     assert cache.get(("a", "t1")) is None
-    monkeypatch.setattr(service_module, "CACHE_SECONDS", -1.0)
     cache.put(("c", "t3"), 3)
-    assert cache.get(("c", "t3")) is None  # already expired
+    now[0] += service_module.CACHE_SECONDS + 1
+    assert cache.get(("c", "t3")) is None  # expired
     for i in range(10_002):
         cache.put(i, i)
-    assert len(cache._items) <= 10_001
+    assert len(cache) <= 10_001
+    assert cache.get(10_001) == 10_001  # the newest stays; the oldest made room

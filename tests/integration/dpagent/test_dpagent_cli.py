@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import threading
 import time
@@ -16,10 +15,12 @@ import typer
 import uvicorn
 from typer.testing import CliRunner
 
+from pavilion import serving
 from pavilion.cli import dp_agent, synth
 from pavilion.dpagent import runner
 from pavilion.dpagent.config import AgentConfig
 from pavilion.dpagent.records import RecordIndex, load_records
+from pavilion.errors import ServerStartFailed
 from pavilion.synth.roster import ROSTER_FIELDS
 
 KEY = "cli-test-api-key-abcdefghijklmnop"
@@ -56,7 +57,7 @@ def roster_csv(tmp_path: Path, run: Callable[..., Any]) -> Path:
 class FakeRunAgent:
     """Records what the command would serve, instead of serving forever."""
 
-    def __init__(self, error: OSError | None = None) -> None:
+    def __init__(self, error: ServerStartFailed | None = None) -> None:
         self.calls: list[tuple[AgentConfig, RecordIndex, str, int]] = []
         self.error = error
 
@@ -321,7 +322,7 @@ def test_dp_agent_names_the_broken_spot_of_a_bad_roster(
 def test_dp_agent_reports_a_port_it_cannot_listen_on(
     roster_csv: Path, run: Callable[..., Any], fake_run: FakeRunAgent
 ) -> None:
-    fake_run.error = OSError(errno.EADDRINUSE, "Address already in use")
+    fake_run.error = ServerStartFailed("cannot listen on 127.0.0.1:8700: Address already in use")
     result = run("dp-agent", "--records", str(roster_csv), env={"PAVILION_DP_API_KEY": KEY})
     assert result.exit_code == 1
     assert "cannot listen on 127.0.0.1:8700: Address already in use" in result.output
@@ -341,13 +342,13 @@ def test_dp_agent_really_serves_until_stopped(
 
     monkeypatch.setattr(runner, "build_agent_server", spying_build)
     bound_urls: list[str] = []
-    real_url = runner.socket_url
+    real_url = serving.socket_url
 
-    def spying_url(sock: Any) -> str:
-        bound_urls.append(real_url(sock))
+    def spying_url(sock: Any, **kwargs: Any) -> str:
+        bound_urls.append(real_url(sock, **kwargs))
         return bound_urls[-1]
 
-    monkeypatch.setattr(runner, "socket_url", spying_url)
+    monkeypatch.setattr(serving, "socket_url", spying_url)
     answers: list[int] = []
 
     def query_then_stop() -> None:

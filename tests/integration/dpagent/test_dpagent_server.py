@@ -18,7 +18,9 @@ from pydantic import SecretStr
 from pavilion.dpagent import runner
 from pavilion.dpagent.config import AgentConfig, FaultConfig
 from pavilion.dpagent.records import RecordIndex
-from pavilion.dpagent.runner import bind_socket, run_agent, running_agent, socket_url
+from pavilion.dpagent.runner import run_agent, running_agent
+from pavilion.errors import ServerStartFailed
+from pavilion.serving import bind_socket, socket_url
 from pavilion.synth.roster import StudentRecord, generate_roster
 
 KEY = "integration-test-key-abcdefghijkl"
@@ -137,9 +139,11 @@ def test_bind_socket_picks_a_free_port_that_is_already_listening() -> None:
 
 
 def test_binding_a_port_that_is_in_use_fails() -> None:
-    with bind_socket() as taken, pytest.raises(OSError, match="in use") as caught:
+    with bind_socket() as taken, pytest.raises(ServerStartFailed, match="in use") as caught:
         bind_socket("127.0.0.1", taken.getsockname()[1])
-    assert caught.value.errno == errno.EADDRINUSE
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.__cause__.errno == errno.EADDRINUSE
+    assert caught.value.detail.startswith("cannot listen on 127.0.0.1:")
 
 
 def test_ipv6_urls_are_bracketed() -> None:
@@ -147,7 +151,7 @@ def test_ipv6_urls_are_bracketed() -> None:
         pytest.skip("no IPv6 on this machine")
     try:
         sock = bind_socket("::1", 0)
-    except OSError:
+    except ServerStartFailed:
         pytest.skip("no IPv6 loopback on this machine")
     with sock:
         assert socket_url(sock) == f"http://[::1]:{sock.getsockname()[1]}"
@@ -207,7 +211,10 @@ class StubServer:
 
 @pytest.mark.parametrize(
     ("exits_at_once", "error", "message"),
-    [(True, RuntimeError, "stopped during start-up"), (False, TimeoutError, "did not start")],
+    [
+        (True, ServerStartFailed, "stopped during start-up"),
+        (False, ServerStartFailed, "did not start"),
+    ],
 )
 def test_running_agent_reports_a_server_that_never_starts(
     monkeypatch: pytest.MonkeyPatch, exits_at_once: bool, error: type[Exception], message: str

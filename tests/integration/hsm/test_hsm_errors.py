@@ -27,6 +27,7 @@ from pavilion.keystore.pkcs11 import (
     TokenNotFound,
 )
 from pavilion.keystore.pkcs11_worker import KeyRecord, ModuleOps, active_workers
+from waiting import until
 
 pytestmark = pytest.mark.softhsm
 
@@ -224,14 +225,16 @@ def test_worker_death_fails_callers_fast(softhsm: SoftHsm, monkeypatch: pytest.M
     async def queued() -> bytes:
         return await signer.sign(b"queued behind the crash")
 
+    jobs = token._session()[0]._queue  # what waits behind the crashing sign
+
     async def scenario() -> None:
         waiting = asyncio.ensure_future(queued())
-        await asyncio.sleep(0.05)
+        await until(lambda: jobs.qsize() == 1, what="the first sign to queue")
         cancelled = asyncio.ensure_future(queued())
-        await asyncio.sleep(0.05)
+        await until(lambda: jobs.qsize() == 2, what="the second sign to queue")
         cancelled.cancel()
         blocked = asyncio.ensure_future(asyncio.to_thread(signer.sign_blocking, b"blocked"))
-        await asyncio.sleep(0.05)
+        await until(lambda: jobs.qsize() == 3, what="the blocking sign to queue")
         release.set()
         with pytest.raises(Pkcs11Unavailable, match=r"worker .* died"):
             await waiting
@@ -256,10 +259,14 @@ def test_worker_death_fails_callers_fast(softhsm: SoftHsm, monkeypatch: pytest.M
 
 async def test_slow_token_times_out(softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch) -> None:
     real_list = ModuleOps.list_keys
+    slow_calls_done: list[int] = []
 
     def slow_list(self: ModuleOps, ref: int) -> list[KeyRecord]:
         time.sleep(0.3)
-        return real_list(self, ref)
+        try:
+            return real_list(self, ref)
+        finally:
+            slow_calls_done.append(ref)
 
     monkeypatch.setattr(ModuleOps, "list_keys", slow_list)
     token = Pkcs11Token(softhsm.config(operation_timeout_s=0.1))
@@ -272,7 +279,7 @@ async def test_slow_token_times_out(softhsm: SoftHsm, monkeypatch: pytest.Monkey
     with pytest.raises(Pkcs11Unavailable, match=r"did not answer within 0\.1 s"):
         token.list_keys()
     monkeypatch.setattr(ModuleOps, "list_keys", real_list)
-    await asyncio.sleep(0.4)
+    await until(lambda: len(slow_calls_done) == 2, what="both slow calls to end")
     assert await token.alist_keys() == []
     await token.aclose()
 
@@ -281,10 +288,12 @@ def test_slow_open_times_out_and_can_be_awaited_again(
     softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_open = ModuleOps.open_token
+    opened: list[int] = []
 
     def slow_open(self: ModuleOps, label: str, pin: str, slot: int | None) -> int:
         time.sleep(0.3)
-        return real_open(self, label, pin, slot)
+        opened.append(real_open(self, label, pin, slot))
+        return opened[-1]
 
     monkeypatch.setattr(ModuleOps, "open_token", slow_open)
     token = Pkcs11Token(softhsm.config(operation_timeout_s=0.1))
@@ -294,7 +303,7 @@ def test_slow_open_times_out_and_can_be_awaited_again(
     async def astart_twice() -> None:
         with pytest.raises(Pkcs11Unavailable, match="did not answer"):
             await token.astart()
-        await asyncio.sleep(0.3)
+        await until(lambda: bool(opened), what="the slow open to end")
         await token.astart()
 
     asyncio.run(astart_twice())

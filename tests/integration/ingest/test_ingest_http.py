@@ -8,18 +8,18 @@ from pathlib import Path
 import httpx
 import yaml
 
+from databases import sqlite_database
 from ingest_support import csv_bytes, profile, roster
 from pavilion.api.app import create_app
-from pavilion.api.server import BackgroundServer
 from pavilion.config.settings import load_settings
 from pavilion.runtime import build_runtime
-from pavilion.store.migrate import upgrade
+from pavilion.serving import BackgroundServer
 from pavilion.tenancy.roles import Role
 
 
 def test_streamed_uploads_over_http(tmp_path: Path) -> None:
+    sqlite_database(tmp_path)
     settings = load_settings(None, data_dir=tmp_path, ingest_max_upload_bytes=2 * 1024 * 1024)
-    upgrade(settings.database_migration_url)
     import asyncio
 
     async def prepare() -> tuple[str, str]:

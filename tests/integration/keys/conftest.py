@@ -6,16 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from connector_support import Api, provider_client_for
+from connector_support import Api, connector_api, connector_runtime
 from keys_support import Token, hsm_overrides, make_softhsm_token
-from pavilion.api.app import create_app
 from pavilion.config.settings import Settings
 from pavilion.keystore.pkcs11_worker import active_workers
-from pavilion.runtime import Runtime, build_runtime
-from pavilion.tenancy.models import PLATFORM_TENANT_ID
+from pavilion.runtime import Runtime
 from pavilion.tenancy.roles import Role
 
 
@@ -44,30 +41,12 @@ def hsm_keystore_settings(sqlite_settings: Settings, hsm_token: Token) -> Settin
 
 @pytest.fixture
 async def hsm_runtime(hsm_settings: Settings, agent_app: Any) -> AsyncIterator[Runtime]:
-    rt = build_runtime(hsm_settings, provider_client=provider_client_for(agent_app))
-    try:
+    async with connector_runtime(hsm_settings, agent_app) as rt:
         yield rt
-    finally:
-        await rt.aclose()
 
 
 @pytest.fixture
 async def hsm_api(hsm_runtime: Runtime) -> AsyncIterator[Api]:
-    app = create_app(hsm_runtime, owns_runtime=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://connector.test"
-        ) as client,
-    ):
-        harness = Api(client, hsm_runtime)
-        tenant = await hsm_runtime.tenancy.create_tenant("tenant-hsm")
-        harness.tenant_id = tenant.id
-        platform = await hsm_runtime.tenancy.create_token(
-            PLATFORM_TENANT_ID, "p", Role.PLATFORM_ADMIN
-        )
-        harness.tokens["platform-admin"] = platform.secret
-        for role in (Role.TENANT_ADMIN, Role.DP_ADMIN, Role.BROKER):
-            issued = await hsm_runtime.tenancy.create_token(tenant.id, role.value, role)
-            harness.tokens[role.value] = issued.secret
+    roles = (Role.TENANT_ADMIN, Role.DP_ADMIN, Role.BROKER)
+    async with connector_api(hsm_runtime, tenant="tenant-hsm", roles=roles) as harness:
         yield harness

@@ -3,7 +3,6 @@ rotation keeps old credentials verifiable until retirement, and every step is au
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ from connector_support import Api
 from keys_support import unverified, verify_with_pyjwt
 from pavilion.synth.roster import StudentRecord, pick_examples
 from pavilion.tenancy.models import PLATFORM_TENANT_ID
+from waiting import until
 
 
 async def issue(api: Api, provider_id: str, student: StudentRecord) -> str:
@@ -203,10 +203,7 @@ async def test_the_background_task_refreshes_and_flushes(
     await service.start()
     await service.start()  # already running: no second task
     await api.rt.keystore.signer("credential-signing").sign(b"x")
-    for _ in range(200):
-        if api.rt.keystore.usage.pending() == 0:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: api.rt.keystore.usage.pending() == 0, what="the usage flush loop")
     assert api.rt.keystore.usage.pending() == 0  # flushed by the loop despite the refresh error
     await service.stop()
     await service.stop()

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from connector_support import provider_body
 from pavilion.api.app import create_app
-from pavilion.api.server import BackgroundServer
 from pavilion.cli.main import app
 from pavilion.config.settings import load_settings
 from pavilion.privacy.models import PrivacyReceipt
 from pavilion.runtime import build_runtime
+from pavilion.serving import BackgroundServer
 from pavilion.synth.roster import StudentRecord
 from privacy_support import agent_app
 

@@ -11,12 +11,12 @@ from fastapi import FastAPI, Request
 from test_privacy_psi_flow import psi_verify, setup_psi
 
 from connector_support import Api
-from pavilion.api.server import BackgroundServer
 from pavilion.dpagent.oprf_keys import OprfKeyRing
 from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
 from pavilion.jose import b64url, b64url_decode
 from pavilion.privacy import oprf
 from pavilion.privacy import ristretto as r255
+from pavilion.serving import BackgroundServer
 from pavilion.synth.roster import StudentRecord
 from privacy_support import running_psi_agent
 

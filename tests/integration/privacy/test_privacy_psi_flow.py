@@ -18,10 +18,10 @@ import structlog
 from sqlalchemy import select
 
 from connector_support import Api
-from pavilion.api.server import BackgroundServer
 from pavilion.dpagent.oprf_keys import OprfKeyRing
 from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
 from pavilion.privacy.models import TagSet
+from pavilion.serving import BackgroundServer
 from pavilion.synth.roster import StudentRecord
 from privacy_support import agent_app, provider_for, tree_text
 

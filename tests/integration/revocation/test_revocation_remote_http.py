@@ -17,8 +17,8 @@ from pavilion.api.app import create_app
 from pavilion.config.settings import Settings
 from pavilion.credentials.status.resolver import RemoteStatusResolver, StatusUnavailable
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
-from pavilion.dpagent.runner import bind_socket, socket_url
 from pavilion.runtime import Runtime, build_runtime
+from pavilion.serving import bind_socket, socket_url
 
 
 @asynccontextmanager

@@ -19,11 +19,11 @@ from pavilion.dpagent.security import (
     AgentSecurity,
     BearerJwtConfig,
     ServerTlsConfig,
+    agent_ssl_context,
     announced,
     load_cli_security,
     replaces_api_key,
     server_ssl_context,
-    uvicorn_tls_options,
     validate_access_token,
 )
 from pavilion.dpagent.token_server import (
@@ -137,8 +137,8 @@ def test_security_files_load_with_clear_errors(tmp_path: Path) -> None:
     context = server_ssl_context(security.tls)
     assert context.minimum_version.name == "TLSv1_3"
     assert context.verify_mode.name == "CERT_REQUIRED"
-    assert "ssl_context_factory" in uvicorn_tls_options(security)
-    assert uvicorn_tls_options(None) == {}
+    assert agent_ssl_context(security) is not None
+    assert agent_ssl_context(None) is None
     bad = tmp_path / "bad.yaml"
     bad.write_text("tls:\n  certificate: x\n")
     with pytest.raises(ConfigurationError, match=r"tls\.private_key"):

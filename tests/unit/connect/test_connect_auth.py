@@ -38,6 +38,7 @@ from pavilion.dpagent.token_server import (
 from pavilion.errors import ProviderBadResponse
 from pavilion.providers.types import DpAuthSettings, Endpoint
 from pavilion.synth.roster import generate_roster
+from waiting import until
 
 HOME = Endpoint("eu-west", "EU", "http://agent")
 TOKEN_URL = "http://as/oauth2/token"
@@ -115,12 +116,12 @@ async def test_tokens_are_cached_refreshed_early_in_the_background_and_reused() 
     assert len(results) == 20
     clock.advance(80)  # past 75% of the lifetime: still valid, refreshed in the background
     await client.lookup(dp, [HOME], {"id": "S"})
-    await asyncio.sleep(0.01)
+    await until(lambda: server.calls >= 2, what="the background refresh")
     assert server.calls == 2
     server.down = True
     clock.advance(80)  # the refreshed token (issued at 80 for 100 s) is due, still valid
     await client.lookup(dp, [HOME], {"id": "S"})
-    await asyncio.sleep(0.01)
+    await until(lambda: "auth_token_failed" in sink.kinds(), what="the failed refresh")
     assert server.calls == 3  # the background refresh failed; the request did not
     assert "auth_token_failed" in sink.kinds()
     clock.advance(200)  # now the token has expired and the token endpoint is down

@@ -20,6 +20,7 @@ from pavilion.connect.errors import ResidencyPreventedFailover
 from pavilion.connect.routing import plan_route
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
 from pavilion.providers.types import Endpoint
+from waiting import until
 
 HOME = Endpoint("eu-west", "EU", "http://home")
 HOME_2 = Endpoint("eu-west", "EU", "http://home2", weight=3.0)
@@ -39,7 +40,9 @@ async def test_home_tier_serves_and_weights_bias_the_choice() -> None:
         seen[request.url.host] += 1
         return httpx.Response(200, json=FOUND)
 
-    client, _ = mock_client(handler)
+    # A clock that stands still: every latency is equal, so only the weights decide (with the
+    # real clock a loaded machine's scheduling noise can outweigh them).
+    client, _ = mock_client(handler, clock=FakeClock())
     dp = provider(HOME, HOME_2, OTHER)
     route = plan_route(dp.endpoints, "EU", "eu-west")
     results = await asyncio.gather(
@@ -321,10 +324,7 @@ async def test_warm_up_and_active_probes_track_endpoint_health() -> None:
     assert client.health(dp)["endpoints"][0]["status"] == "unknown"
     assert await client.warm_up(dp) == {"home:80": True, "other:80": True}
     up["other"] = False
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if "probe_unhealthy" in sink.kinds():
-            break
+    await until(lambda: "probe_unhealthy" in sink.kinds(), what="the probe to mark it unhealthy")
     view = {e["region"]: e for e in client.health(dp)["endpoints"]}
     assert view["eu-central"]["probe"] == "unhealthy"
     assert view["eu-central"]["status"] == "unhealthy"
@@ -345,6 +345,6 @@ async def test_idle_endpoints_stop_being_probed() -> None:
     dp = provider(HOME)
     await client.warm_up(dp)
     clock.advance(61)
-    await asyncio.sleep(0.1)
+    await until(lambda: client.health(dp)["endpoints"][0]["status"] == "unknown")
     assert client.health(dp)["endpoints"][0]["status"] == "unknown"
     await client.aclose()

@@ -1,13 +1,13 @@
 """The lineage graph (datasets and jobs, from stored events' links) and its rendering as DOT,
-SVG or PNG through Graphviz."""
+or as SVG/PNG through Graphviz when the ``pavilion[graphviz]`` extra and ``dot`` are there."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
-
-import graphviz  # type: ignore[import-untyped]
+from typing import Any, Final
 
 
 def links_of(event: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -68,34 +68,49 @@ class LineageGraph:
         }
 
     def to_dot(self, focus: str | None = None) -> str:
-        dot = graphviz.Digraph("lineage", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
+        """Graphviz DOT text; written here so that drawing needs no Graphviz package."""
+        lines = ["digraph lineage {", "\tgraph [fontname=Helvetica rankdir=LR]"]
         for name in self.datasets:
             columns = self.columns.get(name, [])
             label = name if not columns else name + "\\n" + "\\l".join(columns) + "\\l"
-            dot.node(
-                f"dataset {name}",
-                label=label,
-                shape="box",
-                style="rounded,filled,bold" if name == focus else "rounded,filled",
-                fillcolor="#dbeafe" if name.startswith("pavilion.") else "#fef3c7",
+            style = "rounded,filled,bold" if name == focus else "rounded,filled"
+            fill = "#dbeafe" if name.startswith("pavilion.") else "#fef3c7"
+            lines.append(
+                f"\t{_dot_id(f'dataset {name}')} [label={_dot_id(label)} "
+                f"fillcolor={_dot_id(fill)} shape=box style={_dot_id(style)}]"
             )
         for job in self.jobs:
-            dot.node(f"job {job}", label=job, shape="ellipse", style="filled", fillcolor="#e5e7eb")
+            lines.append(
+                f"\t{_dot_id(f'job {job}')} [label={_dot_id(job)} "
+                'fillcolor="#e5e7eb" shape=ellipse style=filled]'
+            )
         for job, name, role in sorted(self.edges):
-            if role == "input":
-                dot.edge(f"dataset {name}", f"job {job}")
-            else:
-                dot.edge(f"job {job}", f"dataset {name}")
-        return str(dot.source)
+            dataset, task = _dot_id(f"dataset {name}"), _dot_id(f"job {job}")
+            lines.append(f"\t{dataset} -> {task}" if role == "input" else f"\t{task} -> {dataset}")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+_DOT_BARE_ID: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _dot_id(text: str) -> str:
+    """A DOT identifier: bare when it may be, else quoted (escapes such as ``\\l`` kept)."""
+    if _DOT_BARE_ID.fullmatch(text):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def graphviz_available() -> bool:
-    return shutil.which("dot") is not None
+    """Whether SVG/PNG can be drawn: the ``pavilion[graphviz]`` extra and Graphviz's ``dot``."""
+    return importlib.util.find_spec("graphviz") is not None and shutil.which("dot") is not None
 
 
 def render(dot_source: str, fmt: str) -> tuple[bytes, str]:
     """(bytes, format actually produced): SVG/PNG through Graphviz's ``dot``, else DOT text."""
-    if fmt != "dot":
+    if fmt != "dot" and importlib.util.find_spec("graphviz") is not None:
+        import graphviz  # type: ignore[import-untyped]  # optional: pavilion[graphviz]
+
         try:
             return graphviz.Source(dot_source).pipe(format=fmt), fmt
         except graphviz.ExecutableNotFound:
