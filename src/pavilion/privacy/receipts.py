@@ -201,8 +201,8 @@ class ReceiptService:
             "audit": {
                 "index": row.audit_index,
                 "leaf_hash": row.leaf_hash,
-                "tree_size": proof["tree_size"],
-                "inclusion_proof": proof["proof"],
+                "tree_size": proof.tree_size,
+                "inclusion_proof": proof.proof,
                 "checkpoint": checkpoint.note,
                 "origin": self._audit.origin(tenant_id),
                 "verifier_key": self._audit.verifier_key,
