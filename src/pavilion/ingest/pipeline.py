@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Final, Literal, cast
+from typing import IO, Any, Final, Literal, TypedDict, cast
 
 import polars as pl
 
@@ -21,7 +21,7 @@ from pavilion.ingest.compliance import check_compliance
 from pavilion.ingest.errors import MAX_REPORTED_ERRORS, issue
 from pavilion.ingest.formats import ROW, RawBatch, UploadType, read_upload
 from pavilion.ingest.mapping import MappingEngine
-from pavilion.ingest.quality import score_batch
+from pavilion.ingest.quality import QualityReport, score_batch
 from pavilion.ingest.schema import FieldType, Profile
 from pavilion.ingest.validation import (
     BatchSchema,
@@ -38,6 +38,26 @@ QUARANTINE_CAP: Final = 10_000
 EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 
 Status = Literal["applied", "rejected"]
+
+
+class SummaryRows(TypedDict):
+    total: int
+    valid: int
+    invalid: int
+    quarantined: int
+    applied: int
+
+
+class BatchSummary(TypedDict):
+    """What the pipeline reports of a batch: outcome, counts, errors (capped) and quality."""
+
+    status: str
+    reason: str | None
+    detail: str
+    rows: SummaryRows
+    errors: list[dict[str, Any]]
+    error_count: int
+    quality: QualityReport
 
 
 @dataclass
@@ -61,7 +81,7 @@ class BatchResult:
     canonical: pl.DataFrame
     records: pl.DataFrame
     output_sha256: str
-    quality: dict[str, Any]
+    quality: QualityReport
     column_metrics: dict[str, dict[str, int]]
     assertions: list[dict[str, Any]]
     lineage: list[tuple[str, str, str]] = field(default_factory=list)
@@ -78,22 +98,22 @@ class BatchResult:
         ]
         return (self.batch_issues + rows)[:limit]
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "detail": self.detail,
-            "rows": {
-                "total": self.rows_total,
-                "valid": self.rows_valid,
-                "invalid": self.rows_invalid,
-                "quarantined": len(self.quarantine),
-                "applied": self.rows_valid if self.applied else 0,
-            },
-            "errors": self.report_errors(),
-            "error_count": self.errors.height + len(self.batch_issues),
-            "quality": self.quality,
-        }
+    def summary(self) -> BatchSummary:
+        return BatchSummary(
+            status=self.status,
+            reason=self.reason,
+            detail=self.detail,
+            rows=SummaryRows(
+                total=self.rows_total,
+                valid=self.rows_valid,
+                invalid=self.rows_invalid,
+                quarantined=len(self.quarantine),
+                applied=self.rows_valid if self.applied else 0,
+            ),
+            errors=self.report_errors(),
+            error_count=self.errors.height + len(self.batch_issues),
+            quality=self.quality,
+        )
 
 
 def process_file(
@@ -242,7 +262,7 @@ def _decide(
     total: int,
     valid: int,
     invalid: int,
-    quality: dict[str, Any],
+    quality: QualityReport,
     batch_issues: list[dict[str, Any]],
 ) -> tuple[Status, str | None, str]:
     if batch_issues:
@@ -367,7 +387,7 @@ def _assertions(
     profile: Profile,
     errors: pl.DataFrame,
     batch_issues: list[dict[str, Any]],
-    quality: dict[str, Any],
+    quality: QualityReport,
 ) -> list[dict[str, Any]]:
     failed = {
         (field_, code) for field_, code in errors.select("field", "code").unique().iter_rows()
