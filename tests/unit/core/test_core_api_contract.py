@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from pavilion.api.app import create_app
+from pavilion.api.schemas.base import ResponseModel
 from pavilion.config.settings import load_settings
 from pavilion.runtime import build_runtime
 
@@ -44,6 +45,26 @@ def is_model(annotation: Any) -> bool:
     if get_origin(annotation) is list:
         return all(is_model(arg) for arg in get_args(annotation))
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def optional_members(annotation: Any, seen: set[type[Any]] | None = None) -> list[str]:
+    """Members of the API's response models that a result may leave out (they have a
+    default), anywhere in the answer."""
+    seen = set() if seen is None else seen
+    args = get_args(annotation)
+    if args:
+        return [m for arg in args for m in optional_members(arg, seen)]
+    if not isinstance(annotation, type) or not issubclass(annotation, BaseModel):
+        return []
+    if annotation in seen:
+        return []
+    seen.add(annotation)
+    found = []
+    for name, field in annotation.model_fields.items():
+        if issubclass(annotation, ResponseModel) and not field.is_required():
+            found.append(f"{annotation.__name__}.{name}")
+        found += optional_members(field.annotation, seen)
+    return found
 
 
 def response_class(route: APIRoute) -> type[Any]:
@@ -82,6 +103,16 @@ def test_every_route_declares_a_response_model_or_its_media_type(app: FastAPI) -
     assert len(routes) > 70
     assert any(route.deprecated for route in routes)  # the aliases are walked too
     assert [fault for route in routes for fault in undeclared(document, route)] == []
+
+
+def test_members_a_result_leaves_out_stay_out_of_the_answer(app: FastAPI) -> None:
+    # Without exclude_unset, a member the result does not have would appear as null.
+    faults = [
+        f"{route.path}: {', '.join(optional_members(route.response_model))}"
+        for route in api_routes(app.routes)
+        if optional_members(route.response_model) and not route.response_model_exclude_unset
+    ]
+    assert faults == []
 
 
 def test_errors_are_problems_in_problem_json(app: FastAPI) -> None:

@@ -163,6 +163,7 @@ _BATCH_ROUTE: Final[RouteOptions] = {
 }
 _QUARANTINE_ROUTE: Final[RouteOptions] = {
     "summary": "A batch's invalid rows with their reasons",
+    "response_model_exclude_unset": True,
     "responses": problem_responses(404),
 }
 

@@ -15,8 +15,8 @@ class ReportIssueOut(ResponseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    code: str
     message: str
+    code: str | None = None
     field: str | None = None
     row: int | None = None
 
