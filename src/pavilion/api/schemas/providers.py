@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pavilion.api.pagination import Page
+from pavilion.api.schemas.base import Page
 from pavilion.providers.schemas import ProviderOut
 
 

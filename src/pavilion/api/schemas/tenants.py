@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pavilion.api.pagination import Page
-from pavilion.api.schemas.base import ResponseModel
+from pavilion.api.schemas.base import Page, ResponseModel
 from pavilion.tenancy.roles import Role
 
 
