@@ -18,7 +18,7 @@ import polars as pl
 
 from pavilion.ingest.canonical import SUBJECT_KEY
 from pavilion.ingest.compliance import check_compliance
-from pavilion.ingest.errors import MAX_REPORTED_ERRORS, issue
+from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, issue
 from pavilion.ingest.formats import ROW, RawBatch, UploadType, read_upload
 from pavilion.ingest.mapping import MappingEngine
 from pavilion.ingest.quality import QualityReport, score_batch
@@ -55,7 +55,7 @@ class BatchSummary(TypedDict):
     reason: str | None
     detail: str
     rows: SummaryRows
-    errors: list[dict[str, Any]]
+    errors: list[Issue]
     error_count: int
     quality: QualityReport
 
@@ -76,7 +76,7 @@ class BatchResult:
     rows_valid: int
     rows_invalid: int
     errors: pl.DataFrame
-    batch_issues: list[dict[str, Any]]
+    batch_issues: list[Issue]
     quarantine: list[QuarantinedRow]
     canonical: pl.DataFrame
     records: pl.DataFrame
@@ -90,10 +90,10 @@ class BatchResult:
     def applied(self) -> bool:
         return self.status == "applied"
 
-    def report_errors(self, limit: int = MAX_REPORTED_ERRORS) -> list[dict[str, Any]]:
+    def report_errors(self, limit: int = MAX_REPORTED_ERRORS) -> list[Issue]:
         """Batch-level problems first, then row errors in row order, capped."""
         rows = [
-            {k: v for k, v in e.items() if v is not None}
+            cast(Issue, {k: v for k, v in e.items() if v is not None})  # ERROR_SCHEMA's columns
             for e in self.errors.sort("row", "field").head(limit).to_dicts()
         ]
         return (self.batch_issues + rows)[:limit]
@@ -130,7 +130,7 @@ def process_batch(
     schema = profile.record_schema
     check_compliance(batch, schema)
     today = today_utc(now)
-    batch_issues: list[dict[str, Any]] = []
+    batch_issues: list[Issue] = []
     undeclared = [c for c in batch.columns if c not in schema.by_name]
     if undeclared and schema.extra_fields == "reject":
         for name in undeclared:
@@ -263,7 +263,7 @@ def _decide(
     valid: int,
     invalid: int,
     quality: QualityReport,
-    batch_issues: list[dict[str, Any]],
+    batch_issues: list[Issue],
 ) -> tuple[Status, str | None, str]:
     if batch_issues:
         return (
@@ -386,7 +386,7 @@ def column_metrics(raw: pl.DataFrame) -> dict[str, dict[str, int]]:
 def _assertions(
     profile: Profile,
     errors: pl.DataFrame,
-    batch_issues: list[dict[str, Any]],
+    batch_issues: list[Issue],
     quality: QualityReport,
 ) -> list[dict[str, Any]]:
     failed = {

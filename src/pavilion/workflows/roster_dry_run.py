@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
 from pavilion.ingest import profile_store
-from pavilion.ingest.errors import MalformedUpload, UndeclaredDataCategory, reported_issues
+from pavilion.ingest.errors import Issue, MalformedUpload, UndeclaredDataCategory, reported_issues
 from pavilion.ingest.formats import upload_type
 from pavilion.ingest.pipeline import SummaryRows, process_file
 from pavilion.ingest.quality import QualityReport
@@ -39,7 +39,7 @@ class DryRunResult(TypedDict):
     reason: str | None
     detail: str | None
     rows: NotRequired[SummaryRows]
-    errors: list[dict[str, Any]]
+    errors: list[Issue]
     error_count: NotRequired[int]
     quality: NotRequired[QualityReport]
     mapping: NotRequired[list[MappingStep]]
