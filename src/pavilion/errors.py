@@ -46,7 +46,7 @@ operation of the keystore's PKCS#11 worker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -83,12 +83,16 @@ class InvalidRequest(PavilionError):
         detail: str,
         *,
         field: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail, extra=extra)
         self.field = field
-        self.errors = errors or ([{"field": field, "message": detail}] if field else [])
+        self.errors: list[dict[str, Any]] = (
+            [dict(e) for e in errors]
+            if errors
+            else ([{"field": field, "message": detail}] if field else [])
+        )
 
 
 class PayloadTooLarge(InvalidRequest):

@@ -42,6 +42,7 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
             "providers. Errors are RFC 9457 problem+json."
         ),
         lifespan=lifespan,
+        responses=problems.problem_responses(500),
     )
     app.state.runtime = runtime
     problems.install(app)

@@ -6,12 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from fastapi import APIRouter, Depends, Request, Response
 
 #: When the renamed paths were deprecated (the release that renamed them).
 DEPRECATED_SINCE: Final = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+class RouteOptions(TypedDict, total=False):
+    """Route settings that a route and its deprecated alias share."""
+
+    status_code: int
+    summary: str
+    response_model: Any
+    response_model_exclude_unset: bool
+    responses: dict[int | str, dict[str, Any]]
+    openapi_extra: dict[str, Any]
 
 
 def deprecation_headers(successor: str) -> dict[str, str]:
@@ -37,17 +48,18 @@ def add_alias(
     endpoint: Callable[..., Any],
     *,
     methods: list[str],
-    **route: Any,
+    **route: Unpack[RouteOptions],
 ) -> None:
     """Serve ``endpoint`` at ``old_path`` too, deprecated in favour of ``new_path`` (both
     relative to the router's prefix); ``route`` holds the new route's other settings."""
-    route.pop("summary", None)
+    settings = route | RouteOptions(
+        summary=f"Deprecated alias of {methods[0]} {router.prefix}{new_path}"
+    )
     router.add_api_route(
         old_path,
         endpoint,
         methods=methods,
         deprecated=True,
-        summary=f"Deprecated alias of {methods[0]} {router.prefix}{new_path}",
         dependencies=[Depends(_mark(router.prefix + new_path))],
-        **route,
+        **settings,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pavilion import errors
@@ -15,6 +17,64 @@ from pavilion.observability.logging import get_logger
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://pavilion.example/problems/"
 log = get_logger(__name__)
+
+
+class ProblemItem(BaseModel):
+    """One entry of a problem's ``errors``: what is wrong and where, never the value sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = Field(default=None, description="The field (or column) at fault.")
+    message: str
+    code: str | None = Field(default=None, description="A stable slug, where one exists.")
+    row: int | None = Field(default=None, description="The row of an upload, where one applies.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the one error format of the API. Members beyond these carry
+    the error's context (for example ``verification_id`` and ``audit_index``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the problem class; its last segment is a slug.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[ProblemItem] | None = Field(
+        default=None, description="Every broken field, when the request broke several."
+    )
+
+
+#: What each error status means wherever it appears; a route may say more for its own.
+_MEANINGS: Final[Mapping[int, str]] = {
+    400: "The body is not valid JSON",
+    401: "No API token, or one the connector does not know (WWW-Authenticate: Bearer)",
+    403: "The token's role or tenant may not do this",
+    404: "Not found",
+    409: "The current state forbids this",
+    413: "The body is over the configured limit",
+    422: "Invalid request: `errors` names each broken field",
+    500: "The connector failed unexpectedly; the error is logged without request data",
+    502: "The data provider answered, but not to its declared schema",
+    503: "A dependency is unavailable; see Retry-After",
+}
+
+
+def problem_responses(
+    *statuses: int, notes: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each a :class:`Problem` (published as
+    ``application/problem+json``); ``notes`` replace the general meaning for this route."""
+    notes = notes or {}
+    return {
+        status: {"model": Problem, "description": notes.get(status, _MEANINGS[status])}
+        for status in sorted({*statuses, *notes})
+    }
+
+
+#: The problems any route behind an API token can answer.
+AUTHENTICATED: Final = problem_responses(401, 403, 422)
 
 STATUS: dict[type[errors.PavilionError], int] = {
     errors.PayloadTooLarge: 413,
@@ -139,7 +199,26 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _publish_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI files a response model under the route's media type (application/json, or
+    text/plain for a text route); problems leave as application/problem+json, so the
+    document says that."""
+    generate = app.openapi
+    problem = {"schema": {"$ref": "#/components/schemas/" + Problem.__name__}}
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        for operation in (op for path in document["paths"].values() for op in path.values()):
+            for response in operation.get("responses", {}).values():
+                if problem in response.get("content", {}).values():
+                    response["content"] = {PROBLEM_JSON: problem}
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _publish_problems_as_problem_json(app)
     app.add_exception_handler(errors.PavilionError, _from_pavilion)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _from_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _from_http)  # type: ignore[arg-type]

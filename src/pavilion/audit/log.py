@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Row, insert, select, text, update
@@ -49,10 +49,20 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class AuditLeafRef(TypedDict):
+    """The audit leaf that records a result, as the result's JSON carries it."""
+
+    index: int
+    leaf_hash: str
+
+
 @dataclass(frozen=True)
 class AuditReceipt:
     index: int
     leaf_hash: str
+
+    def ref(self) -> AuditLeafRef:
+        return AuditLeafRef(index=self.index, leaf_hash=self.leaf_hash)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,36 @@ class SignedCheckpoint:
     size: int
     root_hash: str
     note: str
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """RFC 9162 inclusion proof of leaf ``index`` in the tree of the first ``tree_size``."""
+
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str]
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """RFC 9162 consistency proof between the trees of the first ``first`` and ``second``."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+
+class LeafEntry(TypedDict):
+    """One stored leaf: its position, hash, and the event it commits to (open JSON)."""
+
+    index: int
+    leaf_hash: str
+    event: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -182,7 +222,7 @@ class AuditLog:
         )
         return [bytes.fromhex(h) for h in rows.scalars()]
 
-    async def inclusion(self, tenant_id: str, index: int, size: int | None) -> dict[str, Any]:
+    async def inclusion(self, tenant_id: str, index: int, size: int | None) -> InclusionProof:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             hashes = await self._leaf_hashes(session, tenant_id)
         size = len(hashes) if size is None else size
@@ -193,15 +233,15 @@ class AuditLog:
                 field="index",
             )
         tree = hashes[:size]
-        return {
-            "index": index,
-            "tree_size": size,
-            "leaf_hash": tree[index].hex(),
-            "root_hash": root_from_leaf_hashes(tree).hex(),
-            "proof": [h.hex() for h in inclusion_proof(index, tree)],
-        }
+        return InclusionProof(
+            index=index,
+            tree_size=size,
+            leaf_hash=tree[index].hex(),
+            root_hash=root_from_leaf_hashes(tree).hex(),
+            proof=[h.hex() for h in inclusion_proof(index, tree)],
+        )
 
-    async def consistency(self, tenant_id: str, first: int, second: int) -> dict[str, Any]:
+    async def consistency(self, tenant_id: str, first: int, second: int) -> ConsistencyProof:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             hashes = await self._leaf_hashes(session, tenant_id)
         if not 0 <= first <= second <= len(hashes):
@@ -210,15 +250,15 @@ class AuditLog:
                 f"got {first}, {second}",
                 field="first",
             )
-        return {
-            "first": first,
-            "second": second,
-            "first_root": root_from_leaf_hashes(hashes[:first]).hex(),
-            "second_root": root_from_leaf_hashes(hashes[:second]).hex(),
-            "proof": [h.hex() for h in consistency_proof(first, hashes[:second])],
-        }
+        return ConsistencyProof(
+            first=first,
+            second=second,
+            first_root=root_from_leaf_hashes(hashes[:first]).hex(),
+            second_root=root_from_leaf_hashes(hashes[:second]).hex(),
+            proof=[h.hex() for h in consistency_proof(first, hashes[:second])],
+        )
 
-    async def leaves(self, tenant_id: str, *, start: int, limit: int) -> list[dict[str, Any]]:
+    async def leaves(self, tenant_id: str, *, start: int, limit: int) -> list[LeafEntry]:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             rows = (
                 await session.execute(
@@ -229,11 +269,11 @@ class AuditLog:
                 )
             ).scalars()
             return [
-                {"index": r.idx, "leaf_hash": r.leaf_hash, "event": json.loads(r.event)}
+                LeafEntry(index=r.idx, leaf_hash=r.leaf_hash, event=json.loads(r.event))
                 for r in rows
             ]
 
-    async def leaf(self, tenant_id: str, index: int) -> dict[str, Any]:
+    async def leaf(self, tenant_id: str, index: int) -> LeafEntry:
         found = await self.leaves(tenant_id, start=index, limit=1)
         if not found or found[0]["index"] != index:
             raise NotFound(f"audit leaf {index} does not exist")

@@ -261,7 +261,7 @@ def set_default(
             tenant_id, claim_type, template_id=template, fmt=fmt
         )
         console.print(
-            f"{result['claim_type']}: template {result['template']}, format {result['format']}"
+            f"{result.claim_type}: template {result.template}, format {result.format.value}"
         )
 
     try:

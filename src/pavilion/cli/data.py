@@ -7,7 +7,7 @@ and ``pavilion lineage show DATASET``: the data pipeline from the command line.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +24,11 @@ from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_t
 from pavilion.ingest.lineage.graph import graphviz_available, render
 
 if TYPE_CHECKING:
+    from pavilion.ingest.batch_store import BatchView
+    from pavilion.ingest.profile_store import ProfileView, UploadKeyView
     from pavilion.runtime import Runtime
+    from pavilion.workflows.roster_dry_run import DryRunResult
+    from pavilion.workflows.roster_reports import Lineage, ProviderQuality
 
 console = Console()
 err_console = Console(stderr=True)
@@ -72,7 +76,7 @@ def mapping_add(
     except OSError as exc:
         raise PavilionError(f"{spec}: cannot read the profile: {exc}") from exc
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> ProfileView:
         return await roster_profiles.add_profile(
             rt, await resolve_tenant(rt, tenant), provider, text
         )
@@ -92,7 +96,7 @@ def mapping_show(
     """Print a stored profile version as JSON."""
     from pavilion.workflows import roster_profiles
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> ProfileView:
         return await roster_profiles.get_profile(
             rt, await resolve_tenant(rt, tenant), provider, version
         )
@@ -129,7 +133,7 @@ def dry_run(
     media = _format_of(sample, data_format)
     document = yaml.safe_load(profile.read_text("utf-8")) if profile is not None else None
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> DryRunResult:
         return await roster_dry_run.dry_run(
             rt,
             await resolve_tenant(rt, tenant),
@@ -148,7 +152,7 @@ def dry_run(
         console.print(table)
 
 
-def _summary(result: dict[str, Any]) -> None:
+def _summary(result: Mapping[str, Any]) -> None:
     status = result.get("status", "?")
     colour = "green" if status == "applied" else "red"
     console.print(f"[{colour}]{status}[/{colour}]: {result.get('detail', '')}")
@@ -195,7 +199,7 @@ def upload(
         mapping_version=mapping_version,
     )
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> BatchView:
         return await roster_upload.upload_roster(
             rt, await resolve_tenant(rt, tenant), provider, _chunks(roster), request
         )
@@ -239,7 +243,7 @@ def quality(
     """A DP's quality scores over its recent batches, oldest first, and the trend."""
     from pavilion.workflows import roster_reports
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> ProviderQuality:
         return await roster_reports.quality(
             rt, await resolve_tenant(rt, tenant), provider, limit=limit
         )
@@ -280,7 +284,7 @@ def verify(
     """Check a batch's signed manifest and its stored records; exit 1 if tampered with."""
     from pavilion.workflows import roster_reports
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> BatchView:
         return await roster_reports.get_batch(rt, await resolve_tenant(rt, tenant), batch)
 
     try:
@@ -302,7 +306,7 @@ def keys_add(
 
     key = json.loads(jwk.read_text("utf-8"))
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> UploadKeyView:
         return await roster_profiles.add_upload_key(
             rt, await resolve_tenant(rt, tenant), provider, key
         )
@@ -333,7 +337,7 @@ def lineage_show(
     """Render the lineage graph around a dataset (DP source -> transformations -> outputs)."""
     from pavilion.workflows import roster_reports
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> Lineage:
         return await roster_reports.lineage(rt, await resolve_tenant(rt, tenant), dataset)
 
     found = run_async(work)

@@ -26,7 +26,12 @@ from pavilion.cli.deprecation import alias_command, alias_group
 from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
+    from pavilion.privacy.budget import BudgetView
     from pavilion.runtime import Runtime
+    from pavilion.workflows.anoncreds_issue import Revocation
+    from pavilion.workflows.private_release import PrivateRelease
+    from pavilion.workflows.psi import BatchPsiResult
+    from pavilion.workflows.zk_present import ZkPresentation
 
 err = Console(stderr=True)
 DEFAULT_TOKEN_ENV: Final = "PAVILION_CONNECTOR_TOKEN"  # noqa: S105  a variable name
@@ -195,7 +200,7 @@ def psi_batch(
         purpose=purpose,
     )
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> BatchPsiResult:
         return await run_batch_psi(rt, await resolve_tenant(rt, tenant), request)
 
     _print(run_async(work))
@@ -238,7 +243,7 @@ def zk_present(
         }
     )
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> ZkPresentation:
         return await run_zk_presentation(rt, await resolve_tenant(rt, tenant), body)
 
     result = run_async(work)
@@ -270,7 +275,7 @@ def budget_set(
     except ValueError:
         raise typer.BadParameter("period is day, week, month or never") from None
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> BudgetView:
         tenant_id = await resolve_tenant(rt, tenant)
         state = await rt.privacy.budgets.configure(
             rt.db, tenant_id, dataset, epsilon=epsilon, delta=delta, period=chosen, now=rt.clock()
@@ -325,7 +330,7 @@ def release(
         }
     )
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> PrivateRelease:
         return await run_release(rt, await resolve_tenant(rt, tenant), body)
 
     _print(run_async(work))
@@ -339,7 +344,7 @@ def anoncreds_revoke(
     """Revoke AnonCreds credentials; one status-list delta is published per registry."""
     from pavilion.workflows.anoncreds_issue import RevokeIn, revoke
 
-    async def work(rt: Runtime) -> dict[str, Any]:
+    async def work(rt: Runtime) -> Revocation:
         tenant_id = await resolve_tenant(rt, tenant)
         return await revoke(rt, tenant_id, RevokeIn(credential_ids=credential_ids))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from pavilion.errors import VerificationFailed
 
@@ -41,6 +41,22 @@ class CheckStatus(StrEnum):
     NOT_CHECKED = "not_checked"
 
 
+class CheckView(TypedDict):
+    """A check as reported; ``code`` only on failures (and some not-checked reasons)."""
+
+    check: str
+    status: str
+    reason: str
+    code: NotRequired[str]
+
+
+class ReportView(TypedDict):
+    verified: bool
+    format: str
+    checks: list[CheckView]
+    details: NotRequired[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Check:
     name: CheckName
@@ -49,12 +65,8 @@ class Check:
     #: Stable machine-readable slug for failures (``expired``, ``unknown_root``, ...).
     code: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "check": self.name.value,
-            "status": self.status.value,
-            "reason": self.reason,
-        }
+    def to_json(self) -> CheckView:
+        out = CheckView(check=self.name.value, status=self.status.value, reason=self.reason)
         if self.code is not None:
             out["code"] = self.code
         return out
@@ -122,10 +134,12 @@ class IntegrityReport:
             if self.get(name) is None:
                 self.add(not_checked(name, reason))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "verified": self.verified,
-            "format": self.format,
-            "checks": [c.to_json() for c in self.checks],
-            **({"details": self.details} if self.details else {}),
-        }
+    def to_json(self) -> ReportView:
+        out = ReportView(
+            verified=self.verified,
+            format=self.format,
+            checks=[c.to_json() for c in self.checks],
+        )
+        if self.details:
+            out["details"] = self.details
+        return out

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from cachetools import TTLCache
 from cryptography import x509
@@ -96,6 +96,39 @@ def status_kind(fmt: CredentialFormat) -> str:
 
 
 @dataclass(frozen=True)
+class DefaultChoice:
+    """The template and format a tenant's verifications of one claim type use by default."""
+
+    claim_type: str
+    template: str
+    format: CredentialFormat
+
+
+class RootView(TypedDict):
+    """The issuer root as reported: its certificate (PEM) and validity, in UTC."""
+
+    id: str
+    key_id: str
+    backend: str
+    certificate: str
+    not_before: str
+    not_after: str
+
+
+class ProviderTrustView(TypedDict):
+    """A DP's certified issuing key as reported, with its accreditation credential."""
+
+    provider_id: str
+    key_id: str
+    backend: str
+    certificate: str
+    not_after: str
+    claim_types: list[str]
+    accreditation: str
+    accreditation_valid_until: str
+
+
+@dataclass(frozen=True)
 class RootInfo:
     id: str
     key_id: str
@@ -104,15 +137,15 @@ class RootInfo:
     not_before: datetime
     not_after: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "key_id": self.key_id,
-            "backend": self.backend,
-            "certificate": self.certificate_pem,
-            "not_before": iso(self.not_before),
-            "not_after": iso(self.not_after),
-        }
+    def to_json(self) -> RootView:
+        return RootView(
+            id=self.id,
+            key_id=self.key_id,
+            backend=self.backend,
+            certificate=self.certificate_pem,
+            not_before=iso(self.not_before),
+            not_after=iso(self.not_after),
+        )
 
 
 @dataclass(frozen=True)
@@ -126,17 +159,17 @@ class ProviderTrust:
     accreditation: str
     accreditation_valid_until: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "provider_id": self.provider_id,
-            "key_id": self.key_id,
-            "backend": self.backend,
-            "certificate": self.certificate_pem,
-            "not_after": iso(self.not_after),
-            "claim_types": list(self.claim_types),
-            "accreditation": self.accreditation,
-            "accreditation_valid_until": iso(self.accreditation_valid_until),
-        }
+    def to_json(self) -> ProviderTrustView:
+        return ProviderTrustView(
+            provider_id=self.provider_id,
+            key_id=self.key_id,
+            backend=self.backend,
+            certificate=self.certificate_pem,
+            not_after=iso(self.not_after),
+            claim_types=list(self.claim_types),
+            accreditation=self.accreditation,
+            accreditation_valid_until=iso(self.accreditation_valid_until),
+        )
 
 
 @dataclass(frozen=True)
@@ -528,7 +561,7 @@ class CredentialService:
 
     async def set_default(
         self, tenant_id: str, claim_type: str, *, template_id: str | None, fmt: CredentialFormat
-    ) -> dict[str, Any]:
+    ) -> DefaultChoice:
         template = resolve(claim_type, template_id)
         async with self._db.transaction(tenant_id) as session:
             row = (
@@ -554,7 +587,7 @@ class CredentialService:
                 row.format = fmt.value
                 row.updated_at = self._clock()
         self._cache.drop(lambda key: key == ("defaults", tenant_id))
-        return {"claim_type": claim_type, "template": template.id, "format": fmt.value}
+        return DefaultChoice(claim_type, template.id, fmt)
 
     async def choose(
         self,

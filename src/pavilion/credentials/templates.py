@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 import jsonschema_rs
 
@@ -37,6 +37,19 @@ class CredentialFormat(StrEnum):
 DEFAULT_FORMAT = CredentialFormat.JWT_VC
 
 Claims = dict[str, Any]
+
+
+class TemplateView(TypedDict):
+    """A template as listed: its id, the types and vct it issues, and its subject schema."""
+
+    id: str
+    claim_type: str
+    version: int
+    type: list[str]
+    vct: str
+    max_age_seconds: int
+    subject_schema: dict[str, Any]
+    description: str
 
 
 @dataclass(frozen=True)
@@ -92,17 +105,17 @@ class CredentialTemplate:
             for error in validator.iter_errors(instance)
         ]
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "claim_type": self.claim_type,
-            "version": self.version,
-            "type": self.types,
-            "vct": self.vct,
-            "max_age_seconds": int(self.max_age.total_seconds()),
-            "subject_schema": dict(self.subject_schema),
-            "description": self.description,
-        }
+    def describe(self) -> TemplateView:
+        return TemplateView(
+            id=self.id,
+            claim_type=self.claim_type,
+            version=self.version,
+            type=self.types,
+            vct=self.vct,
+            max_age_seconds=int(self.max_age.total_seconds()),
+            subject_schema=dict(self.subject_schema),
+            description=self.description,
+        )
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

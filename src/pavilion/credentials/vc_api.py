@@ -21,13 +21,19 @@ Options beyond the VC-API's are camelCase like its own: ``format``, ``holderJwk`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pavilion import jose
 from pavilion.credentials import sd_jwt, vc2
-from pavilion.credentials.report import CheckFailed, CheckName, CheckStatus, IntegrityReport
+from pavilion.credentials.report import (
+    CheckFailed,
+    CheckName,
+    CheckStatus,
+    CheckView,
+    IntegrityReport,
+)
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.errors import InvalidRequest
 
@@ -159,7 +165,58 @@ _PARSING_CODES = frozenset(
 )
 
 
-def problem_details(report: IntegrityReport) -> list[dict[str, Any]]:
+class VcProblem(TypedDict):
+    """A VC Data Model problem detail, naming the integrity check that failed."""
+
+    type: str
+    title: str
+    detail: str
+    check: str
+    code: str | None
+
+
+class ProofResult(TypedDict):
+    valid: bool
+    input: dict[str, Any]
+
+
+class BindingResult(TypedDict):
+    valid: bool
+    input: NotRequired[str | None]
+
+
+class CredentialResult(TypedDict):
+    """One credential's verification; ``credential`` once the signature verified."""
+
+    verified: bool
+    problemDetails: list[VcProblem]
+    #: ``format`` and ``proof`` (a list of :class:`ProofResult`), with the report's details.
+    results: dict[str, Any]
+    checks: list[CheckView]
+    credential: NotRequired[dict[str, Any]]
+
+
+class PresentationResults(TypedDict):
+    challenge: NotRequired[BindingResult]
+    domain: NotRequired[BindingResult]
+    holder: BindingResult
+    proof: list[ProofResult]
+
+
+class PresentationResult(TypedDict):
+    """A presentation's verification: an SD-JWT VC's (``checks``, ``credentials``) or a
+    proofless one's (``credentialResults``)."""
+
+    verified: bool
+    problemDetails: list[VcProblem]
+    results: PresentationResults
+    checks: NotRequired[list[CheckView]]
+    credentials: NotRequired[list[dict[str, Any]]]
+    credentialResults: NotRequired[list[CredentialResult]]
+    verifiablePresentation: NotRequired[dict[str, Any] | str]
+
+
+def problem_details(report: IntegrityReport) -> list[VcProblem]:
     out = []
     for check in report.failures():
         if check.code in _PARSING_CODES:
@@ -172,35 +229,30 @@ def problem_details(report: IntegrityReport) -> list[dict[str, Any]]:
             title = f"{check.name.value.replace('_', ' ').capitalize()} check failed"
             type_url = PAVILION_PROBLEMS + check.name.value
         out.append(
-            {
-                "type": type_url,
-                "title": title,
-                "detail": check.reason,
-                "check": check.name.value,
-                "code": check.code,
-            }
+            VcProblem(
+                type=type_url,
+                title=title,
+                detail=check.reason,
+                check=check.name.value,
+                code=check.code,
+            )
         )
     return out
 
 
-def credential_result(report: IntegrityReport) -> dict[str, Any]:
+def credential_result(report: IntegrityReport) -> CredentialResult:
     """The VC-API verification result of one credential, with our integrity report."""
     signature = report.get(CheckName.SIGNATURE)
-    body: dict[str, Any] = {
-        "verified": report.verified,
-        "problemDetails": problem_details(report),
-        "results": {
-            "format": report.format,
-            "proof": [
-                {
-                    "valid": signature is not None and signature.status is CheckStatus.PASS,
-                    "input": report.header or {},
-                }
-            ],
-            **report.details,
-        },
-        "checks": [c.to_json() for c in report.checks],
-    }
+    proof = ProofResult(
+        valid=signature is not None and signature.status is CheckStatus.PASS,
+        input=report.header or {},
+    )
+    body = CredentialResult(
+        verified=report.verified,
+        problemDetails=problem_details(report),
+        results={"format": report.format, "proof": [proof], **report.details},
+        checks=[c.to_json() for c in report.checks],
+    )
     if report.claims is not None and signature is not None and signature.status is CheckStatus.PASS:
         body["credential"] = report.claims
     return body
@@ -208,36 +260,40 @@ def credential_result(report: IntegrityReport) -> dict[str, Any]:
 
 def presentation_result(
     report: IntegrityReport, *, challenge: str | None, domain: str | None
-) -> dict[str, Any]:
+) -> PresentationResult:
     binding = report.get(CheckName.KEY_BINDING)
     bound = binding is not None and binding.status is CheckStatus.PASS
-    body = credential_result(report)
-    proof = body["results"]["proof"]
-    body["results"] = {
-        "challenge": {"valid": bound, "input": challenge},
-        "domain": {"valid": bound, "input": domain},
-        "holder": {"valid": bound},
-        "proof": proof,
-    }
-    if "credential" in body:
-        body["credentials"] = [body.pop("credential")]
+    single = credential_result(report)
+    body = PresentationResult(
+        verified=single["verified"],
+        problemDetails=single["problemDetails"],
+        results=PresentationResults(
+            challenge=BindingResult(valid=bound, input=challenge),
+            domain=BindingResult(valid=bound, input=domain),
+            holder=BindingResult(valid=bound),
+            proof=single["results"]["proof"],
+        ),
+        checks=single["checks"],
+    )
+    if "credential" in single:
+        body["credentials"] = [single["credential"]]
     return body
 
 
 def combined_result(
     reports: list[IntegrityReport], *, presentation: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> PresentationResult:
     """A proofless presentation: every credential verified on its own; no holder proof."""
     results = [credential_result(r) for r in reports]
-    body: dict[str, Any] = {
-        "verified": bool(reports) and all(r.verified for r in reports),
-        "problemDetails": [p for r in results for p in r["problemDetails"]],
-        "results": {
-            "holder": {"valid": False, "input": "a proofless presentation binds no holder"},
-            "proof": [p for r in results for p in r["results"]["proof"]],
-        },
-        "credentialResults": results,
-    }
+    body = PresentationResult(
+        verified=bool(reports) and all(r.verified for r in reports),
+        problemDetails=[p for r in results for p in r["problemDetails"]],
+        results=PresentationResults(
+            holder=BindingResult(valid=False, input="a proofless presentation binds no holder"),
+            proof=[p for r in results for p in r["results"]["proof"]],
+        ),
+        credentialResults=results,
+    )
     if presentation is not None:
         body["verifiablePresentation"] = presentation
     return body

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,30 +21,84 @@ from pavilion.ingest.roster_store import INSERT_CHUNK, RosterStore
 from pavilion.store.base import new_id
 
 
-def batch_out(row: RosterBatch, *, integrity: str | None = None) -> dict[str, Any]:
-    out = {
-        "id": row.id,
-        "provider_id": row.provider_id,
-        "status": row.status,
-        "reason": row.reason,
-        "format": row.format,
-        "profile_version": row.profile_version,
-        "received_at": row.received_at.isoformat(),
-        "as_of": row.as_of.isoformat(),
-        "rows": {
-            "total": row.rows_total,
-            "valid": row.rows_valid,
-            "invalid": row.rows_invalid,
-            "applied": row.rows_applied,
-        },
-        "quality": row.quality,
-        "report": row.report,
-        "manifest": row.manifest,
-        "manifest_jws": row.manifest_jws,
-        "dp_signature_kid": row.dp_signature_kid,
-        "lineage_run_id": row.lineage_run_id,
-        "audit_index": row.audit_index,
-    }
+class BatchRows(TypedDict):
+    total: int
+    valid: int
+    invalid: int
+    applied: int
+
+
+class BatchView(TypedDict):
+    """A batch as reported: its outcome, counts, stored reports and signed manifest;
+    ``integrity`` where the batch was checked."""
+
+    id: str
+    provider_id: str
+    status: str
+    reason: str | None
+    format: str
+    profile_version: int | None
+    received_at: str
+    as_of: str
+    rows: BatchRows
+    quality: dict[str, Any]
+    report: dict[str, Any]
+    manifest: dict[str, Any]
+    manifest_jws: str
+    dp_signature_kid: str | None
+    lineage_run_id: str
+    audit_index: int | None
+    integrity: NotRequired[str]
+
+
+class QuarantinedRowView(TypedDict):
+    row: int
+    reasons: list[dict[str, Any]]
+    record: dict[str, Any]
+
+
+class QualityPoint(TypedDict):
+    batch_id: str
+    at: str
+    status: str
+    score: float | None
+    dimensions: dict[str, float | None]
+
+
+class QualityTrend(TypedDict):
+    """Quality scores oldest first, the latest change and the moving average of five."""
+
+    points: list[QualityPoint]
+    latest: float | None
+    change: float | None
+    moving_average: float | None
+    direction: str
+
+
+def batch_out(row: RosterBatch, *, integrity: str | None = None) -> BatchView:
+    out = BatchView(
+        id=row.id,
+        provider_id=row.provider_id,
+        status=row.status,
+        reason=row.reason,
+        format=row.format,
+        profile_version=row.profile_version,
+        received_at=row.received_at.isoformat(),
+        as_of=row.as_of.isoformat(),
+        rows=BatchRows(
+            total=row.rows_total,
+            valid=row.rows_valid,
+            invalid=row.rows_invalid,
+            applied=row.rows_applied,
+        ),
+        quality=row.quality,
+        report=row.report,
+        manifest=row.manifest,
+        manifest_jws=row.manifest_jws,
+        dp_signature_kid=row.dp_signature_kid,
+        lineage_run_id=row.lineage_run_id,
+        audit_index=row.audit_index,
+    )
     if integrity is not None:
         out["integrity"] = integrity
     return out
@@ -136,7 +190,7 @@ async def list_batches(
 
 async def quarantine_of(
     session: AsyncSession, tenant_id: str, batch_id: str, *, limit: int, after_row: int
-) -> list[dict[str, Any]]:
+) -> list[QuarantinedRowView]:
     rows = (
         await session.execute(
             select(QuarantinedRow)
@@ -149,7 +203,7 @@ async def quarantine_of(
             .limit(limit)
         )
     ).scalars()
-    return [{"row": r.row, "reasons": r.reasons, "record": r.record} for r in rows]
+    return [QuarantinedRowView(row=r.row, reasons=r.reasons, record=r.record) for r in rows]
 
 
 async def add_quarantine(
@@ -179,28 +233,28 @@ async def add_quarantine(
 
 def trend(
     scores: Sequence[tuple[str, datetime, str, float | None, dict[str, Any]]],
-) -> dict[str, Any]:
+) -> QualityTrend:
     """Oldest first; the change of the latest score and a moving average of the last five."""
     points = [
-        {
-            "batch_id": batch_id,
-            "at": at.isoformat(),
-            "status": status,
-            "score": score,
-            "dimensions": quality.get("dimensions", {}),
-        }
+        QualityPoint(
+            batch_id=batch_id,
+            at=at.isoformat(),
+            status=status,
+            score=score,
+            dimensions=quality.get("dimensions", {}),
+        )
         for batch_id, at, status, score, quality in scores
     ]
     known = [p["score"] for p in points if p["score"] is not None]
     latest = known[-1] if known else None
     previous = known[-2] if len(known) > 1 else None
     window = known[-5:]
-    return {
-        "points": points,
-        "latest": latest,
-        "change": None if latest is None or previous is None else round(latest - previous, 2),
-        "moving_average": round(sum(window) / len(window), 2) if window else None,
-        "direction": (
+    return QualityTrend(
+        points=points,
+        latest=latest,
+        change=None if latest is None or previous is None else round(latest - previous, 2),
+        moving_average=round(sum(window) / len(window), 2) if window else None,
+        direction=(
             "none"
             if latest is None or previous is None
             else "up"
@@ -209,7 +263,7 @@ def trend(
             if latest < previous
             else "flat"
         ),
-    }
+    )
 
 
 async def quality_trend(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
-from pavilion.ingest.errors import UndeclaredDataCategory
+from pavilion.ingest.errors import Issue, UndeclaredDataCategory
 from pavilion.ingest.formats import ROW, RawBatch
 from pavilion.ingest.schema import DataCategory, RecordSchema
 
@@ -101,16 +101,16 @@ class Finding:
     reason: str
     declared: bool
 
-    def as_issue(self) -> dict[str, Any]:
+    def as_issue(self) -> Issue:
         where = "declares" if self.declared else "is not declared and carries"
-        return {
-            "field": self.field,
-            "category": self.category.value,
-            "code": "undeclared-category",
-            "message": f"{self.field} {where} no {self.category.value} data, but {self.reason}"
+        return Issue(
+            field=self.field,
+            category=self.category.value,
+            code="undeclared-category",
+            message=f"{self.field} {where} no {self.category.value} data, but {self.reason}"
             if self.declared
             else f"{self.field} {where} {self.category.value} data: {self.reason}",
-        }
+        )
 
 
 def snake(name: str) -> str:

@@ -11,12 +11,24 @@ PolicyDenied
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from pavilion.errors import InvalidRequest, PavilionError, PolicyDenied
 
 #: At most this many errors are listed in a report; the counts always cover every error.
 MAX_REPORTED_ERRORS = 1000
+
+
+class Issue(TypedDict):
+    """One entry of an error report: what is wrong, and in which field, row or line (never
+    the value). Entries an exception made from a single field carry no ``code``."""
+
+    message: str
+    code: NotRequired[str]
+    field: NotRequired[str]
+    row: NotRequired[int]
+    line: NotRequired[int]
+    category: NotRequired[str]
 
 
 class MalformedUpload(InvalidRequest):
@@ -42,7 +54,7 @@ class UndeclaredDataCategory(PolicyDenied):
         self,
         detail: str,
         *,
-        findings: list[dict[str, Any]],
+        findings: list[Issue],
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail, extra={**(extra or {}), "errors": findings})
@@ -52,9 +64,9 @@ class UndeclaredDataCategory(PolicyDenied):
 
 def issue(
     message: str, *, field: str | None = None, row: int | None = None, code: str = "invalid"
-) -> dict[str, Any]:
+) -> Issue:
     """One entry of an error report: what is wrong, in which field and at which row."""
-    entry: dict[str, Any] = {"code": code, "message": message}
+    entry = Issue(code=code, message=message)
     if field is not None:
         entry["field"] = field
     if row is not None:
@@ -62,7 +74,7 @@ def issue(
     return entry
 
 
-def reported_issues(exc: PavilionError) -> list[dict[str, Any]]:
-    """The error report entries an exception carries (its ``errors``), as plain dicts."""
+def reported_issues(exc: PavilionError) -> list[Issue]:
+    """The error report entries an exception carries (its ``errors``), copied."""
     errors = getattr(exc, "errors", None) or exc.extra.get("errors") or []
-    return [dict(e) for e in errors]
+    return [cast(Issue, dict(e)) for e in errors]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -195,13 +196,37 @@ def verify_detached(jws: DetachedJws, signing_digest: bytes, jwk: dict[str, Any]
 # -- batch manifests -------------------------------------------------------------------------
 
 
-def manifest_digest(manifest: dict[str, Any]) -> str:
+class BatchManifest(TypedDict):
+    """What the connector signs for each batch: where it came from, its digests and counts."""
+
+    batch_id: str
+    tenant_id: str
+    provider_id: str
+    profile_version: int
+    profile_sha256: str
+    format: str
+    status: str
+    reason: str | None
+    received_at: str
+    as_of: str
+    input_sha256: str
+    input_bytes: int
+    rows_total: int
+    rows_valid: int
+    rows_invalid: int
+    rows_applied: int
+    output_sha256: str
+    quality_score: float | None
+    dp_signature_kid: str | None
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def sign_manifest(manifest: dict[str, Any], signer: Signer) -> str:
-    return await sign_compact({"typ": MANIFEST_TYPE}, manifest, signer)
+async def sign_manifest(manifest: BatchManifest, signer: Signer) -> str:
+    return await sign_compact({"typ": MANIFEST_TYPE}, dict(manifest), signer)
 
 
 def verify_manifest(

@@ -24,6 +24,7 @@ from pavilion.ingest.canonical import (
     ENROLMENT_VOCABULARY,
     CanonicalType,
 )
+from pavilion.ingest.errors import Issue
 from pavilion.ingest.formats import ROW
 from pavilion.ingest.normalisers import (
     WHITESPACE,
@@ -162,22 +163,20 @@ class MappingEngine:
     def targets(self) -> list[str]:
         return [f.target for f in self.fields]
 
-    def apply_record(
-        self, record: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def apply_record(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
         out: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
+        errors: list[Issue] = []
         for field in self.fields:
             try:
                 out[field.target] = map_value(field, record.get(field.source))
             except NormaliseError as exc:
                 out[field.target] = None
                 errors.append(
-                    {
-                        "field": field.source,
-                        "code": "mapping",
-                        "message": f"{field.target}: {exc.message}",
-                    }
+                    Issue(
+                        field=field.source,
+                        code="mapping",
+                        message=f"{field.target}: {exc.message}",
+                    )
                 )
         return out, errors
 

@@ -12,16 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Final, Literal, cast
+from typing import IO, Any, Final, Literal, TypedDict, cast
 
 import polars as pl
 
 from pavilion.ingest.canonical import SUBJECT_KEY
 from pavilion.ingest.compliance import check_compliance
-from pavilion.ingest.errors import MAX_REPORTED_ERRORS, issue
+from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, issue
 from pavilion.ingest.formats import ROW, RawBatch, UploadType, read_upload
 from pavilion.ingest.mapping import MappingEngine
-from pavilion.ingest.quality import score_batch
+from pavilion.ingest.quality import QualityReport, score_batch
 from pavilion.ingest.schema import FieldType, Profile
 from pavilion.ingest.validation import (
     BatchSchema,
@@ -40,6 +40,26 @@ EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 Status = Literal["applied", "rejected"]
 
 
+class SummaryRows(TypedDict):
+    total: int
+    valid: int
+    invalid: int
+    quarantined: int
+    applied: int
+
+
+class BatchSummary(TypedDict):
+    """What the pipeline reports of a batch: outcome, counts, errors (capped) and quality."""
+
+    status: str
+    reason: str | None
+    detail: str
+    rows: SummaryRows
+    errors: list[Issue]
+    error_count: int
+    quality: QualityReport
+
+
 @dataclass
 class QuarantinedRow:
     row: int
@@ -56,12 +76,12 @@ class BatchResult:
     rows_valid: int
     rows_invalid: int
     errors: pl.DataFrame
-    batch_issues: list[dict[str, Any]]
+    batch_issues: list[Issue]
     quarantine: list[QuarantinedRow]
     canonical: pl.DataFrame
     records: pl.DataFrame
     output_sha256: str
-    quality: dict[str, Any]
+    quality: QualityReport
     column_metrics: dict[str, dict[str, int]]
     assertions: list[dict[str, Any]]
     lineage: list[tuple[str, str, str]] = field(default_factory=list)
@@ -70,30 +90,30 @@ class BatchResult:
     def applied(self) -> bool:
         return self.status == "applied"
 
-    def report_errors(self, limit: int = MAX_REPORTED_ERRORS) -> list[dict[str, Any]]:
+    def report_errors(self, limit: int = MAX_REPORTED_ERRORS) -> list[Issue]:
         """Batch-level problems first, then row errors in row order, capped."""
         rows = [
-            {k: v for k, v in e.items() if v is not None}
+            cast(Issue, {k: v for k, v in e.items() if v is not None})  # ERROR_SCHEMA's columns
             for e in self.errors.sort("row", "field").head(limit).to_dicts()
         ]
         return (self.batch_issues + rows)[:limit]
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "detail": self.detail,
-            "rows": {
-                "total": self.rows_total,
-                "valid": self.rows_valid,
-                "invalid": self.rows_invalid,
-                "quarantined": len(self.quarantine),
-                "applied": self.rows_valid if self.applied else 0,
-            },
-            "errors": self.report_errors(),
-            "error_count": self.errors.height + len(self.batch_issues),
-            "quality": self.quality,
-        }
+    def summary(self) -> BatchSummary:
+        return BatchSummary(
+            status=self.status,
+            reason=self.reason,
+            detail=self.detail,
+            rows=SummaryRows(
+                total=self.rows_total,
+                valid=self.rows_valid,
+                invalid=self.rows_invalid,
+                quarantined=len(self.quarantine),
+                applied=self.rows_valid if self.applied else 0,
+            ),
+            errors=self.report_errors(),
+            error_count=self.errors.height + len(self.batch_issues),
+            quality=self.quality,
+        )
 
 
 def process_file(
@@ -110,7 +130,7 @@ def process_batch(
     schema = profile.record_schema
     check_compliance(batch, schema)
     today = today_utc(now)
-    batch_issues: list[dict[str, Any]] = []
+    batch_issues: list[Issue] = []
     undeclared = [c for c in batch.columns if c not in schema.by_name]
     if undeclared and schema.extra_fields == "reject":
         for name in undeclared:
@@ -242,8 +262,8 @@ def _decide(
     total: int,
     valid: int,
     invalid: int,
-    quality: dict[str, Any],
-    batch_issues: list[dict[str, Any]],
+    quality: QualityReport,
+    batch_issues: list[Issue],
 ) -> tuple[Status, str | None, str]:
     if batch_issues:
         return (
@@ -366,8 +386,8 @@ def column_metrics(raw: pl.DataFrame) -> dict[str, dict[str, int]]:
 def _assertions(
     profile: Profile,
     errors: pl.DataFrame,
-    batch_issues: list[dict[str, Any]],
-    quality: dict[str, Any],
+    batch_issues: list[Issue],
+    quality: QualityReport,
 ) -> list[dict[str, Any]]:
     failed = {
         (field_, code) for field_, code in errors.select("field", "code").unique().iter_rows()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,21 @@ from pavilion.ingest.schema import Profile, validate_profile
 from pavilion.providers.models import Provider
 
 
+class ProfileView(TypedDict):
+    """A stored profile version as reported: its digest and the document."""
+
+    version: int
+    digest: str
+    created_at: str
+    profile: dict[str, Any]
+
+
+class UploadKeyView(TypedDict):
+    kid: str
+    kty: str | None
+    created_at: str
+
+
 @dataclass(frozen=True)
 class StoredProfile:
     version: int
@@ -25,13 +40,13 @@ class StoredProfile:
     digest: str
     created_at: datetime
 
-    def out(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "digest": self.digest,
-            "created_at": self.created_at.isoformat(),
-            "profile": self.profile.document(),
-        }
+    def out(self) -> ProfileView:
+        return ProfileView(
+            version=self.version,
+            digest=self.digest,
+            created_at=self.created_at.isoformat(),
+            profile=self.profile.document(),
+        )
 
 
 async def provider_exists(session: AsyncSession, tenant_id: str, provider_id: str) -> None:
@@ -119,7 +134,7 @@ async def list_profiles(
 
 async def add_upload_key(
     session: AsyncSession, tenant_id: str, provider_id: str, jwk: dict[str, Any], now: datetime
-) -> dict[str, Any]:
+) -> UploadKeyView:
     await provider_exists(session, tenant_id, provider_id)
     kid, _ = public_key_of(jwk)
     public = {k: v for k, v in jwk.items() if k not in ("d",)}
@@ -137,7 +152,7 @@ async def add_upload_key(
     session.add(
         UploadKey(tenant_id=tenant_id, provider_id=provider_id, kid=kid, jwk=public, created_at=now)
     )
-    return {"kid": kid, "kty": public.get("kty"), "created_at": now.isoformat()}
+    return UploadKeyView(kid=kid, kty=public.get("kty"), created_at=now.isoformat())
 
 
 async def upload_keys(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import polars as pl
 
@@ -28,6 +28,33 @@ from pavilion.ingest.schema import Dimension, FieldType, Profile, QualityPolicy
 _NOT_VALIDITY: Final = frozenset({"required", "duplicate", "rule"})
 
 
+class FieldQualityView(TypedDict):
+    """A field's score, each dimension (null where it does not apply), and its counts."""
+
+    score: float | None
+    completeness: float | None
+    validity: float | None
+    uniqueness: float | None
+    consistency: float | None
+    timeliness: float | None
+    present: int
+    invalid: int
+
+
+class QualityReport(TypedDict):
+    """A batch's quality: score against the threshold, dimensions, weights, every field."""
+
+    score: float
+    threshold: float
+    passed: bool
+    dimensions: dict[str, float | None]
+    weights: dict[str, float]
+    fields: dict[str, FieldQualityView]
+    as_of: str
+    age_days: float
+    rows: int
+
+
 @dataclass(frozen=True)
 class FieldQuality:
     present: int
@@ -35,13 +62,18 @@ class FieldQuality:
     dimensions: dict[Dimension, float | None]
     score: float | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score,
-            **{d.value: v for d, v in self.dimensions.items()},
-            "present": self.present,
-            "invalid": self.invalid,
-        }
+    def as_dict(self) -> FieldQualityView:
+        dims = {d.value: v for d, v in self.dimensions.items()}
+        return FieldQualityView(
+            score=self.score,
+            completeness=dims["completeness"],
+            validity=dims["validity"],
+            uniqueness=dims["uniqueness"],
+            consistency=dims["consistency"],
+            timeliness=dims["timeliness"],
+            present=self.present,
+            invalid=self.invalid,
+        )
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -78,7 +110,7 @@ def score_batch(
     *,
     now: datetime,
     as_of: datetime,
-) -> dict[str, Any]:
+) -> QualityReport:
     """The batch's quality report: score, dimensions, weights and every field's breakdown."""
     schema = profile.record_schema
     policy: QualityPolicy = profile.quality
@@ -137,17 +169,17 @@ def score_batch(
     timely = batch[Dimension.TIMELINESS]
     batch[Dimension.TIMELINESS] = fresh if timely is None else round((timely + fresh) / 2, 2)
     score = weighted(batch, policy.weights)
-    return {
-        "score": score if score is not None else 0.0,
-        "threshold": policy.min_score,
-        "passed": score is not None and score >= policy.min_score,
-        "dimensions": {d.value: v for d, v in batch.items()},
-        "weights": {d.value: w for d, w in policy.weights.items()},
-        "fields": {name: q.as_dict() for name, q in fields.items()},
-        "as_of": as_of.isoformat(),
-        "age_days": round((now - as_of).total_seconds() / 86_400, 2),
-        "rows": rows,
-    }
+    return QualityReport(
+        score=score if score is not None else 0.0,
+        threshold=policy.min_score,
+        passed=score is not None and score >= policy.min_score,
+        dimensions={d.value: v for d, v in batch.items()},
+        weights={d.value: w for d, w in policy.weights.items()},
+        fields={name: q.as_dict() for name, q in fields.items()},
+        as_of=as_of.isoformat(),
+        age_days=round((now - as_of).total_seconds() / 86_400, 2),
+        rows=rows,
+    )
 
 
 def _present(raw: pl.DataFrame, name: str) -> int:

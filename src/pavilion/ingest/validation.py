@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -26,6 +26,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from pavilion.errors import ProviderBadResponse
+from pavilion.ingest.errors import Issue
 from pavilion.ingest.formats import ROW, RawBatch
 from pavilion.ingest.schema import FieldSpec, FieldType, RecordSchema
 
@@ -38,7 +39,7 @@ def no_errors() -> pl.DataFrame:
     return pl.DataFrame(schema=ERROR_SCHEMA)
 
 
-def errors_frame(entries: list[dict[str, Any]]) -> pl.DataFrame:
+def errors_frame(entries: Sequence[Issue]) -> pl.DataFrame:
     rows = [
         {
             "row": e.get("row"),
@@ -381,7 +382,7 @@ class BatchSchema:
 
     def _explain(self, cases: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
         rows = frame[ROW]
-        out: list[dict[str, Any]] = []
+        out: list[Issue] = []
         key = ", ".join(self.schema.key)
         for column, check, number, index in cases.select(
             "column", "check", "check_number", "index"
@@ -405,8 +406,8 @@ class BatchSchema:
         return errors_frame(out)
 
 
-def _e(row: int, field: str, code: str, message: str) -> dict[str, Any]:
-    return {"row": row, "field": field, "code": code, "message": message}
+def _e(row: int, field: str, code: str, message: str) -> Issue:
+    return Issue(row=row, field=field, code=code, message=message)
 
 
 _OPS: Final = {

@@ -88,18 +88,6 @@ class KeyMeta:
     backend: Backend
     public_jwk: dict[str, str] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key_id": self.key_id,
-            "name": self.name,
-            "purpose": self.purpose,
-            "algorithm": self.algorithm,
-            "state": self.state,
-            "created_at": self.created_at,
-            "backend": self.backend,
-            "public_jwk": self.public_jwk,
-        }
-
 
 # -- pure lifecycle rules ---------------------------------------------------------------------
 

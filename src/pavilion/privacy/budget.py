@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final, TypedDict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,6 +77,36 @@ def check_dataset(dataset: str) -> str:
     return dataset
 
 
+class BudgetAmount(TypedDict):
+    limit: float
+    spent: float
+    remaining: float
+
+
+class BudgetView(TypedDict):
+    """A budget as reported: limits, spent and remaining in this period."""
+
+    dataset: str
+    period: str
+    period_start: str
+    epsilon: BudgetAmount
+    delta: BudgetAmount
+
+
+class LedgerEntry(TypedDict):
+    """One charge to a budget: the release it paid for and what it cost."""
+
+    release_id: str
+    statistic: str
+    mechanism: str
+    epsilon: float
+    delta: float
+    rho: float | None
+    period_start: str
+    receipt_id: str
+    created_at: str
+
+
 @dataclass(frozen=True)
 class BudgetState:
     dataset: str
@@ -87,22 +117,22 @@ class BudgetState:
     spent_epsilon: int
     spent_delta: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "period": self.period,
-            "period_start": self.period_start.isoformat(),
-            "epsilon": {
-                "limit": self.epsilon_limit / EPSILON_UNITS,
-                "spent": self.spent_epsilon / EPSILON_UNITS,
-                "remaining": (self.epsilon_limit - self.spent_epsilon) / EPSILON_UNITS,
-            },
-            "delta": {
-                "limit": self.delta_limit / DELTA_UNITS,
-                "spent": self.spent_delta / DELTA_UNITS,
-                "remaining": (self.delta_limit - self.spent_delta) / DELTA_UNITS,
-            },
-        }
+    def as_dict(self) -> BudgetView:
+        return BudgetView(
+            dataset=self.dataset,
+            period=self.period,
+            period_start=self.period_start.isoformat(),
+            epsilon=BudgetAmount(
+                limit=self.epsilon_limit / EPSILON_UNITS,
+                spent=self.spent_epsilon / EPSILON_UNITS,
+                remaining=(self.epsilon_limit - self.spent_epsilon) / EPSILON_UNITS,
+            ),
+            delta=BudgetAmount(
+                limit=self.delta_limit / DELTA_UNITS,
+                spent=self.spent_delta / DELTA_UNITS,
+                remaining=(self.delta_limit - self.spent_delta) / DELTA_UNITS,
+            ),
+        )
 
 
 def _state(row: PrivacyBudget, now: datetime) -> BudgetState:
@@ -185,7 +215,7 @@ class BudgetLedger:
 
     async def entries(
         self, db: Database, tenant_id: str, dataset: str, *, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[LedgerEntry]:
         async with db.transaction(tenant_id, readonly=True) as session:
             rows = (
                 (
@@ -203,17 +233,17 @@ class BudgetLedger:
                 .all()
             )
         return [
-            {
-                "release_id": r.release_id,
-                "statistic": r.statistic,
-                "mechanism": r.mechanism,
-                "epsilon": r.epsilon / EPSILON_UNITS,
-                "delta": r.delta / DELTA_UNITS,
-                "rho": r.rho,
-                "period_start": _aware(r.period_start).isoformat(),
-                "receipt_id": r.receipt_id,
-                "created_at": _aware(r.created_at).isoformat(),
-            }
+            LedgerEntry(
+                release_id=r.release_id,
+                statistic=r.statistic,
+                mechanism=r.mechanism,
+                epsilon=r.epsilon / EPSILON_UNITS,
+                delta=r.delta / DELTA_UNITS,
+                rho=r.rho,
+                period_start=_aware(r.period_start).isoformat(),
+                receipt_id=r.receipt_id,
+                created_at=_aware(r.created_at).isoformat(),
+            )
             for r in rows
         ]
 

@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict
 
 import opendp.prelude as odp
 
@@ -143,6 +143,40 @@ class ReleaseSpec:
         }
 
 
+class GroupValues(TypedDict):
+    """One group's noisy values: a count, a sum, or a mean with the sum and count it came from."""
+
+    key: dict[str, str]
+    count: NotRequired[int | float]
+    sum: NotRequired[int | float]
+    mean: NotRequired[float | None]
+
+
+class PrivacyLoss(TypedDict):
+    epsilon: float
+    delta: float
+    rho: float | None
+
+
+class ExpectedError(TypedDict):
+    what: str
+    alpha: float
+    confidence: float
+    noise_scale: float
+    accuracy: float
+
+
+class ReleaseView(TypedDict):
+    """A release as reported: the statistic per group, what it cost, how accurate it is."""
+
+    statistic: str
+    mechanism: str
+    group_by: list[str]
+    groups: list[GroupValues]
+    privacy_loss: PrivacyLoss
+    expected_error: list[ExpectedError]
+
+
 @dataclass(frozen=True)
 class Cost:
     """The privacy loss of one release: (epsilon, delta), and rho for Gaussian releases."""
@@ -161,37 +195,35 @@ class Accuracy:
     accuracy: float
     what: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "what": self.what,
-            "alpha": self.alpha,
-            "confidence": 1 - self.alpha,
-            "noise_scale": self.scale,
-            "accuracy": self.accuracy,
-        }
+    def as_dict(self) -> ExpectedError:
+        return ExpectedError(
+            what=self.what,
+            alpha=self.alpha,
+            confidence=1 - self.alpha,
+            noise_scale=self.scale,
+            accuracy=self.accuracy,
+        )
 
 
 @dataclass(frozen=True)
 class Release:
     spec: ReleaseSpec
-    groups: list[dict[str, Any]]
+    groups: list[GroupValues]
     cost: Cost
     accuracy: list[Accuracy]
     group_keys: list[tuple[str, ...]] = field(repr=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "statistic": self.spec.statistic.value,
-            "mechanism": self.spec.mechanism.value,
-            "group_by": list(self.spec.group_by),
-            "groups": self.groups,
-            "privacy_loss": {
-                "epsilon": self.cost.epsilon,
-                "delta": self.cost.delta,
-                "rho": self.cost.rho,
-            },
-            "expected_error": [a.as_dict() for a in self.accuracy],
-        }
+    def as_dict(self) -> ReleaseView:
+        return ReleaseView(
+            statistic=self.spec.statistic.value,
+            mechanism=self.spec.mechanism.value,
+            group_by=list(self.spec.group_by),
+            groups=self.groups,
+            privacy_loss=PrivacyLoss(
+                epsilon=self.cost.epsilon, delta=self.cost.delta, rho=self.cost.rho
+            ),
+            expected_error=[a.as_dict() for a in self.accuracy],
+        )
 
 
 def group_keys(spec: ReleaseSpec, domains: Mapping[str, Sequence[str]]) -> list[tuple[str, ...]]:
@@ -341,13 +373,13 @@ def release(
 
     if spec.statistic is Statistic.COUNT:
         counts, cost, accuracy = _noisy_counts(spec, keys, data, spec.epsilon, spec.delta)
-        groups = [{"key": label, "count": c} for label, c in zip(labels, counts, strict=False)]
+        groups = [GroupValues(key=label, count=c) for label, c in zip(labels, counts, strict=False)]
         return Release(spec, groups, cost, [accuracy], key_tuples)
 
     if spec.statistic is Statistic.SUM:
         sums, sensitivity = _clamped_sums(spec, keys, with_values)
         noisy, cost, accuracy = _noisy_sums(spec, sums, sensitivity, spec.epsilon, spec.delta)
-        groups = [{"key": label, "sum": s} for label, s in zip(labels, noisy, strict=False)]
+        groups = [GroupValues(key=label, sum=s) for label, s in zip(labels, noisy, strict=False)]
         return Release(spec, groups, cost, [accuracy], key_tuples)
 
     half_eps, half_delta = spec.epsilon / 2, spec.delta / 2
@@ -358,7 +390,7 @@ def release(
     groups = []
     for label, total, count in zip(labels, noisy_sums, counts, strict=False):
         mean = min(high, max(low, total / count)) if count > 0 else None
-        groups.append({"key": label, "mean": mean, "sum": total, "count": count})
+        groups.append(GroupValues(key=label, mean=mean, sum=total, count=count))
     rho = (
         (sum_cost.rho or 0.0) + (count_cost.rho or 0.0)
         if spec.mechanism is Mechanism.GAUSSIAN

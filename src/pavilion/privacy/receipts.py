@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
@@ -92,6 +92,38 @@ class IssuedReceipt:
     leaf_hash: str
 
 
+class ReceiptSummary(TypedDict):
+    id: str
+    kind: str
+    audit_index: int
+    receipt_sha256: str
+    created_at: str
+
+
+class JwkSet(TypedDict):
+    keys: list[dict[str, str]]
+
+
+class BundledProof(TypedDict):
+    """A receipt's audit leaf, its inclusion proof and the signed checkpoint it ends in."""
+
+    index: int
+    leaf_hash: str
+    tree_size: int
+    inclusion_proof: list[str]
+    checkpoint: str
+    origin: str
+    verifier_key: str
+
+
+class ReceiptBundle(TypedDict):
+    """Everything needed to verify a receipt offline."""
+
+    receipt: str
+    audit: BundledProof
+    jwks: JwkSet
+
+
 def audit_event(receipt_id: str, kind: str, token: str) -> dict[str, Any]:
     """The audit leaf's event for a receipt: ids and the receipt's hash only."""
     return {
@@ -116,8 +148,8 @@ class ReceiptService:
         self.policy_version = policy_version
         self._clock = clock
 
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [self._signer.public_jwk()]}
+    def jwks(self) -> JwkSet:
+        return JwkSet(keys=[self._signer.public_jwk()])
 
     async def issue(
         self, session: AsyncSession, tenant_id: str, draft: ReceiptDraft
@@ -158,7 +190,7 @@ class ReceiptService:
 
     async def list(
         self, db: Database, tenant_id: str, *, kind: str | None, limit: int, after: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReceiptSummary]:
         async with db.transaction(tenant_id, readonly=True) as session:
             query = (
                 select(PrivacyReceipt)
@@ -172,17 +204,17 @@ class ReceiptService:
                 query = query.where(PrivacyReceipt.audit_index > int(after))
             rows = (await session.execute(query)).scalars().all()
         return [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "audit_index": r.audit_index,
-                "receipt_sha256": r.receipt_sha256,
-                "created_at": r.created_at.isoformat(),
-            }
+            ReceiptSummary(
+                id=r.id,
+                kind=r.kind,
+                audit_index=r.audit_index,
+                receipt_sha256=r.receipt_sha256,
+                created_at=r.created_at.isoformat(),
+            )
             for r in rows
         ]
 
-    async def bundle(self, db: Database, tenant_id: str, receipt_id: str) -> dict[str, Any]:
+    async def bundle(self, db: Database, tenant_id: str, receipt_id: str) -> ReceiptBundle:
         """Everything needed to verify the receipt offline, against a signed checkpoint."""
         async with db.transaction(tenant_id, readonly=True) as session:
             row = (
@@ -196,19 +228,19 @@ class ReceiptService:
             raise NotFound(f"privacy receipt {receipt_id} does not exist")
         checkpoint = await self._audit.checkpoint(tenant_id)
         proof = await self._audit.inclusion(tenant_id, row.audit_index, checkpoint.size)
-        return {
-            "receipt": row.jws,
-            "audit": {
-                "index": row.audit_index,
-                "leaf_hash": row.leaf_hash,
-                "tree_size": proof["tree_size"],
-                "inclusion_proof": proof["proof"],
-                "checkpoint": checkpoint.note,
-                "origin": self._audit.origin(tenant_id),
-                "verifier_key": self._audit.verifier_key,
-            },
-            "jwks": self.jwks(),
-        }
+        return ReceiptBundle(
+            receipt=row.jws,
+            audit=BundledProof(
+                index=row.audit_index,
+                leaf_hash=row.leaf_hash,
+                tree_size=proof.tree_size,
+                inclusion_proof=proof.proof,
+                checkpoint=checkpoint.note,
+                origin=self._audit.origin(tenant_id),
+                verifier_key=self._audit.verifier_key,
+            ),
+            jwks=self.jwks(),
+        )
 
 
 def verify_receipt_signature(token: str, jwks: Mapping[str, Any]) -> dict[str, Any]:

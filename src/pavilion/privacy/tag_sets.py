@@ -63,6 +63,34 @@ class ActiveTagSet:
 
 
 @dataclass(frozen=True)
+class TagSetUpload:
+    """An opened upload: the DP sends ``chunks`` chunks of ``chunk_bytes``, then commits."""
+
+    upload_id: str
+    set: str
+    version: int
+    chunks: int
+    chunk_bytes: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class TagSetSummary:
+    """An active set as listed: version, size, key and false-positive rate (no tags)."""
+
+    id: str
+    provider_id: str
+    set: str
+    version: int
+    status: str
+    key_id: str
+    count: int
+    tag_bytes: int
+    false_positive_rate: float
+    activated_at: str | None
+
+
+@dataclass(frozen=True)
 class CommittedTagSet:
     id: str
     manifest: TagSetManifest
@@ -117,7 +145,7 @@ class TagSetService:
                 row.kid, row.jwk, row.created_at = public["kid"], public, self._clock()
         return public
 
-    async def begin(self, tenant_id: str, provider_id: str, token: str) -> dict[str, Any]:
+    async def begin(self, tenant_id: str, provider_id: str, token: str) -> TagSetUpload:
         """Verify a signed manifest and open its upload; returns the upload's id and chunks."""
         async with self._db.transaction(tenant_id, readonly=True) as session:
             key = await _signing_key(session, tenant_id, provider_id, lock=False)
@@ -162,14 +190,14 @@ class TagSetService:
                 )
         except IntegrityError as exc:  # the same version opened concurrently
             raise TagSetReplay(_replay_detail(manifest, manifest.version)) from exc
-        return {
-            "upload_id": tag_set_id,
-            "set": manifest.set_name,
-            "version": manifest.version,
-            "chunks": chunks,
-            "chunk_bytes": CHUNK_BYTES,
-            "bytes": size,
-        }
+        return TagSetUpload(
+            upload_id=tag_set_id,
+            set=manifest.set_name,
+            version=manifest.version,
+            chunks=chunks,
+            chunk_bytes=CHUNK_BYTES,
+            bytes=size,
+        )
 
     def _check_manifest(self, manifest: TagSetManifest, tenant_id: str, provider_id: str) -> None:
         if manifest.tenant_id != tenant_id:
@@ -315,7 +343,7 @@ class TagSetService:
             self._cache.popitem(last=False)
         return tag_set
 
-    async def list(self, tenant_id: str, provider_id: str | None) -> list[dict[str, Any]]:
+    async def list(self, tenant_id: str, provider_id: str | None) -> list[TagSetSummary]:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             query = (
                 select(
@@ -337,18 +365,18 @@ class TagSetService:
                 query = query.where(TagSet.provider_id == provider_id)
             rows = (await session.execute(query)).all()
         return [
-            {
-                "id": r.id,
-                "provider_id": r.provider_id,
-                "set": r.set_name,
-                "version": r.version,
-                "status": r.status,
-                "key_id": r.key_id,
-                "count": r.count,
-                "tag_bytes": r.tag_bytes,
-                "false_positive_rate": r.fpr,
-                "activated_at": _aware(r.activated_at).isoformat() if r.activated_at else None,
-            }
+            TagSetSummary(
+                id=r.id,
+                provider_id=r.provider_id,
+                set=r.set_name,
+                version=r.version,
+                status=r.status,
+                key_id=r.key_id,
+                count=r._mapping["count"],  # Row.count is also tuple.count
+                tag_bytes=r.tag_bytes,
+                false_positive_rate=r.fpr,
+                activated_at=_aware(r.activated_at).isoformat() if r.activated_at else None,
+            )
             for r in rows
         ]
 

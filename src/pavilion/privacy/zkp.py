@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict
 
 from pavilion.credentials.anoncreds import engine
 from pavilion.errors import InvalidRequest
@@ -51,6 +51,16 @@ class PredicateKind(StrEnum):
     BIRTH_DATE_BETWEEN = "birth_date_between"
     MEMBERSHIP = "membership"
     STUDENT_STATUS = "student_status"
+
+
+class PredicateClaimView(TypedDict):
+    """A predicate as recorded and reported: the parameters its kind takes."""
+
+    type: str
+    threshold: NotRequired[int]
+    start: NotRequired[str]
+    end: NotRequired[str]
+    group: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,8 @@ class PredicateClaim:
         elif self.group is not None:
             raise InvalidRequest("group is only for membership", field="claim.group")
 
-    def canonical(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.kind.value}
+    def canonical(self) -> PredicateClaimView:
+        out = PredicateClaimView(type=self.kind.value)
         if self.threshold is not None:
             out["threshold"] = self.threshold
         if self.start is not None and self.end is not None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from pavilion.errors import ProviderBadResponse
 
@@ -32,14 +32,22 @@ class Outcome(StrEnum):
 CURRENT_ENROLMENT = frozenset({"enrolled"})
 
 
+class ClaimView(TypedDict):
+    """A claim as stored and reported: its parameters only for the types that take them."""
+
+    type: str
+    threshold: NotRequired[int]
+    group: NotRequired[str]
+
+
 @dataclass(frozen=True)
 class Claim:
     type: ClaimType
     threshold: int | None = None
     group: str | None = None
 
-    def canonical(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type.value}
+    def canonical(self) -> ClaimView:
+        out = ClaimView(type=self.type.value)
         if self.threshold is not None:
             out["threshold"] = self.threshold
         if self.group is not None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pavilion.audit.log import AuditLeafRef
 from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
+from pavilion.credentials.anoncreds.service import CredentialOffer
 from pavilion.errors import InvalidRequest
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
@@ -57,13 +59,40 @@ class RevokeIn(BaseModel):
     credential_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
-async def offer(rt: Runtime, tenant_id: str, body: OfferIn) -> dict[str, Any]:
+class IssuedCredential(TypedDict):
+    """The signed AnonCreds credential and the registry slot it occupies."""
+
+    credential_id: str
+    credential: dict[str, Any]
+    cred_def_id: str
+    rev_reg_def_id: str
+    rev_reg_index: int
+    tails_hash: str
+    audit: AuditLeafRef
+
+
+class PublishedDelta(TypedDict):
+    registry_id: str
+    rev_reg_def_id: str
+    timestamp: int
+    revoked_indices: list[int]
+
+
+class Revocation(TypedDict):
+    """What was revoked, and the status list each registry published for it."""
+
+    revoked: list[str]
+    deltas: list[PublishedDelta]
+    audit: AuditLeafRef
+
+
+async def offer(rt: Runtime, tenant_id: str, body: OfferIn) -> CredentialOffer:
     async with rt.db.transaction(tenant_id, readonly=True) as session:
         provider = await provider_answering(rt, session, tenant_id, body.provider_id)
     return await rt.privacy.anoncreds.offer(tenant_id, provider.id)
 
 
-async def issue(rt: Runtime, tenant_id: str, body: IssueIn) -> dict[str, Any]:
+async def issue(rt: Runtime, tenant_id: str, body: IssueIn) -> IssuedCredential:
     service = rt.privacy.anoncreds
     issuer, offer_json = await service.take_offer(tenant_id, body.offer_id)
     request_json = json.dumps(body.credential_request)
@@ -123,18 +152,18 @@ async def issue(rt: Runtime, tenant_id: str, body: IssueIn) -> dict[str, Any]:
         provider_id=issuer.provider_id,
         rev_index=slot.index,
     )
-    return {
-        "credential_id": slot.credential_id,
-        "credential": json.loads(credential_json),
-        "cred_def_id": issuer.material.cred_def_id,
-        "rev_reg_def_id": slot.rev_reg_def_id,
-        "rev_reg_index": slot.index,
-        "tails_hash": slot.tails_hash,
-        "audit": {"index": receipt.index, "leaf_hash": receipt.leaf_hash},
-    }
+    return IssuedCredential(
+        credential_id=slot.credential_id,
+        credential=json.loads(credential_json),
+        cred_def_id=issuer.material.cred_def_id,
+        rev_reg_def_id=slot.rev_reg_def_id,
+        rev_reg_index=slot.index,
+        tails_hash=slot.tails_hash,
+        audit=receipt.ref(),
+    )
 
 
-async def revoke(rt: Runtime, tenant_id: str, body: RevokeIn) -> dict[str, Any]:
+async def revoke(rt: Runtime, tenant_id: str, body: RevokeIn) -> Revocation:
     published = await rt.privacy.anoncreds.revoke(tenant_id, body.credential_ids)
     async with rt.db.transaction(tenant_id) as session:
         receipt = await rt.audit.append(
@@ -149,16 +178,16 @@ async def revoke(rt: Runtime, tenant_id: str, body: RevokeIn) -> dict[str, Any]:
                 ],
             },
         )
-    return {
-        "revoked": sorted(body.credential_ids),
-        "deltas": [
-            {
-                "registry_id": p.registry_id,
-                "rev_reg_def_id": p.rev_reg_def_id,
-                "timestamp": p.timestamp,
-                "revoked_indices": p.revoked,
-            }
+    return Revocation(
+        revoked=sorted(body.credential_ids),
+        deltas=[
+            PublishedDelta(
+                registry_id=p.registry_id,
+                rev_reg_def_id=p.rev_reg_def_id,
+                timestamp=p.timestamp,
+                revoked_indices=p.revoked,
+            )
             for p in published
         ],
-        "audit": {"index": receipt.index, "leaf_hash": receipt.leaf_hash},
-    }
+        audit=receipt.ref(),
+    )

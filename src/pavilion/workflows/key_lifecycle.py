@@ -57,13 +57,6 @@ class KeyChange:
     audit_index: int
     previous_active: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key.to_json(),
-            "audit_index": self.audit_index,
-            "previous_active": self.previous_active,
-        }
-
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from pavilion.audit.log import AuditLeafRef
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import differential
-from pavilion.privacy.budget import check_dataset
+from pavilion.privacy.budget import BudgetView, check_dataset
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
 from pavilion.store.base import new_id
 from pavilion.verification.claims import ClaimType, Outcome
@@ -93,7 +94,17 @@ async def public_domains(rt: Runtime, tenant_id: str) -> dict[str, list[str]]:
     }
 
 
-async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> dict[str, Any]:
+class PrivateRelease(differential.ReleaseView):
+    """A release as published: the statistic, its receipt and the budget left after it."""
+
+    release_id: str
+    dataset: str
+    budget: BudgetView
+    receipt_id: str
+    audit: AuditLeafRef
+
+
+async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> PrivateRelease:
     check_dataset(body.dataset)
     spec = body.spec()
     domains = await public_domains(rt, tenant_id)
@@ -169,10 +180,11 @@ async def run_release(rt: Runtime, tenant_id: str, body: ReleaseIn) -> dict[str,
         groups=len(result["groups"]),
         receipt_id=receipt.id,
     )
-    return result | {
-        "release_id": release_id,
-        "dataset": body.dataset,
-        "budget": charge.after.as_dict(),
-        "receipt_id": receipt.id,
-        "audit": {"index": receipt.audit_index, "leaf_hash": receipt.leaf_hash},
-    }
+    return PrivateRelease(
+        **result,
+        release_id=release_id,
+        dataset=body.dataset,
+        budget=charge.after.as_dict(),
+        receipt_id=receipt.id,
+        audit=AuditLeafRef(index=receipt.audit_index, leaf_hash=receipt.leaf_hash),
+    )

@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +59,50 @@ def claim_set(claim: Claim) -> str:
         "the zero-knowledge predicate endpoint POST /v1/privacy/zkp/presentations",
         field="mode",
     )
+
+
+class TagSetParams(TypedDict):
+    """Which version of which set answered, and how often it answers wrongly."""
+
+    set: str
+    version: int
+    key_id: str
+    count: int
+    tag_bytes: int
+    false_positive_rate: float
+
+
+class AuditIndex(TypedDict):
+    index: int
+
+
+class BatchPsiResult(TypedDict):
+    """A batch PSI's answer; ``intersection`` only when the caller asked for the items."""
+
+    provider_id: str
+    set: TagSetParams
+    items: int
+    cardinality: int
+    expected_false_positives: float
+    region: str
+    intersection: NotRequired[list[str]]
+    receipt_id: str
+    audit: AuditIndex
+
+
+@dataclass(frozen=True)
+class ActivatedTagSet:
+    """A committed tag set, now the active version, and the receipt of its activation."""
+
+    id: str
+    provider_id: str
+    set: str
+    version: int
+    count: int
+    tag_bytes: int
+    false_positive_rate: float
+    status: Literal["active"]
+    receipt_id: str
 
 
 @dataclass(frozen=True)
@@ -193,15 +237,15 @@ async def psi_decide(
     return result, Decision(outcome, subject_claims)
 
 
-def _set_params(tag_set: ActiveTagSet) -> dict[str, Any]:
-    return {
-        "set": tag_set.set_name,
-        "version": tag_set.version,
-        "key_id": tag_set.key_id,
-        "count": tag_set.encoded.count,
-        "tag_bytes": tag_set.encoded.tag_bytes,
-        "false_positive_rate": tag_set.fpr,
-    }
+def _set_params(tag_set: ActiveTagSet) -> TagSetParams:
+    return TagSetParams(
+        set=tag_set.set_name,
+        version=tag_set.version,
+        key_id=tag_set.key_id,
+        count=tag_set.encoded.count,
+        tag_bytes=tag_set.encoded.tag_bytes,
+        false_positive_rate=tag_set.fpr,
+    )
 
 
 # --------------------------------------------------------------------------- batch PSI
@@ -250,7 +294,7 @@ def _kinds_for_set(set_name: str) -> tuple[ClaimType, ...]:
     return tuple(ClaimType)
 
 
-async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -> dict[str, Any]:
+async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -> BatchPsiResult:
     set_name = psi.check_set_name(request.set)
     async with rt.db.transaction(tenant_id, readonly=True) as session:
         provider = await provider_answering(
@@ -265,16 +309,6 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
         rt, tenant_id, provider, route.allowed, [_Asked(tag_set, x) for x in inputs]
     )
     matches = [i for i, output in enumerate(outputs) if output in tag_set.encoded]
-    body: dict[str, Any] = {
-        "provider_id": provider.id,
-        "set": _set_params(tag_set),
-        "items": len(request.items),
-        "cardinality": len(matches),
-        "expected_false_positives": tag_set.fpr * (len(request.items) - len(matches)),
-        "region": region,
-    }
-    if request.output == "intersection":
-        body["intersection"] = [request.items[i] for i in matches]
     async with rt.db.transaction(tenant_id) as session:
         receipt = await rt.privacy.receipts.issue(
             session,
@@ -301,13 +335,25 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
         output=request.output,
         receipt_id=receipt.id,
     )
-    return body | {"receipt_id": receipt.id, "audit": {"index": receipt.audit_index}}
+    result = BatchPsiResult(
+        provider_id=provider.id,
+        set=_set_params(tag_set),
+        items=len(request.items),
+        cardinality=len(matches),
+        expected_false_positives=tag_set.fpr * (len(request.items) - len(matches)),
+        region=region,
+        receipt_id=receipt.id,
+        audit=AuditIndex(index=receipt.audit_index),
+    )
+    if request.output == "intersection":
+        result["intersection"] = [request.items[i] for i in matches]
+    return result
 
 
 # --------------------------------------------------------------------------- tag sets
 
 
-async def commit_tag_set(rt: Runtime, tenant_id: str, upload_id: str) -> dict[str, Any]:
+async def commit_tag_set(rt: Runtime, tenant_id: str, upload_id: str) -> ActivatedTagSet:
     """Activate a pushed tag set and write its receipt, in one transaction."""
     async with rt.db.transaction(tenant_id) as session:
         committed = await rt.privacy.tag_sets.commit(session, tenant_id, upload_id)
@@ -332,14 +378,14 @@ async def commit_tag_set(rt: Runtime, tenant_id: str, upload_id: str) -> dict[st
                 outputs_sha256=manifest.sha256,
             ),
         )
-    return {
-        "id": committed.id,
-        "provider_id": manifest.provider_id,
-        "set": manifest.set_name,
-        "version": manifest.version,
-        "count": manifest.count,
-        "tag_bytes": manifest.tag_bytes,
-        "false_positive_rate": manifest.fpr,
-        "status": "active",
-        "receipt_id": receipt.id,
-    }
+    return ActivatedTagSet(
+        id=committed.id,
+        provider_id=manifest.provider_id,
+        set=manifest.set_name,
+        version=manifest.version,
+        count=manifest.count,
+        tag_bytes=manifest.tag_bytes,
+        false_positive_rate=manifest.fpr,
+        status="active",
+        receipt_id=receipt.id,
+    )

@@ -8,12 +8,13 @@ import json
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
 from pavilion.ingest import profile_store
-from pavilion.ingest.errors import MalformedUpload, UndeclaredDataCategory, reported_issues
+from pavilion.ingest.errors import Issue, MalformedUpload, UndeclaredDataCategory, reported_issues
 from pavilion.ingest.formats import upload_type
-from pavilion.ingest.pipeline import process_file
+from pavilion.ingest.pipeline import SummaryRows, process_file
+from pavilion.ingest.quality import QualityReport
 from pavilion.ingest.schema import validate_profile
 from pavilion.workflows.roster_upload import spool_dir
 
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
     from pavilion.runtime import Runtime
 
 PREVIEW_ROWS: Final = 20
+
+
+class MappingStep(TypedDict):
+    target: str
+    source: str
+    transformation: str
+
+
+class DryRunResult(TypedDict):
+    """The pipeline's report on a sample and a preview of its canonical records; a sample
+    that could not be read has no counts, quality or mapping."""
+
+    profile_version: int | None
+    status: str
+    reason: str | None
+    detail: str | None
+    rows: NotRequired[SummaryRows]
+    errors: list[Issue]
+    error_count: NotRequired[int]
+    quality: NotRequired[QualityReport]
+    mapping: NotRequired[list[MappingStep]]
+    preview: list[dict[str, Any]]
 
 
 async def dry_run(
@@ -32,7 +55,7 @@ async def dry_run(
     content_type: str,
     profile_document: dict[str, Any] | None = None,
     as_of: datetime | None = None,
-) -> dict[str, Any]:
+) -> DryRunResult:
     """Run the whole pipeline on a sample without storing anything; preview the result."""
     kind = upload_type(content_type)
     version: int | None = None
@@ -53,25 +76,25 @@ async def dry_run(
                 process_file, path, kind, profile, now=now, as_of=as_of or now
             )
         except (MalformedUpload, UndeclaredDataCategory) as exc:
-            return {
-                "profile_version": version,
-                "status": "rejected",
-                "reason": exc.code,
-                "detail": exc.detail,
-                "errors": reported_issues(exc),
-                "preview": [],
-            }
+            return DryRunResult(
+                profile_version=version,
+                status="rejected",
+                reason=exc.code,
+                detail=exc.detail,
+                errors=reported_issues(exc),
+                preview=[],
+            )
     preview = result.canonical.head(PREVIEW_ROWS)
     columns = [c for c in preview.columns if c in profile.mapping.fields]
-    return {
-        "profile_version": version,
+    return DryRunResult(
+        profile_version=version,
         **result.summary(),
-        "mapping": [
-            {"target": target, "source": source, "transformation": description}
+        mapping=[
+            MappingStep(target=target, source=source, transformation=description)
             for target, source, description in result.lineage
         ],
-        "preview": [_plain(r) for r in preview.select(columns).to_dicts()],
-    }
+        preview=[_plain(r) for r in preview.select(columns).to_dicts()],
+    )
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pavilion.ingest import profile_store
+from pavilion.ingest.profile_store import ProfileView, UploadKeyView
 from pavilion.ingest.schema import parse_profile, validate_profile
 from pavilion.observability.logging import get_logger
 
@@ -17,7 +18,7 @@ log = get_logger(__name__)
 
 async def add_profile(
     rt: Runtime, tenant_id: str, provider_id: str, document: str | bytes | dict[str, Any]
-) -> dict[str, Any]:
+) -> ProfileView:
     """Validate a schema + mapping document (YAML or JSON) and store it as the next version."""
     profile = validate_profile(document) if isinstance(document, dict) else parse_profile(document)
     async with rt.db.transaction(tenant_id) as session:
@@ -30,18 +31,18 @@ async def add_profile(
 
 async def get_profile(
     rt: Runtime, tenant_id: str, provider_id: str, version: int | None = None
-) -> dict[str, Any]:
+) -> ProfileView:
     async with rt.db.transaction(tenant_id) as session:
         return (await profile_store.get_profile(session, tenant_id, provider_id, version)).out()
 
 
-async def list_profiles(rt: Runtime, tenant_id: str, provider_id: str) -> list[dict[str, Any]]:
+async def list_profiles(rt: Runtime, tenant_id: str, provider_id: str) -> list[ProfileView]:
     async with rt.db.transaction(tenant_id) as session:
         return [p.out() for p in await profile_store.list_profiles(session, tenant_id, provider_id)]
 
 
 async def add_upload_key(
     rt: Runtime, tenant_id: str, provider_id: str, jwk: dict[str, Any]
-) -> dict[str, Any]:
+) -> UploadKeyView:
     async with rt.db.transaction(tenant_id) as session:
         return await profile_store.add_upload_key(session, tenant_id, provider_id, jwk, rt.clock())

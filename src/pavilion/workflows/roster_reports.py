@@ -3,17 +3,43 @@ rows, the quality trend, and the lineage graph around a dataset."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pavilion.errors import PavilionError
 from pavilion.ingest import batch_store, profile_store
+from pavilion.ingest.batch_store import BatchView, QuarantinedRowView
 from pavilion.ingest.lineage import store as lineage_store
+from pavilion.ingest.lineage.graph import GraphView
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
 
 
-async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any]:
+class Quarantine(TypedDict):
+    """A page of a batch's invalid rows, with their reasons."""
+
+    batch_id: str
+    rows_invalid: int
+    items: list[QuarantinedRowView]
+
+
+class ProviderQuality(batch_store.QualityTrend):
+    """A provider's quality trend and the minimum score its profile asks for."""
+
+    provider_id: str
+    threshold: float | None
+
+
+class Lineage(TypedDict):
+    """The graph around a dataset (also as DOT) and its recent OpenLineage run events."""
+
+    dataset: str
+    graph: GraphView
+    dot: str
+    events: list[dict[str, Any]]
+
+
+async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> BatchView:
     """A batch with its integrity checked: signed manifest, and stored records if current."""
     async with rt.db.transaction(tenant_id) as session:
         row = await batch_store.load_batch(session, tenant_id, batch_id)
@@ -25,7 +51,7 @@ async def get_batch(rt: Runtime, tenant_id: str, batch_id: str) -> dict[str, Any
 
 async def list_batches(
     rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
-) -> list[dict[str, Any]]:
+) -> list[BatchView]:
     async with rt.db.transaction(tenant_id) as session:
         rows = await batch_store.list_batches(session, tenant_id, provider_id, limit=limit)
     return [batch_store.batch_out(r) for r in rows]
@@ -33,18 +59,18 @@ async def list_batches(
 
 async def quarantine(
     rt: Runtime, tenant_id: str, batch_id: str, *, limit: int = 100, after_row: int = 0
-) -> dict[str, Any]:
+) -> Quarantine:
     async with rt.db.transaction(tenant_id) as session:
         row = await batch_store.load_batch(session, tenant_id, batch_id)
         items = await batch_store.quarantine_of(
             session, tenant_id, batch_id, limit=limit, after_row=after_row
         )
-    return {"batch_id": row.id, "rows_invalid": row.rows_invalid, "items": items}
+    return Quarantine(batch_id=row.id, rows_invalid=row.rows_invalid, items=items)
 
 
 async def quality(
     rt: Runtime, tenant_id: str, provider_id: str, *, limit: int = 50
-) -> dict[str, Any]:
+) -> ProviderQuality:
     async with rt.db.transaction(tenant_id) as session:
         points = await batch_store.quality_trend(session, tenant_id, provider_id, limit=limit)
         try:
@@ -53,16 +79,18 @@ async def quality(
             ).profile.quality.min_score
         except PavilionError:
             threshold = None
-    return {"provider_id": provider_id, "threshold": threshold, **batch_store.trend(points)}
+    return ProviderQuality(
+        provider_id=provider_id, threshold=threshold, **batch_store.trend(points)
+    )
 
 
-async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> dict[str, Any]:
+async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> Lineage:
     async with rt.db.transaction(tenant_id) as session:
         graph = await lineage_store.lineage_graph(session, tenant_id, dataset)
         events = await lineage_store.lineage_events(session, tenant_id, dataset, limit=limit)
-    return {
-        "dataset": dataset,
-        "graph": graph.as_dict(),
-        "dot": graph.to_dot(dataset),
-        "events": events,
-    }
+    return Lineage(
+        dataset=dataset,
+        graph=graph.as_dict(),
+        dot=graph.to_dot(dataset),
+        events=events,
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pavilion.errors import InvalidRequest, PavilionError, VerificationFailed
 from pavilion.ingest import batch_store, metrics, profile_store
+from pavilion.ingest.batch_store import BatchView
 from pavilion.ingest.canonical import CANONICAL_FIELDS
 from pavilion.ingest.errors import (
     MAX_REPORTED_ERRORS,
@@ -35,6 +36,7 @@ from pavilion.ingest.errors import (
 )
 from pavilion.ingest.formats import UploadType, upload_type
 from pavilion.ingest.integrity import (
+    BatchManifest,
     DetachedJws,
     manifest_digest,
     parse_detached_jws,
@@ -78,7 +80,7 @@ async def upload_roster(
     provider_id: str,
     body: AsyncIterable[bytes],
     request: UploadRequest,
-) -> dict[str, Any]:
+) -> BatchView:
     """Validate, score, map and (all or nothing) apply one roster upload; returns its report."""
     kind = upload_type(request.content_type, request.filename)
     jws = parse_detached_jws(request.signature) if request.signature else None
@@ -193,28 +195,28 @@ class _BatchWriter:
         rows: dict[str, int],
         output: str,
         score: float | None,
-    ) -> dict[str, Any]:
-        return {
-            "batch_id": self.id,
-            "tenant_id": self.tenant_id,
-            "provider_id": self.provider_id,
-            "profile_version": self.stored.version,
-            "profile_sha256": self.stored.digest,
-            "format": self.kind.format.value,
-            "status": status,
-            "reason": reason,
-            "received_at": self.received_at.isoformat(),
-            "as_of": self.as_of.isoformat(),
-            "input_sha256": self.spooled.sha256,
-            "input_bytes": self.spooled.size,
-            "rows_total": rows["total"],
-            "rows_valid": rows["valid"],
-            "rows_invalid": rows["invalid"],
-            "rows_applied": rows["applied"],
-            "output_sha256": output,
-            "quality_score": score,
-            "dp_signature_kid": self._kid(),
-        }
+    ) -> BatchManifest:
+        return BatchManifest(
+            batch_id=self.id,
+            tenant_id=self.tenant_id,
+            provider_id=self.provider_id,
+            profile_version=self.stored.version,
+            profile_sha256=self.stored.digest,
+            format=self.kind.format.value,
+            status=status,
+            reason=reason,
+            received_at=self.received_at.isoformat(),
+            as_of=self.as_of.isoformat(),
+            input_sha256=self.spooled.sha256,
+            input_bytes=self.spooled.size,
+            rows_total=rows["total"],
+            rows_valid=rows["valid"],
+            rows_invalid=rows["invalid"],
+            rows_applied=rows["applied"],
+            output_sha256=output,
+            quality_score=score,
+            dp_signature_kid=self._kid(),
+        )
 
     def _kid(self) -> str | None:
         if self.jws is None:
@@ -236,13 +238,13 @@ class _BatchWriter:
             rows=rows,
             output=EMPTY_SHA256,
             quality={},
-            report=report,
+            report=dict(report),
             result=None,
             error=exc.detail,
         )
         exc.extra.update({"batch_id": self.id})
 
-    async def record(self, result: BatchResult) -> dict[str, Any]:
+    async def record(self, result: BatchResult) -> BatchView:
         summary = result.summary()
         rows = {key: summary["rows"][key] for key in ("total", "valid", "invalid", "applied")}
         body = await self._write(
@@ -276,11 +278,11 @@ class _BatchWriter:
         reason: str | None,
         rows: dict[str, int],
         output: str,
-        quality: dict[str, Any],
-        report: dict[str, Any],
+        quality: Mapping[str, Any],
+        report: Mapping[str, Any],
         result: BatchResult | None,
         error: str | None,
-    ) -> dict[str, Any]:
+    ) -> BatchView:
         score = quality.get("score") if quality else None
         manifest = self._manifest(status, reason, rows, output, score)
         token = await sign_manifest(manifest, self.rt.keystore.signer("audit-signing"))
@@ -313,9 +315,9 @@ class _BatchWriter:
             rows_applied=rows["applied"],
             output_sha256=output,
             quality_score=score,
-            quality=quality,
-            report=report,
-            manifest=manifest,
+            quality=dict(quality),
+            report=dict(report),
+            manifest=dict(manifest),
             manifest_jws=token,
             dp_signature_kid=self._kid(),
             lineage_run_id=self.run_id,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pavilion.audit.log import AuditLeafRef
 from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
@@ -30,7 +31,7 @@ from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import zkp
 from pavilion.privacy.receipts import ReceiptDraft, sha256_hex
-from pavilion.privacy.zkp import PredicateClaim, PredicateKind
+from pavilion.privacy.zkp import PredicateClaim, PredicateClaimView, PredicateKind
 from pavilion.verification.claims import ClaimType, Outcome
 from pavilion.verification.schemas import SubjectRequest
 from pavilion.workflows.verify import _canonical_identifiers
@@ -80,6 +81,35 @@ class PresentationIn(BaseModel):
     )
 
 
+class RevocationReference(TypedDict):
+    """What a verifier needs to check the one-time credential's non-revocation."""
+
+    schema_id: str
+    cred_def_id: str
+    rev_reg_def_id: str
+    timestamp: int
+    credential_id: str
+
+
+class ZkPresentation(TypedDict):
+    """The answer to a predicate: the decision, and the presentation when it holds."""
+
+    decision: str
+    claim: PredicateClaimView
+    presentation: dict[str, Any] | None
+    presentation_request: dict[str, Any]
+    verify_with: RevocationReference | None
+    receipt_id: str
+    audit: AuditLeafRef
+
+
+class ZkVerification(TypedDict):
+    verified: bool
+    reason: str | None
+    identifiers: list[dict[str, Any]]
+    revealed: dict[str, Any]
+
+
 class PresentationCheckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,7 +117,7 @@ class PresentationCheckIn(BaseModel):
     presentation_request: dict[str, Any]
 
 
-async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn) -> dict[str, Any]:
+async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn) -> ZkPresentation:
     claim = body.claim.to_claim()
     async with rt.db.transaction(tenant_id, readonly=True) as session:
         provider = await rt.providers.connection(
@@ -119,7 +149,7 @@ async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn)
     )
     result = await rt.provider_client.lookup(provider, route, body.subject.identifiers)
     presentation_json: str | None = None
-    verify_with: dict[str, Any] | None = None
+    verify_with: RevocationReference | None = None
     if result.record is None:
         outcome = Outcome.UNKNOWN
     else:
@@ -158,15 +188,15 @@ async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn)
         decision=outcome.value,
         receipt_id=receipt.id,
     )
-    return {
-        "decision": outcome.value,
-        "claim": claim.canonical(),
-        "presentation": json.loads(presentation_json) if presentation_json else None,
-        "presentation_request": request,
-        "verify_with": verify_with,
-        "receipt_id": receipt.id,
-        "audit": {"index": receipt.audit_index, "leaf_hash": receipt.leaf_hash},
-    }
+    return ZkPresentation(
+        decision=outcome.value,
+        claim=claim.canonical(),
+        presentation=json.loads(presentation_json) if presentation_json else None,
+        presentation_request=request,
+        verify_with=verify_with,
+        receipt_id=receipt.id,
+        audit=AuditLeafRef(index=receipt.audit_index, leaf_hash=receipt.leaf_hash),
+    )
 
 
 async def _present(
@@ -178,7 +208,7 @@ async def _present(
     values: dict[str, str],
     subject_ref: str,
     claim: PredicateClaim,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, RevocationReference]:
     """Issue the one-time credential, present, self-verify; nothing of it is kept."""
     service = rt.privacy.anoncreds
     material = issuer.material
@@ -231,26 +261,33 @@ async def _present(
     )
     if not verified:
         raise CryptoError("the connector's own presentation does not verify; nothing was sent")
-    return presentation_json, {
-        "schema_id": material.schema_id,
-        "cred_def_id": material.cred_def_id,
-        "rev_reg_def_id": slot.rev_reg_def_id,
-        "timestamp": timestamp,
-        "credential_id": slot.credential_id,
-    }
+    return presentation_json, RevocationReference(
+        schema_id=material.schema_id,
+        cred_def_id=material.cred_def_id,
+        rev_reg_def_id=slot.rev_reg_def_id,
+        timestamp=timestamp,
+        credential_id=slot.credential_id,
+    )
 
 
-def _circuit_text(claim: PredicateClaim, today: date) -> dict[str, Any]:
+class CircuitText(TypedDict):
+    """The circuit a receipt records: attributes revealed and predicates proved, as text."""
+
+    reveal: list[str]
+    predicates: list[str]
+
+
+def _circuit_text(claim: PredicateClaim, today: date) -> CircuitText:
     shape = zkp.circuit(claim, today)
-    return {
-        "reveal": list(shape.reveal),
-        "predicates": [f"{n} {t} {v}" for n, t, v in shape.predicates],
-    }
+    return CircuitText(
+        reveal=list(shape.reveal),
+        predicates=[f"{n} {t} {v}" for n, t, v in shape.predicates],
+    )
 
 
 async def verify_zk_presentation(
     rt: Runtime, tenant_id: str, body: PresentationCheckIn
-) -> dict[str, Any]:
+) -> ZkVerification:
     """Verify a presentation with this tenant's public AnonCreds objects."""
     presentation_json = json.dumps(body.presentation)
     identifiers = engine.presentation_identifiers(presentation_json)
@@ -275,9 +312,6 @@ async def verify_zk_presentation(
         .items()
         if isinstance(entry, dict)
     }
-    return {
-        "verified": verified,
-        "reason": reason,
-        "identifiers": identifiers,
-        "revealed": revealed,
-    }
+    return ZkVerification(
+        verified=verified, reason=reason, identifiers=identifiers, revealed=revealed
+    )

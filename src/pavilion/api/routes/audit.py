@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED
+from pavilion.api.schemas.audit import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    LeafOut,
+    LeafPage,
+)
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=AUTHENTICATED)
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 
 @router.get("/checkpoint")
-async def latest_checkpoint(rt: RuntimeDep, who: Auditor) -> dict[str, Any]:
+async def latest_checkpoint(rt: RuntimeDep, who: Auditor) -> CheckpointOut:
     """The latest signed checkpoint (C2SP tlog-checkpoint, Ed25519 signed note)."""
     checkpoint = await rt.audit.checkpoint(who.tenant_id)
-    return {
-        "origin": rt.audit.origin(who.tenant_id),
-        "size": checkpoint.size,
-        "root_hash": checkpoint.root_hash,
-        "note": checkpoint.note,
-        "verifier_key": rt.audit.verifier_key,
-    }
+    return CheckpointOut(
+        origin=rt.audit.origin(who.tenant_id),
+        size=checkpoint.size,
+        root_hash=checkpoint.root_hash,
+        note=checkpoint.note,
+        verifier_key=rt.audit.verifier_key,
+    )
 
 
 @router.get("/checkpoint/note", response_class=PlainTextResponse)
@@ -40,8 +48,9 @@ async def inclusion_proof(
     who: Auditor,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
-    return await rt.audit.inclusion(who.tenant_id, index, tree_size)
+) -> InclusionProofOut:
+    proof = await rt.audit.inclusion(who.tenant_id, index, tree_size)
+    return InclusionProofOut.model_validate(proof)
 
 
 @router.get("/proofs/consistency")
@@ -50,8 +59,9 @@ async def consistency_proof(
     who: Auditor,
     first: Annotated[int, Query(ge=0)],
     second: Annotated[int, Query(ge=0)],
-) -> dict[str, Any]:
-    return await rt.audit.consistency(who.tenant_id, first, second)
+) -> ConsistencyProofOut:
+    proof = await rt.audit.consistency(who.tenant_id, first, second)
+    return ConsistencyProofOut.model_validate(proof)
 
 
 @router.get("/leaves")
@@ -60,6 +70,8 @@ async def list_leaves(
     who: Auditor,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    items = await rt.audit.leaves(who.tenant_id, start=start, limit=limit)
-    return {"items": items, "next": items[-1]["index"] + 1 if len(items) == limit else None}
+) -> LeafPage:
+    items = [
+        LeafOut(**leaf) for leaf in await rt.audit.leaves(who.tenant_id, start=start, limit=limit)
+    ]
+    return LeafPage(items=items, next=items[-1].index + 1 if len(items) == limit else None)

@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.connections import AdequacyOut, ProviderHealthOut
 from pavilion.connect.residency import ResidencyService
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 from pavilion.workflows.connections import provider_health
 
-router = APIRouter(tags=["connections"])
+router = APIRouter(tags=["connections"], responses=AUTHENTICATED)
 Reader = Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))]
 ResidencyAdmin = Annotated[Principal, Depends(require(Permission.RESIDENCY_MANAGE))]
 JurisdictionCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}(-[A-Z0-9]{1,3})?$")]
-
-
-class EndpointHealthOut(BaseModel):
-    region: str
-    jurisdiction: str
-    url: str
-    weight: float
-    status: str = Field(description="healthy, ejected, open, half-open, unhealthy or unknown.")
-    breaker: str = Field(description="closed, open or half-open.")
-    ejected: bool
-    ejections: int
-    probe: str = Field(description="Active health checks: healthy, unhealthy or unknown.")
-    ewma_ms: float | None = Field(description="Peak-EWMA latency the balancer uses.")
-    p95_ms: float | None
-    error_rate: float = Field(description="Failed share of calls in the last minute.")
-    in_flight: int
-    requests: int
-    failures: int
-    tls: dict[str, Any] | None = Field(description="Parameters of the last TLS session.")
-
-
-class ProviderHealthOut(BaseModel):
-    provider_id: str
-    name: str
-    node_region: str
-    auth_method: str
-    endpoints: list[EndpointHealthOut]
-    retry_budget: dict[str, Any]
 
 
 class AdequacyIn(BaseModel):
@@ -55,31 +29,25 @@ class AdequacyIn(BaseModel):
     )
 
 
-class AdequacyOut(BaseModel):
-    adequacy: dict[str, list[str]] = Field(
-        description="Residency jurisdiction -> further jurisdictions that may serve it."
-    )
-
-
-@router.get("/v1/providers/{provider_id}/health", response_model=ProviderHealthOut)
-async def get_provider_health(provider_id: str, rt: RuntimeDep, who: Reader) -> dict[str, Any]:
+@router.get("/v1/providers/{provider_id}/health", responses=problem_responses(404))
+async def get_provider_health(provider_id: str, rt: RuntimeDep, who: Reader) -> ProviderHealthOut:
     """How this connector node sees each endpoint of the provider right now."""
-    return await provider_health(rt, who.tenant_id, provider_id)
+    return ProviderHealthOut.model_validate(await provider_health(rt, who.tenant_id, provider_id))
 
 
-@router.get("/v1/residency/adequacy", response_model=AdequacyOut)
-async def get_adequacy(rt: RuntimeDep, who: Reader) -> dict[str, Any]:
+@router.get("/v1/residency/adequacy")
+async def get_adequacy(rt: RuntimeDep, who: Reader) -> AdequacyOut:
     lists = await ResidencyService(rt.db).get(who.tenant_id)
-    return {"adequacy": {k: list(v) for k, v in sorted(lists.items())}}
+    return AdequacyOut(adequacy={k: list(v) for k, v in sorted(lists.items())})
 
 
-@router.put("/v1/residency/adequacy/{residency}", response_model=AdequacyOut)
+@router.put("/v1/residency/adequacy/{residency}", responses=problem_responses(400))
 async def put_adequacy(
     residency: Annotated[str, Path(pattern=r"^[A-Z]{2,3}(-[A-Z0-9]{1,3})?$")],
     body: AdequacyIn,
     rt: RuntimeDep,
     who: ResidencyAdmin,
-) -> dict[str, Any]:
+) -> AdequacyOut:
     """Replace the jurisdictions the tenant accepts as adequate for residents of one."""
     lists = await ResidencyService(rt.db).set(who.tenant_id, residency, body.jurisdictions)
-    return {"adequacy": {k: list(v) for k, v in sorted(lists.items())}}
+    return AdequacyOut(adequacy={k: list(v) for k, v in sorted(lists.items())})

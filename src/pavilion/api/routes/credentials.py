@@ -16,6 +16,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.credentials import (
+    CredentialDefaultOut,
+    CredentialVerificationOut,
+    IssuedCredentialOut,
+    IssuerRootOut,
+    PresentationVerificationOut,
+    ProviderTrustOut,
+    TemplateCatalogOut,
+    TemplateChoiceOut,
+    TemplateOut,
+)
+from pavilion.api.schemas.verifications import RefreshedVerificationOut
 from pavilion.credentials import vc_api
 from pavilion.credentials.jsonld import JsonLdError, check_document
 from pavilion.credentials.report import IntegrityReport
@@ -27,7 +40,7 @@ from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 from pavilion.workflows.refresh import RefreshRequest, refresh_verification
 
-router = APIRouter(tags=["credentials"])
+router = APIRouter(tags=["credentials"], responses=AUTHENTICATED)
 
 Issuer = Annotated[Principal, Depends(require(Permission.CREDENTIALS_ISSUE))]
 Verifier = Annotated[Principal, Depends(require(Permission.CREDENTIALS_VERIFY))]
@@ -45,9 +58,13 @@ def _max_age(seconds: int | None) -> timedelta | None:
     "/credentials/issue",
     status_code=201,
     summary="Issue a credential (VC-API)",
-    responses={422: {"description": "The credential breaks the VC Data Model or the template"}},
+    responses=problem_responses(
+        400, 404, notes={422: "The credential breaks the VC Data Model or the template"}
+    ),
 )
-async def issue_credential(body: vc_api.IssueRequest, rt: RuntimeDep, who: Issuer) -> JSONResponse:
+async def issue_credential(
+    body: vc_api.IssueRequest, rt: RuntimeDep, who: Issuer
+) -> IssuedCredentialOut:
     """Secure an unsecured VC 2.0 credential as vc+jwt (default), SD-JWT VC or JWT VC."""
     options = body.options
     issued = await rt.credentials.issue_vc_api(
@@ -60,7 +77,7 @@ async def issue_credential(body: vc_api.IssueRequest, rt: RuntimeDep, who: Issue
         provider_id=options.providerId,
         status_lists=rt.status_lists if options.status else None,
     )
-    return JSONResponse({"verifiableCredential": issued.envelope()}, status_code=201)
+    return IssuedCredentialOut.model_validate({"verifiableCredential": issued.envelope()})
 
 
 async def _verify(
@@ -86,20 +103,30 @@ async def _verify(
     )
 
 
-@router.post("/credentials/verify", summary="Verify a credential (VC-API)")
+@router.post(
+    "/credentials/verify",
+    summary="Verify a credential (VC-API)",
+    response_model_exclude_unset=True,
+    responses=problem_responses(400),
+)
 async def verify_credential(
     body: vc_api.VerifyCredentialRequest, rt: RuntimeDep, who: Verifier
-) -> dict[str, Any]:
+) -> CredentialVerificationOut:
     """Every check (signature, schema, validity, chain, status, freshness) with a reason."""
     token, expected = vc_api.secured_form(body.verifiableCredential, field="verifiableCredential")
     report = await _verify(rt, who.tenant_id, token, max_age=body.options.maxAge, expected=expected)
-    return vc_api.credential_result(report)
+    return CredentialVerificationOut.model_validate(vc_api.credential_result(report))
 
 
-@router.post("/presentations/verify", summary="Verify a presentation (VC-API)")
+@router.post(
+    "/presentations/verify",
+    summary="Verify a presentation (VC-API)",
+    response_model_exclude_unset=True,
+    responses=problem_responses(400),
+)
 async def verify_presentation(
     body: vc_api.VerifyPresentationRequest, rt: RuntimeDep, who: Verifier
-) -> dict[str, Any]:
+) -> PresentationVerificationOut:
     """An SD-JWT VC with a Key-Binding JWT (domain = aud, challenge = nonce), or a proofless
     presentation of enveloped credentials (each verified; no holder binding)."""
     options = body.options
@@ -132,7 +159,7 @@ async def verify_presentation(
     result = vc_api.presentation_result(report, challenge=options.challenge, domain=options.domain)
     if options.returnPresentation:
         result["verifiablePresentation"] = value
-    return result
+    return PresentationVerificationOut.model_validate(result)
 
 
 async def _proofless(
@@ -142,7 +169,7 @@ async def _proofless(
     options: vc_api.VerifyPresentationOptions,
     *,
     return_it: bool,
-) -> dict[str, Any]:
+) -> PresentationVerificationOut:
     if "proof" in presentation:
         raise InvalidRequest(
             "embedded Data Integrity proofs are not supported", field="presentation.proof"
@@ -168,7 +195,8 @@ async def _proofless(
         reports.append(
             await _verify(rt, tenant_id, token, max_age=options.maxAge, expected=expected)
         )
-    return vc_api.combined_result(reports, presentation=presentation if return_it else None)
+    combined = vc_api.combined_result(reports, presentation=presentation if return_it else None)
+    return PresentationVerificationOut.model_validate(combined)
 
 
 # -- trust chains, templates, defaults -----------------------------------------------------
@@ -198,31 +226,41 @@ class DefaultIn(BaseModel):
     format: CredentialFormat
 
 
-@router.post("/v1/credentials/trust/root", status_code=201, tags=["trust"])
+@router.post(
+    "/v1/credentials/trust/root",
+    status_code=201,
+    tags=["trust"],
+    responses=problem_responses(400, 409),
+)
 async def create_root(
     rt: RuntimeDep, who: Manager, body: Annotated[RootIn | None, Body()] = None
-) -> dict[str, Any]:
+) -> IssuerRootOut:
     """Create the tenant's issuer root: an X.509 CA whose key the keystore (or HSM) holds."""
     spec = body or RootIn()
     root = await rt.credentials.create_root(
         who.tenant_id, common_name=spec.common_name, valid_days=spec.valid_days
     )
-    return root.to_json()
+    return IssuerRootOut.model_validate(root.to_json())
 
 
-@router.get("/v1/credentials/trust/root", tags=["trust"])
-async def read_root(rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
+@router.get("/v1/credentials/trust/root", tags=["trust"], responses=problem_responses(404))
+async def read_root(rt: RuntimeDep, who: Verifier) -> IssuerRootOut:
     """The tenant's issuer root certificate: the trust anchor for x5c chains."""
-    return (await rt.credentials.root(who.tenant_id)).to_json()
+    return IssuerRootOut.model_validate((await rt.credentials.root(who.tenant_id)).to_json())
 
 
-@router.post("/v1/credentials/trust/providers/{provider_id}", status_code=201, tags=["trust"])
+@router.post(
+    "/v1/credentials/trust/providers/{provider_id}",
+    status_code=201,
+    tags=["trust"],
+    responses=problem_responses(400, 404, 409),
+)
 async def certify_provider(
     provider_id: str,
     rt: RuntimeDep,
     who: Manager,
     body: Annotated[ProviderTrustIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> ProviderTrustOut:
     """Certify a DP's issuing key under the root and issue its accreditation credential."""
     spec = body or ProviderTrustIn()
     trust = await rt.credentials.certify_provider(
@@ -232,35 +270,45 @@ async def certify_provider(
         valid_days=spec.valid_days,
         algorithm=spec.algorithm,
     )
-    return trust.to_json()
+    return ProviderTrustOut.model_validate(trust.to_json())
 
 
-@router.get("/v1/credentials/trust/providers/{provider_id}", tags=["trust"])
-async def read_provider_trust(provider_id: str, rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
-    return (await rt.credentials.provider_trust(who.tenant_id, provider_id)).to_json()
+@router.get(
+    "/v1/credentials/trust/providers/{provider_id}",
+    tags=["trust"],
+    responses=problem_responses(404),
+)
+async def read_provider_trust(provider_id: str, rt: RuntimeDep, who: Verifier) -> ProviderTrustOut:
+    trust = await rt.credentials.provider_trust(who.tenant_id, provider_id)
+    return ProviderTrustOut.model_validate(trust.to_json())
 
 
 @router.get("/v1/credentials/templates", tags=["templates"])
-async def list_templates(rt: RuntimeDep, who: Verifier) -> dict[str, Any]:
+async def list_templates(rt: RuntimeDep, who: Verifier) -> TemplateCatalogOut:
     """Every credential template (versioned) and this tenant's defaults per claim type."""
     defaults = await rt.credentials.defaults(who.tenant_id)
-    return {
-        "templates": [t.describe() for t in TEMPLATES.values()],
-        "defaults": {
-            claim: {"template": template, "format": fmt.value}
+    return TemplateCatalogOut(
+        templates=[TemplateOut.model_validate(t.describe()) for t in TEMPLATES.values()],
+        defaults={
+            claim: TemplateChoiceOut(template=template, format=fmt)
             for claim, (template, fmt) in defaults.items()
         },
-    }
+    )
 
 
-@router.put("/v1/credentials/defaults/{claim_type}", tags=["templates"])
+@router.put(
+    "/v1/credentials/defaults/{claim_type}",
+    tags=["templates"],
+    responses=problem_responses(400),
+)
 async def set_default(
     claim_type: str, body: DefaultIn, rt: RuntimeDep, who: Manager
-) -> dict[str, Any]:
+) -> CredentialDefaultOut:
     """The template and format this tenant's verifications use when a request names none."""
-    return await rt.credentials.set_default(
+    choice = await rt.credentials.set_default(
         who.tenant_id, claim_type, template_id=body.template, fmt=body.format
     )
+    return CredentialDefaultOut.model_validate(choice)
 
 
 # -- refresh -----------------------------------------------------------------------------------
@@ -270,7 +318,14 @@ async def set_default(
     "/v1/verifications/{verification_id}/refresh",
     status_code=201,
     tags=["verifications"],
-    responses={409: {"description": "The verification issued no credential"}},
+    response_model=RefreshedVerificationOut,
+    responses=problem_responses(
+        400,
+        404,
+        502,
+        503,
+        notes={409: "The verification issued no credential, or the Idempotency-Key was reused"},
+    ),
 )
 async def refresh(
     verification_id: str,

@@ -16,8 +16,18 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pavilion.api import problems
-from pavilion.api.deprecation import add_alias
+from pavilion.api.deprecation import RouteOptions, add_alias
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.ingest import (
+    BatchOut,
+    DryRunOut,
+    LineageOut,
+    ProfileOut,
+    QualityTrendOut,
+    QuarantineOut,
+    UploadKeyOut,
+)
 from pavilion.errors import InvalidRequest, PayloadTooLarge
 from pavilion.ingest.formats import CONTENT_TYPES
 from pavilion.ingest.lineage.graph import render
@@ -25,7 +35,7 @@ from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 from pavilion.workflows import roster_dry_run, roster_profiles, roster_reports, roster_upload
 
-router = APIRouter(prefix="/v1", tags=["data"])
+router = APIRouter(prefix="/v1", tags=["data"], responses=AUTHENTICATED)
 Uploader = Annotated[Principal, Depends(require(Permission.ROSTERS_UPLOAD))]
 RosterReader = Annotated[Principal, Depends(require(Permission.ROSTERS_READ))]
 Author = Annotated[Principal, Depends(require(Permission.PROVIDERS_WRITE))]
@@ -78,15 +88,21 @@ def _as_of(value: str | None) -> datetime | None:
     return parsed
 
 
-_UPLOAD_ROUTE: Final[dict[str, Any]] = {
+_UPLOAD_ROUTE: Final[RouteOptions] = {
     "status_code": 201,
     "openapi_extra": _UPLOAD_BODY,
     "summary": "Upload a roster (CSV, NDJSON, JSON, XML or Parquet), applied whole or not at all",
-    "responses": {
-        413: {"description": "The upload is over PAVILION_INGEST_MAX_UPLOAD_BYTES."},
-        403: {"description": "The upload carries a data category the DP did not declare."},
-        422: {"description": "Malformed upload, rejected batch, low quality or bad signature."},
-    },
+    "response_model": BatchOut,
+    "response_model_exclude_unset": True,
+    "responses": problem_responses(
+        404,
+        409,
+        notes={
+            413: "The upload is over PAVILION_INGEST_MAX_UPLOAD_BYTES.",
+            403: "The upload carries a data category the DP did not declare.",
+            422: "Malformed upload, rejected batch, low quality or bad signature.",
+        },
+    ),
 }
 
 
@@ -108,7 +124,7 @@ async def upload_roster(
     mapping_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Any:
     try:
-        return await roster_upload.upload_roster(
+        batch = await roster_upload.upload_roster(
             rt,
             who.tenant_id,
             provider_id,
@@ -120,6 +136,7 @@ async def upload_roster(
                 mapping_version=mapping_version,
             ),
         )
+        return BatchOut.model_validate(batch)
     except PayloadTooLarge as exc:
         # Close the connection: otherwise the server would drain the rest of the body (2 GB)
         # to keep the connection alive.
@@ -134,30 +151,43 @@ async def upload_roster(
         )
 
 
-@router.get(UPLOADS, summary="Roster upload batches, newest first")
+_BATCHES_ROUTE: Final[RouteOptions] = {
+    "summary": "Roster upload batches, newest first",
+    "response_model_exclude_unset": True,
+    "responses": problem_responses(404),
+}
+_BATCH_ROUTE: Final[RouteOptions] = {
+    "summary": "One batch, its integrity checked (signed manifest and stored records)",
+    "response_model_exclude_unset": True,
+    "responses": problem_responses(404),
+}
+_QUARANTINE_ROUTE: Final[RouteOptions] = {
+    "summary": "A batch's invalid rows with their reasons",
+    "response_model_exclude_unset": True,
+    "responses": problem_responses(404),
+}
+
+
+@router.get(UPLOADS, **_BATCHES_ROUTE)
 async def list_batches(
     provider_id: str,
     rt: RuntimeDep,
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[dict[str, Any]]:
-    return await roster_reports.list_batches(rt, who.tenant_id, provider_id, limit=limit)
+) -> list[BatchOut]:
+    found = await roster_reports.list_batches(rt, who.tenant_id, provider_id, limit=limit)
+    return [BatchOut.model_validate(batch) for batch in found]
 
 
-@router.get(
-    UPLOADS + "/{batch_id}",
-    summary="One batch, its integrity checked (signed manifest and stored records)",
-)
-async def get_batch(
-    provider_id: str, batch_id: str, rt: RuntimeDep, who: RosterReader
-) -> dict[str, Any]:
+@router.get(UPLOADS + "/{batch_id}", **_BATCH_ROUTE)
+async def get_batch(provider_id: str, batch_id: str, rt: RuntimeDep, who: RosterReader) -> BatchOut:
     batch = await roster_reports.get_batch(rt, who.tenant_id, batch_id)
     if batch["provider_id"] != provider_id:
         raise InvalidRequest(f"batch {batch_id} belongs to another provider", field="batch_id")
-    return batch
+    return BatchOut.model_validate(batch)
 
 
-@router.get(UPLOADS + "/{batch_id}/quarantine", summary="A batch's invalid rows with their reasons")
+@router.get(UPLOADS + "/{batch_id}/quarantine", **_QUARANTINE_ROUTE)
 async def get_quarantine(
     provider_id: str,
     batch_id: str,
@@ -166,10 +196,11 @@ async def get_quarantine(
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after_row: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
-    return await roster_reports.quarantine(
+) -> QuarantineOut:
+    found = await roster_reports.quarantine(
         rt, who.tenant_id, batch_id, limit=limit, after_row=after_row
     )
+    return QuarantineOut.model_validate(found)
 
 
 async def _document(request: Request) -> str | dict[str, Any]:
@@ -195,25 +226,35 @@ async def _document(request: Request) -> str | dict[str, Any]:
     status_code=201,
     openapi_extra=_PROFILE_BODY,
     summary="Add the next version of a DP's schema and mapping",
+    responses=problem_responses(404),
 )
 async def add_mapping(
     provider_id: str, request: Request, rt: RuntimeDep, who: Author
-) -> dict[str, Any]:
-    return await roster_profiles.add_profile(
-        rt, who.tenant_id, provider_id, await _document(request)
+) -> ProfileOut:
+    document = await _document(request)
+    return ProfileOut.model_validate(
+        await roster_profiles.add_profile(rt, who.tenant_id, provider_id, document)
     )
 
 
-@router.get("/providers/{provider_id}/mappings", summary="Every version of a DP's profile")
-async def list_mappings(provider_id: str, rt: RuntimeDep, who: Reader) -> list[dict[str, Any]]:
-    return await roster_profiles.list_profiles(rt, who.tenant_id, provider_id)
+@router.get(
+    "/providers/{provider_id}/mappings",
+    summary="Every version of a DP's profile",
+    responses=problem_responses(404),
+)
+async def list_mappings(provider_id: str, rt: RuntimeDep, who: Reader) -> list[ProfileOut]:
+    found = await roster_profiles.list_profiles(rt, who.tenant_id, provider_id)
+    return [ProfileOut.model_validate(profile) for profile in found]
 
 
-@router.get("/providers/{provider_id}/mappings/{version}", summary="One version of a profile")
-async def get_mapping(
-    provider_id: str, version: int, rt: RuntimeDep, who: Reader
-) -> dict[str, Any]:
-    return await roster_profiles.get_profile(rt, who.tenant_id, provider_id, version)
+@router.get(
+    "/providers/{provider_id}/mappings/{version}",
+    summary="One version of a profile",
+    responses=problem_responses(404),
+)
+async def get_mapping(provider_id: str, version: int, rt: RuntimeDep, who: Reader) -> ProfileOut:
+    found = await roster_profiles.get_profile(rt, who.tenant_id, provider_id, version)
+    return ProfileOut.model_validate(found)
 
 
 class DryRunIn(BaseModel):
@@ -241,15 +282,17 @@ _FORMAT_MEDIA: Final = {
 @router.post(
     "/providers/{provider_id}/mappings/dry-run",
     summary="Run validation, quality and mapping on a sample; nothing is stored",
+    response_model_exclude_unset=True,
+    responses=problem_responses(400, 404),
 )
-async def dry_run(provider_id: str, body: DryRunIn, rt: RuntimeDep, who: Author) -> dict[str, Any]:
+async def dry_run(provider_id: str, body: DryRunIn, rt: RuntimeDep, who: Author) -> DryRunOut:
     if (body.records is None) == (body.sample is None):
         raise InvalidRequest("send either records or sample", field="records")
     if body.records is not None:
         sample, media = roster_dry_run.records_frame(body.records), "application/json"
     else:
         sample, media = (body.sample or "").encode("utf-8"), _FORMAT_MEDIA[body.format]
-    return await roster_dry_run.dry_run(
+    result = await roster_dry_run.dry_run(
         rt,
         who.tenant_id,
         provider_id,
@@ -258,6 +301,7 @@ async def dry_run(provider_id: str, body: DryRunIn, rt: RuntimeDep, who: Author)
         profile_document=body.profile,
         as_of=body.as_of,
     )
+    return DryRunOut.model_validate(result)
 
 
 class UploadKeyIn(BaseModel):
@@ -270,21 +314,28 @@ class UploadKeyIn(BaseModel):
     "/providers/{provider_id}/upload-keys",
     status_code=201,
     summary="Register a DP's public key; from then on its uploads must be signed",
+    responses=problem_responses(400, 404, 409),
 )
 async def add_upload_key(
     provider_id: str, body: UploadKeyIn, rt: RuntimeDep, who: Author
-) -> dict[str, Any]:
-    return await roster_profiles.add_upload_key(rt, who.tenant_id, provider_id, body.jwk)
+) -> UploadKeyOut:
+    added = await roster_profiles.add_upload_key(rt, who.tenant_id, provider_id, body.jwk)
+    return UploadKeyOut.model_validate(added)
 
 
-@router.get("/providers/{provider_id}/quality", summary="Quality scores of a DP's batches")
+@router.get(
+    "/providers/{provider_id}/quality",
+    summary="Quality scores of a DP's batches",
+    responses=problem_responses(404),
+)
 async def quality(
     provider_id: str,
     rt: RuntimeDep,
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
-    return await roster_reports.quality(rt, who.tenant_id, provider_id, limit=limit)
+) -> QualityTrendOut:
+    trend = await roster_reports.quality(rt, who.tenant_id, provider_id, limit=limit)
+    return QualityTrendOut.model_validate(trend)
 
 
 _RENDERED: Final = {"svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd.graphviz"}
@@ -293,7 +344,15 @@ _RENDERED: Final = {"svg": "image/svg+xml", "png": "image/png", "dot": "text/vnd
 @router.get(
     "/lineage/{dataset}",
     summary="Lineage of a dataset: the graph upstream and downstream, and recent run events",
-    responses={200: {"content": {m: {} for m in _RENDERED.values()}}},
+    response_model=LineageOut,
+    responses={
+        200: {
+            "description": "JSON, or the graph rendered as the format asks",
+            "content": {
+                m: {"schema": {"type": "string", "format": "binary"}} for m in _RENDERED.values()
+            },
+        }
+    },
 )
 async def get_lineage(
     dataset: str,
@@ -304,7 +363,7 @@ async def get_lineage(
 ) -> Any:
     found = await roster_reports.lineage(rt, who.tenant_id, dataset, limit=limit)
     if format == "json":
-        return found
+        return LineageOut.model_validate(found)
     content, produced = render(found["dot"], format)
     return Response(
         content,
@@ -315,12 +374,20 @@ async def get_lineage(
 
 # Deprecated aliases (one release): roster uploads were served under /rosters.
 add_alias(router, _OLD_UPLOADS, UPLOADS, upload_roster, methods=["POST"], **_UPLOAD_ROUTE)
-add_alias(router, _OLD_UPLOADS, UPLOADS, list_batches, methods=["GET"])
-add_alias(router, _OLD_UPLOADS + "/{batch_id}", UPLOADS + "/{batch_id}", get_batch, methods=["GET"])
+add_alias(router, _OLD_UPLOADS, UPLOADS, list_batches, methods=["GET"], **_BATCHES_ROUTE)
+add_alias(
+    router,
+    _OLD_UPLOADS + "/{batch_id}",
+    UPLOADS + "/{batch_id}",
+    get_batch,
+    methods=["GET"],
+    **_BATCH_ROUTE,
+)
 add_alias(
     router,
     _OLD_UPLOADS + "/{batch_id}/quarantine",
     UPLOADS + "/{batch_id}/quarantine",
     get_quarantine,
     methods=["GET"],
+    **_QUARANTINE_ROUTE,
 )

@@ -14,8 +14,30 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from pavilion.api.deprecation import add_alias
+from pavilion.api.deprecation import RouteOptions, add_alias
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.privacy import (
+    AnoncredsCredentialOut,
+    AnoncredsOfferOut,
+    BatchPsiOut,
+    BudgetOut,
+    BudgetWithLedgerOut,
+    CredentialDefinitionOut,
+    Ed25519PublicJwkOut,
+    ReceiptBundleOut,
+    ReceiptPage,
+    RegistryList,
+    ReleaseOut,
+    RevocationOut,
+    StatusListDeltaList,
+    TagSetCommitOut,
+    TagSetList,
+    TagSetOut,
+    TagSetUploadOut,
+    ZkPresentationOut,
+    ZkVerificationOut,
+)
 from pavilion.errors import InvalidRequest
 from pavilion.privacy.budget import Period
 from pavilion.privacy.receipts import KINDS, RENAMED_KINDS
@@ -25,11 +47,17 @@ from pavilion.tenancy.service import Principal
 from pavilion.workflows import anoncreds_issue, private_release, psi, zk_present
 
 router = APIRouter()
-psi_router = APIRouter(prefix="/v1/privacy", tags=["privacy: PSI"])
-zkp_router = APIRouter(prefix="/v1/privacy/zkp", tags=["privacy: zero-knowledge"])
-release_router = APIRouter(prefix="/v1/privacy", tags=["privacy: differential privacy"])
-receipts_router = APIRouter(prefix="/v1/privacy/receipts", tags=["privacy: receipts"])
-anoncreds_router = APIRouter(prefix="/v1/anoncreds", tags=["anoncreds"])
+psi_router = APIRouter(prefix="/v1/privacy", tags=["privacy: PSI"], responses=AUTHENTICATED)
+zkp_router = APIRouter(
+    prefix="/v1/privacy/zkp", tags=["privacy: zero-knowledge"], responses=AUTHENTICATED
+)
+release_router = APIRouter(
+    prefix="/v1/privacy", tags=["privacy: differential privacy"], responses=AUTHENTICATED
+)
+receipts_router = APIRouter(
+    prefix="/v1/privacy/receipts", tags=["privacy: receipts"], responses=AUTHENTICATED
+)
+anoncreds_router = APIRouter(prefix="/v1/anoncreds", tags=["anoncreds"], responses=AUTHENTICATED)
 
 TagSetPusher = Annotated[Principal, Depends(require(Permission.PRIVACY_TAG_SETS))]
 PsiUser = Annotated[Principal, Depends(require(Permission.PRIVACY_PSI))]
@@ -60,25 +88,37 @@ class TagSetBeginIn(BaseModel):
     )
 
 
-@psi_router.put("/providers/{provider_id}/tag-set-key")
+_TAG_SET_KEY_ROUTE: Final[RouteOptions] = {"responses": problem_responses(400, 404)}
+_BEGIN_ROUTE: Final[RouteOptions] = {
+    "status_code": 201,
+    "responses": problem_responses(
+        400, 409, notes={409: "No signing key registered, or a replayed or older version"}
+    ),
+}
+
+
+@psi_router.put("/providers/{provider_id}/tag-set-key", **_TAG_SET_KEY_ROUTE)
 async def register_tag_set_key(
     provider_id: ProviderId, body: TagSetKeyIn, rt: RuntimeDep, who: TagSetPusher
-) -> dict[str, Any]:
+) -> Ed25519PublicJwkOut:
     """Register the public key that signs this DP's tag set manifests (replaces the old one)."""
     await rt.providers.get(who.tenant_id, provider_id)
-    return await rt.privacy.tag_sets.register_key(who.tenant_id, provider_id, body.jwk)
+    public = await rt.privacy.tag_sets.register_key(who.tenant_id, provider_id, body.jwk)
+    return Ed25519PublicJwkOut.model_validate(public)
 
 
-@psi_router.post("/providers/{provider_id}/tag-sets", status_code=201)
+@psi_router.post("/providers/{provider_id}/tag-sets", **_BEGIN_ROUTE)
 async def begin_tag_set(
     provider_id: ProviderId, body: TagSetBeginIn, rt: RuntimeDep, who: TagSetPusher
-) -> dict[str, Any]:
+) -> TagSetUploadOut:
     """Open a tag set upload from a signed manifest; then PUT its chunks and commit."""
-    return await rt.privacy.tag_sets.begin(who.tenant_id, provider_id, body.manifest)
+    upload = await rt.privacy.tag_sets.begin(who.tenant_id, provider_id, body.manifest)
+    return TagSetUploadOut.model_validate(upload)
 
 
-_CHUNK_ROUTE: Final[dict[str, Any]] = {
+_CHUNK_ROUTE: Final[RouteOptions] = {
     "status_code": 204,
+    "responses": problem_responses(404, 409, 413),
     "openapi_extra": {
         "requestBody": {
             "required": True,
@@ -101,12 +141,19 @@ async def put_tag_set_chunk(
     await rt.privacy.tag_sets.put_chunk(who.tenant_id, upload_id, seq, await request.body())
 
 
-@psi_router.post("/tag-sets/{upload_id}/commit")
+_COMMIT_ROUTE: Final[RouteOptions] = {
+    "responses": problem_responses(
+        404, 409, notes={409: "Chunks missing, or a newer version was committed meanwhile"}
+    )
+}
+
+
+@psi_router.post("/tag-sets/{upload_id}/commit", **_COMMIT_ROUTE)
 async def commit_tag_set(
     upload_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: TagSetPusher
-) -> dict[str, Any]:
+) -> TagSetCommitOut:
     """Check the chunks against the signed hash and make this version the active one."""
-    return await psi.commit_tag_set(rt, who.tenant_id, upload_id)
+    return TagSetCommitOut.model_validate(await psi.commit_tag_set(rt, who.tenant_id, upload_id))
 
 
 @psi_router.get("/tag-sets")
@@ -114,35 +161,46 @@ async def list_tag_sets(
     rt: RuntimeDep,
     who: Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))],
     provider_id: Annotated[str | None, Query(max_length=36)] = None,
-) -> dict[str, Any]:
+) -> TagSetList:
     """Active pushed sets: version, size, OPRF key and false-positive rate (no tags)."""
-    return {"items": await rt.privacy.tag_sets.list(who.tenant_id, provider_id)}
+    found = await rt.privacy.tag_sets.list(who.tenant_id, provider_id)
+    return TagSetList(items=[TagSetOut.model_validate(t) for t in found])
 
 
-@psi_router.post("/psi/batch")
-async def batch_psi(body: psi.BatchPsiRequest, rt: RuntimeDep, who: PsiUser) -> dict[str, Any]:
+@psi_router.post(
+    "/psi/batch",
+    response_model_exclude_unset=True,
+    responses=problem_responses(400, 404, 409, 502, 503),
+)
+async def batch_psi(body: psi.BatchPsiRequest, rt: RuntimeDep, who: PsiUser) -> BatchPsiOut:
     """A list against a DP's pushed tag set: the cardinality, or the matching items."""
-    return await psi.run_batch_psi(rt, who.tenant_id, body)
+    return BatchPsiOut.model_validate(await psi.run_batch_psi(rt, who.tenant_id, body))
 
 
 # --------------------------------------------------------------------------- ZK predicates
 
 
-@zkp_router.post("/presentations")
+@zkp_router.post(
+    "/presentations",
+    response_model_exclude_unset=True,
+    responses=problem_responses(400, 404, 502, 503),
+)
 async def create_presentation(
     body: zk_present.PresentationIn, rt: RuntimeDep, who: ZkpUser
-) -> dict[str, Any]:
+) -> ZkPresentationOut:
     """Prove a predicate (age over N, birth date in a range, membership, student status) to a
     relying party with a one-time AnonCreds credential; reveals nothing else."""
-    return await zk_present.run_zk_presentation(rt, who.tenant_id, body)
+    presented = await zk_present.run_zk_presentation(rt, who.tenant_id, body)
+    return ZkPresentationOut.model_validate(presented)
 
 
-@zkp_router.post("/verify")
+@zkp_router.post("/verify", responses=problem_responses(400, 404))
 async def verify_presentation(
     body: zk_present.PresentationCheckIn, rt: RuntimeDep, who: ZkpUser
-) -> dict[str, Any]:
+) -> ZkVerificationOut:
     """Verify a presentation (predicates and non-revocation) with this tenant's objects."""
-    return await zk_present.verify_zk_presentation(rt, who.tenant_id, body)
+    checked = await zk_present.verify_zk_presentation(rt, who.tenant_id, body)
+    return ZkVerificationOut.model_validate(checked)
 
 
 # --------------------------------------------------------------------------- differential privacy
@@ -159,10 +217,10 @@ class BudgetIn(BaseModel):
 Dataset = Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")]
 
 
-@release_router.put("/budgets/{dataset}")
+@release_router.put("/budgets/{dataset}", responses=problem_responses(400))
 async def set_budget(
     dataset: Dataset, body: BudgetIn, rt: RuntimeDep, who: BudgetAdmin
-) -> dict[str, Any]:
+) -> BudgetOut:
     """Set a dataset's privacy budget: limits per period; what was spent stays spent."""
     state = await rt.privacy.budgets.configure(
         rt.db,
@@ -173,29 +231,36 @@ async def set_budget(
         period=body.period,
         now=rt.clock(),
     )
-    return state.as_dict()
+    return BudgetOut.model_validate(state.as_dict())
 
 
-@release_router.get("/budgets/{dataset}")
+@release_router.get("/budgets/{dataset}", responses=problem_responses(404))
 async def read_budget(
     dataset: Dataset,
     rt: RuntimeDep,
     who: Analyst,
     ledger: Annotated[int, Query(ge=0, le=1000)] = 20,
-) -> dict[str, Any]:
+) -> BudgetWithLedgerOut:
     """Limits, spent and remaining this period, and the latest ledger entries."""
     state = await rt.privacy.budgets.state(rt.db, who.tenant_id, dataset, rt.clock())
     entries = await rt.privacy.budgets.entries(rt.db, who.tenant_id, dataset, limit=ledger)
-    return state.as_dict() | {"ledger": entries}
+    return BudgetWithLedgerOut.model_validate({**state.as_dict(), "ledger": entries})
 
 
-@release_router.post("/releases", status_code=201)
+@release_router.post(
+    "/releases",
+    status_code=201,
+    response_model_exclude_unset=True,
+    responses=problem_responses(
+        400, 404, 409, notes={409: "The budget cannot cover the release; nothing is released"}
+    ),
+)
 async def create_release(
     body: private_release.ReleaseIn, rt: RuntimeDep, who: Analyst
-) -> dict[str, Any]:
+) -> ReleaseOut:
     """A differentially private count, sum or mean of verification events, charged to the
     budget; 409 when the budget cannot cover it (nothing is released then)."""
-    return await private_release.run_release(rt, who.tenant_id, body)
+    return ReleaseOut.model_validate(await private_release.run_release(rt, who.tenant_id, body))
 
 
 # --------------------------------------------------------------------------- receipts
@@ -211,78 +276,93 @@ async def list_receipts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$")] = None,
-) -> dict[str, Any]:
+) -> ReceiptPage:
     if kind is not None and kind not in KINDS and kind not in RENAMED_KINDS:
         raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}", field="kind")
     items = await rt.privacy.receipts.list(
         rt.db, who.tenant_id, kind=kind, limit=limit, after=after
     )
     following = str(items[-1]["audit_index"]) if len(items) == limit else None
-    return {"items": items, "next": following}
+    return ReceiptPage.model_validate({"items": items, "next": following})
 
 
-@receipts_router.get("/{receipt_id}")
+@receipts_router.get("/{receipt_id}", responses=problem_responses(404))
 async def receipt_bundle(
     receipt_id: Annotated[str, Path(max_length=36)], rt: RuntimeDep, who: Auditor
-) -> dict[str, Any]:
+) -> ReceiptBundleOut:
     """The receipt with its audit inclusion proof and signed checkpoint, to verify offline
     (``pavilion privacy receipts verify --bundle``)."""
-    return await rt.privacy.receipts.bundle(rt.db, who.tenant_id, receipt_id)
+    bundle = await rt.privacy.receipts.bundle(rt.db, who.tenant_id, receipt_id)
+    return ReceiptBundleOut.model_validate(bundle)
 
 
 # --------------------------------------------------------------------------- AnonCreds
 
 
-@anoncreds_router.post("/offers", status_code=201)
+@anoncreds_router.post("/offers", status_code=201, responses=problem_responses(400, 404))
 async def create_offer(
     body: anoncreds_issue.OfferIn, rt: RuntimeDep, who: IssueUser
-) -> dict[str, Any]:
+) -> AnoncredsOfferOut:
     """A credential offer from the DP's credential definition (created on first use)."""
-    return await anoncreds_issue.offer(rt, who.tenant_id, body)
+    return AnoncredsOfferOut.model_validate(await anoncreds_issue.offer(rt, who.tenant_id, body))
 
 
-@anoncreds_router.post("/credentials", status_code=201)
+@anoncreds_router.post(
+    "/credentials", status_code=201, responses=problem_responses(400, 404, 409, 502, 503)
+)
 async def issue_credential(
     body: anoncreds_issue.IssueIn, rt: RuntimeDep, who: IssueUser
-) -> dict[str, Any]:
+) -> AnoncredsCredentialOut:
     """Answer a wallet's credential request for a subject the DP knows."""
-    return await anoncreds_issue.issue(rt, who.tenant_id, body)
+    issued = await anoncreds_issue.issue(rt, who.tenant_id, body)
+    return AnoncredsCredentialOut.model_validate(issued)
 
 
-@anoncreds_router.post("/revocations")
+@anoncreds_router.post("/revocations", responses=problem_responses(400, 404))
 async def revoke_credentials(
     body: anoncreds_issue.RevokeIn, rt: RuntimeDep, who: Revoker
-) -> dict[str, Any]:
+) -> RevocationOut:
     """Revoke credentials; one status-list delta is published per registry."""
-    return await anoncreds_issue.revoke(rt, who.tenant_id, body)
+    return RevocationOut.model_validate(await anoncreds_issue.revoke(rt, who.tenant_id, body))
 
 
 @anoncreds_router.get("/providers/{provider_id}/registries")
-async def list_registries(provider_id: ProviderId, rt: RuntimeDep, who: Reader) -> dict[str, Any]:
+async def list_registries(provider_id: ProviderId, rt: RuntimeDep, who: Reader) -> RegistryList:
     """The DP's revocation registries in rollover order (definitions are public)."""
-    return {"items": await rt.privacy.anoncreds.registries(who.tenant_id, provider_id)}
+    found = await rt.privacy.anoncreds.registries(who.tenant_id, provider_id)
+    return RegistryList.model_validate({"items": found})
 
 
-@anoncreds_router.get("/providers/{provider_id}/credential-definition")
+@anoncreds_router.get(
+    "/providers/{provider_id}/credential-definition", responses=problem_responses(404)
+)
 async def credential_definition(
     provider_id: ProviderId, rt: RuntimeDep, who: Reader
-) -> dict[str, Any]:
+) -> CredentialDefinitionOut:
     """The DP's schema and credential definition (created once, on first use)."""
     await rt.providers.get(who.tenant_id, provider_id)
     material = (await rt.privacy.anoncreds.ensure_issuer(who.tenant_id, provider_id)).material
-    return {
-        "issuer_id": material.issuer_id,
-        "schema_id": material.schema_id,
-        "schema": json.loads(material.schema_json),
-        "cred_def_id": material.cred_def_id,
-        "credential_definition": json.loads(material.cred_def_json),
-    }
+    return CredentialDefinitionOut(
+        issuer_id=material.issuer_id,
+        schema_id=material.schema_id,
+        schema_=json.loads(material.schema_json),
+        cred_def_id=material.cred_def_id,
+        credential_definition=json.loads(material.cred_def_json),
+    )
 
 
 @anoncreds_router.get(
     "/tails/{tails_hash}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "The tails file",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **problem_responses(404),
+    },
 )
 async def tails_file(
     tails_hash: Annotated[str, Path(pattern=r"^[1-9A-HJ-NP-Za-km-z]{20,60}$")],
@@ -294,16 +374,16 @@ async def tails_file(
     return Response(data, media_type="application/octet-stream")
 
 
-@anoncreds_router.get("/registries/{registry_id}/deltas")
+@anoncreds_router.get("/registries/{registry_id}/deltas", responses=problem_responses(404))
 async def registry_deltas(
     registry_id: Annotated[str, Path(max_length=36)],
     rt: RuntimeDep,
     who: Reader,
     since: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> StatusListDeltaList:
     """Status lists published after ``since`` (Unix time): revoked indices and accumulator."""
     items = await rt.privacy.anoncreds.deltas(who.tenant_id, registry_id, since=since)
-    return {"items": items}
+    return StatusListDeltaList.model_validate({"items": items})
 
 
 # Deprecated aliases (one release): tag sets were served as "rosters".
@@ -313,6 +393,7 @@ add_alias(
     "/providers/{provider_id}/tag-set-key",
     register_tag_set_key,
     methods=["PUT"],
+    **_TAG_SET_KEY_ROUTE,
 )
 add_alias(
     psi_router,
@@ -320,7 +401,7 @@ add_alias(
     "/providers/{provider_id}/tag-sets",
     begin_tag_set,
     methods=["POST"],
-    status_code=201,
+    **_BEGIN_ROUTE,
 )
 add_alias(
     psi_router,
@@ -336,6 +417,7 @@ add_alias(
     "/tag-sets/{upload_id}/commit",
     commit_tag_set,
     methods=["POST"],
+    **_COMMIT_ROUTE,
 )
 add_alias(psi_router, "/rosters", "/tag-sets", list_tag_sets, methods=["GET"])
 

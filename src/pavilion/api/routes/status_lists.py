@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pavilion.api.deps import RuntimeDep, require
+from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.status_lists import CredentialStatusOut, StatusChangeOut
 from pavilion.credentials.status.service import PublishedList
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
@@ -15,6 +17,15 @@ from pavilion.tenancy.service import Principal
 router = APIRouter(tags=["status lists"])
 ListId = Annotated[str, Path(min_length=1, max_length=200)]
 CredentialId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+def _published_as(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    """A public list's responses: the signed list itself, or 304 when the ETag matches."""
+    return {
+        200: {"description": what, "content": {media_type: {"schema": {"type": "string"}}}},
+        304: {"description": "Not modified: the If-None-Match ETag is current"},
+        **problem_responses(404, 422),
+    }
 
 
 class StatusChangeIn(BaseModel):
@@ -41,7 +52,7 @@ def _serve(published: PublishedList, if_none_match: str | None) -> Response:
 @router.get(
     "/status/v1/token/{list_id}",
     response_class=Response,
-    responses={200: {"content": {"application/statuslist+jwt": {}}}, 304: {}, 404: {}},
+    responses=_published_as("application/statuslist+jwt", "An IETF Status List Token"),
 )
 async def token_status_list(
     list_id: ListId,
@@ -55,7 +66,7 @@ async def token_status_list(
 @router.get(
     "/status/v1/bitstring/{list_id}",
     response_class=Response,
-    responses={200: {"content": {"application/vc+jwt": {}}}, 304: {}, 404: {}},
+    responses=_published_as("application/vc+jwt", "A BitstringStatusListCredential (vc+jwt)"),
 )
 async def bitstring_status_list(
     list_id: ListId,
@@ -66,13 +77,17 @@ async def bitstring_status_list(
     return _serve(await rt.status_lists.publish("bitstring", list_id), if_none_match)
 
 
-@router.post("/v1/credentials/{credential_id}/status", tags=["credentials"])
+@router.post(
+    "/v1/credentials/{credential_id}/status",
+    tags=["credentials"],
+    responses={**AUTHENTICATED, **problem_responses(400, 404, 409)},
+)
 async def change_credential_status(
     credential_id: CredentialId,
     body: StatusChangeIn,
     rt: RuntimeDep,
     who: Annotated[Principal, Depends(require(Permission.CREDENTIALS_STATUS))],
-) -> dict[str, Any]:
+) -> StatusChangeOut:
     """Revoke, suspend or reinstate one of the tenant's credentials (audited).
 
     The change reaches the published lists at once; verifiers that cached a list see it
@@ -85,14 +100,19 @@ async def change_credential_status(
         actor=f"token:{who.token_id}",
         reason=body.reason,
     )
-    return change.to_json()
+    return StatusChangeOut.model_validate(change)
 
 
-@router.get("/v1/credentials/{credential_id}/status", tags=["credentials"])
+@router.get(
+    "/v1/credentials/{credential_id}/status",
+    tags=["credentials"],
+    responses={**AUTHENTICATED, **problem_responses(404)},
+)
 async def read_credential_status(
     credential_id: CredentialId,
     rt: RuntimeDep,
     who: Annotated[Principal, Depends(require(Permission.VERIFICATIONS_READ))],
-) -> dict[str, Any]:
+) -> CredentialStatusOut:
     """The credential's state and the lists (and indices) that publish it."""
-    return await rt.status_lists.credential_status(who.tenant_id, credential_id)
+    found = await rt.status_lists.credential_status(who.tenant_id, credential_id)
+    return CredentialStatusOut.model_validate(found)

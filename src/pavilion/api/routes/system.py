@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pavilion.api.deps import RuntimeDep
+from pavilion.api.schemas.system import Health, JsonWebKeySet, Readiness
 from pavilion.observability.metrics import REGISTRY
+from pavilion.runtime import Runtime
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
+async def healthz() -> Health:
     """Liveness: the process answers."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/readyz")
-async def readyz(rt: RuntimeDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    responses={503: {"model": Readiness, "description": "Not ready: a check is failing"}},
+)
+async def readyz(rt: RuntimeDep, response: Response) -> Readiness:
     """Readiness: the database answers and the keystore can sign."""
     checks: dict[str, str] = {}
     for name, probe in (("database", rt.db.ping), ("keystore", _keystore_probe(rt))):
@@ -31,28 +35,33 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
         except Exception as exc:  # readiness reports every failure, whatever its kind
             checks[name] = f"failing: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    response.status_code = 200 if ready else 503
+    return Readiness(status="ready" if ready else "not ready", checks=checks)
 
 
-def _keystore_probe(rt: RuntimeDep) -> Any:
+def _keystore_probe(rt: Runtime) -> Callable[[], Awaitable[None]]:
     async def probe() -> None:
         rt.keystore.health()
 
     return probe
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/.well-known/jwks.json")
-async def jwks(rt: RuntimeDep) -> JSONResponse:
+async def jwks(rt: RuntimeDep, response: Response) -> JsonWebKeySet:
     """Public keys that verify the connector's credentials (current and not yet retired)."""
-    return JSONResponse(
-        {"keys": rt.keystore.public_jwks("credential-signing")},
-        headers={"Cache-Control": "public, max-age=300"},
-    )
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return JsonWebKeySet(keys=rt.keystore.public_jwks("credential-signing"))

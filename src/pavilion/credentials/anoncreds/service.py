@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +81,38 @@ class Published:
     timestamp: int
     list_json: str
     revoked: list[int]
+
+
+class RegistryView(TypedDict):
+    """A revocation registry as published: its definition, capacity and how much is used."""
+
+    id: str
+    rev_reg_def_id: str
+    seq: int
+    status: str
+    capacity: int
+    issued: int
+    tails_hash: str
+    definition: dict[str, Any]
+
+
+class StatusListDelta(TypedDict):
+    """One published revocation status list: what it revoked and its accumulator."""
+
+    timestamp: int
+    revoked: list[int]
+    accumulator: str | None
+    status_list: dict[str, Any]
+
+
+class CredentialOffer(TypedDict):
+    """An AnonCreds credential offer, valid until ``expires_at``."""
+
+    offer_id: str
+    offer: dict[str, Any]
+    cred_def_id: str
+    credential_definition: dict[str, Any]
+    expires_at: str
 
 
 def _aad(tenant_id: str, row_id: str, what: str) -> bytes:
@@ -587,7 +619,7 @@ class AnoncredsService:
             "status_lists": lists,
         }
 
-    async def registries(self, tenant_id: str, provider_id: str) -> list[dict[str, Any]]:
+    async def registries(self, tenant_id: str, provider_id: str) -> list[RegistryView]:
         async with self._db.transaction(tenant_id, readonly=True) as session:
             rows = (
                 (
@@ -607,22 +639,22 @@ class AnoncredsService:
                 .all()
             )
             return [
-                {
-                    "id": r.id,
-                    "rev_reg_def_id": r.rev_reg_def_id,
-                    "seq": r.seq,
-                    "status": r.status,
-                    "capacity": r.capacity,
-                    "issued": r.next_index - 1,
-                    "tails_hash": r.tails_hash,
-                    "definition": json.loads(r.rev_reg_def_json),
-                }
+                RegistryView(
+                    id=r.id,
+                    rev_reg_def_id=r.rev_reg_def_id,
+                    seq=r.seq,
+                    status=r.status,
+                    capacity=r.capacity,
+                    issued=r.next_index - 1,
+                    tails_hash=r.tails_hash,
+                    definition=json.loads(r.rev_reg_def_json),
+                )
                 for r in rows
             ]
 
     async def deltas(
         self, tenant_id: str, registry_id: str, *, since: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> list[StatusListDelta]:
         """Published status lists after ``since``: each one's revocations and accumulator."""
         async with self._db.transaction(tenant_id, readonly=True) as session:
             rows = (
@@ -643,18 +675,18 @@ class AnoncredsService:
         if not rows and since == 0:
             raise NotFound(f"revocation registry {registry_id} does not exist")
         return [
-            {
-                "timestamp": r.timestamp,
-                "revoked": r.revoked,
-                "accumulator": json.loads(r.list_json).get("currentAccumulator"),
-                "status_list": json.loads(r.list_json),
-            }
+            StatusListDelta(
+                timestamp=r.timestamp,
+                revoked=r.revoked,
+                accumulator=json.loads(r.list_json).get("currentAccumulator"),
+                status_list=json.loads(r.list_json),
+            )
             for r in rows
         ]
 
     # ------------------------------------------------------------------ offers (wallet holders)
 
-    async def offer(self, tenant_id: str, provider_id: str) -> dict[str, Any]:
+    async def offer(self, tenant_id: str, provider_id: str) -> CredentialOffer:
         issuer = await self.ensure_issuer(tenant_id, provider_id)
         offer_json = await asyncio.to_thread(engine.create_offer, issuer.material)
         offer_id = new_id()
@@ -669,13 +701,13 @@ class AnoncredsService:
                     expires_at=expires,
                 )
             )
-        return {
-            "offer_id": offer_id,
-            "offer": json.loads(offer_json),
-            "cred_def_id": issuer.material.cred_def_id,
-            "credential_definition": json.loads(issuer.material.cred_def_json),
-            "expires_at": expires.isoformat(),
-        }
+        return CredentialOffer(
+            offer_id=offer_id,
+            offer=json.loads(offer_json),
+            cred_def_id=issuer.material.cred_def_id,
+            credential_definition=json.loads(issuer.material.cred_def_json),
+            expires_at=expires.isoformat(),
+        )
 
     async def take_offer(self, tenant_id: str, offer_id: str) -> tuple[Issuer, str]:
         """The offer's issuer and JSON; an offer answers exactly one credential request."""

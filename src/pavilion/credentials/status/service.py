@@ -34,7 +34,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -155,15 +155,23 @@ class StatusChange:
     changed: bool
     audit_index: int | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "credential_id": self.credential_id,
-            "action": self.action,
-            "previous": self.previous,
-            "state": self.state,
-            "changed": self.changed,
-            "audit_index": self.audit_index,
-        }
+
+class PublishedEntry(TypedDict):
+    """Where one list publishes a credential: the list's URI, purpose and the index in it."""
+
+    uri: str
+    kind: str
+    purpose: str
+    idx: int
+    value: int
+
+
+class CredentialStatus(TypedDict):
+    """A credential's state and every list entry that publishes it."""
+
+    credential_id: str
+    state: str
+    lists: list[PublishedEntry]
 
 
 @dataclass(frozen=True)
@@ -539,7 +547,7 @@ class StatusListService:
             )
         return StatusChange(credential_id, checked, previous, target, True, receipt.index)
 
-    async def credential_status(self, tenant_id: str, credential_id: str) -> dict[str, Any]:
+    async def credential_status(self, tenant_id: str, credential_id: str) -> CredentialStatus:
         """A credential's state and where it is published."""
         async with self._db.transaction(tenant_id, readonly=True) as session:
             entries = list(
@@ -565,21 +573,21 @@ class StatusListService:
             by_group: dict[str, list[StatusList]] = {}
             for row in lists:
                 by_group.setdefault(row.group_id, []).append(row)
-        return {
-            "credential_id": credential_id,
-            "state": entries[0].state,
-            "lists": [
-                {
-                    "uri": self.list_uri(row.kind, row.id),
-                    "kind": row.kind,
-                    "purpose": row.purpose,
-                    "idx": entry.idx,
-                    "value": list_value(row.kind, row.purpose, entry.state),
-                }
+        return CredentialStatus(
+            credential_id=credential_id,
+            state=entries[0].state,
+            lists=[
+                PublishedEntry(
+                    uri=self.list_uri(row.kind, row.id),
+                    kind=row.kind,
+                    purpose=row.purpose,
+                    idx=entry.idx,
+                    value=list_value(row.kind, row.purpose, entry.state),
+                )
                 for entry in entries
                 for row in sorted(by_group[entry.group_id], key=lambda r: r.purpose)
             ],
-        }
+        )
 
     # -- publishing ---------------------------------------------------------------------------
 

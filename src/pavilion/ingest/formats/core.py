@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
 from pavilion.errors import InvalidRequest
+from pavilion.ingest.errors import Issue
 
 ROW: Final = "__row"
 LINE: Final = "__line"
@@ -104,7 +105,7 @@ class RawBatch:
 
     frame: pl.DataFrame
     format: Format
-    type_errors: list[dict[str, Any]] = field(default_factory=list)
+    type_errors: list[Issue] = field(default_factory=list)
 
     @property
     def rows(self) -> int:

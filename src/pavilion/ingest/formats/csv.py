@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from pavilion.ingest.errors import MAX_REPORTED_ERRORS, MalformedUpload, issue
+from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, MalformedUpload, issue
 from pavilion.ingest.formats.core import BOM, Format, RawBatch, first_line, numbered
 from pavilion.ingest.formats.text import lines, not_utf8
 
@@ -37,9 +36,9 @@ def _csv_header(path: Path) -> list[str]:
     return names
 
 
-def _ragged_rows_exact(path: Path, width: int) -> list[dict[str, Any]]:
+def _ragged_rows_exact(path: Path, width: int) -> list[Issue]:
     """Python's csv module: slow, exact, handles quoted line breaks. Only runs on suspicion."""
-    problems: list[dict[str, Any]] = []
+    problems: list[Issue] = []
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         next(reader, None)
@@ -49,7 +48,7 @@ def _ragged_rows_exact(path: Path, width: int) -> list[dict[str, Any]]:
     return problems
 
 
-def _ragged(row: int, found: int, width: int, line: int) -> dict[str, Any]:
+def _ragged(row: int, found: int, width: int, line: int) -> Issue:
     message = (
         f"row {row} (line {line}) is blank"
         if found == 0
@@ -60,7 +59,7 @@ def _ragged(row: int, found: int, width: int, line: int) -> dict[str, Any]:
     return entry
 
 
-def _ragged_rows(path: Path, width: int) -> list[dict[str, Any]]:
+def _ragged_rows(path: Path, width: int) -> list[Issue]:
     """Rows whose field count differs from the header's (polars fills short rows silently).
 
     Lines without quotes are counted by their commas; the few with quotes have their quoted

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from pavilion.ingest.errors import MAX_REPORTED_ERRORS, MalformedUpload, issue
+from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, MalformedUpload, issue
 from pavilion.ingest.formats.core import LINE, ROW, Format, RawBatch, numbered
 from pavilion.ingest.formats.text import lines
 from pavilion.ingest.schema import FieldType, RecordSchema
@@ -156,12 +156,12 @@ def _wrong_type_pattern(schema: RecordSchema) -> str:
 
 def _json_type_errors(
     suspects: pl.DataFrame, schema: RecordSchema, *, row_of_line: bool
-) -> tuple[list[dict[str, Any]], dict[int, set[str]]]:
+) -> tuple[list[Issue], dict[int, set[str]]]:
     """Values of the wrong JSON type in the suspect lines (polars would silently turn a
     number into a string)."""
     if suspects.height == 0:
         return [], {}
-    errors: list[dict[str, Any]] = []
+    errors: list[Issue] = []
     flagged: dict[int, set[str]] = {}
     for spec in schema.fields:
         found = suspects.select(
@@ -198,7 +198,7 @@ def _expected(kind: FieldType) -> str:
 
 
 def _json_syntax_errors(records: pl.DataFrame, *, row_of_line: bool) -> MalformedUpload:
-    problems: list[dict[str, Any]] = []
+    problems: list[Issue] = []
     for row, line, text in records.select(ROW, LINE, "text").iter_rows():
         try:
             value = json.loads(text)

@@ -14,7 +14,7 @@ from typing import Any, Final
 import polars as pl
 from lxml import etree  # type: ignore[import-untyped]
 
-from pavilion.ingest.errors import MalformedUpload, issue
+from pavilion.ingest.errors import Issue, MalformedUpload, issue
 from pavilion.ingest.formats.core import ROW, Format, RawBatch
 from pavilion.ingest.schema import FieldType, RecordSchema
 
@@ -145,7 +145,7 @@ class _XmlColumns:
         self.lists = {f.name: f.separator for f in schema.fields if f.type is FieldType.LIST}
         self.columns: dict[str, list[Any]] = {}
         self.names: dict[str, str] = {}
-        self.type_errors: list[dict[str, Any]] = []
+        self.type_errors: list[Issue] = []
         self.rows = 0
 
     def _column(self, name: str, index: int) -> list[Any]:

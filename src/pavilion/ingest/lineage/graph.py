@@ -7,7 +7,22 @@ import importlib.util
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict
+
+
+class DatasetView(TypedDict):
+    name: str
+    columns: list[str]
+
+
+#: An edge, dataset -> job (an input) or job -> dataset (an output).
+EdgeView = TypedDict("EdgeView", {"from": str, "to": str})
+
+
+class GraphView(TypedDict):
+    datasets: list[DatasetView]
+    jobs: list[str]
+    edges: list[EdgeView]
 
 
 def links_of(event: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -57,15 +72,17 @@ class LineageGraph:
     def jobs(self) -> list[str]:
         return sorted({job for job, _, _ in self.edges})
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "datasets": [{"name": d, "columns": self.columns.get(d, [])} for d in self.datasets],
-            "jobs": self.jobs,
-            "edges": [
-                {"from": name, "to": job} if role == "input" else {"from": job, "to": name}
+    def as_dict(self) -> GraphView:
+        return GraphView(
+            datasets=[DatasetView(name=d, columns=self.columns.get(d, [])) for d in self.datasets],
+            jobs=self.jobs,
+            edges=[
+                EdgeView({"from": name, "to": job})
+                if role == "input"
+                else EdgeView({"from": job, "to": name})
                 for job, name, role in sorted(self.edges)
             ],
-        }
+        )
 
     def to_dot(self, focus: str | None = None) -> str:
         """Graphviz DOT text; written here so that drawing needs no Graphviz package."""
