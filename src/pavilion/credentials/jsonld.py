@@ -5,7 +5,8 @@ VC Data Model 2.0 verifier must ask: is every property and type in the document 
 contexts the document names, and does it name only contexts we hold? It follows the JSON-LD
 1.1 context rules that matter for that answer:
 
-* ``@context`` entries must be URLs of cached documents (inline contexts are refused);
+* ``@context`` entries are URLs of cached documents or inline context objects (an inline
+  context needs no network; ``@import`` in one is refused because it would fetch);
 * term definitions merge in order; a ``@protected`` term may not be redefined differently,
   except by a property-scoped context;
 * type-scoped contexts (``VerifiableCredential``'s ``@context``) apply to the node that has the
@@ -31,6 +32,8 @@ VC_V2 = "https://www.w3.org/ns/credentials/v2"
 VC_V1 = "https://www.w3.org/2018/credentials/v1"
 UNDEFINED_TERMS_V2 = "https://www.w3.org/ns/credentials/undefined-terms/v2"
 PAVILION_ELIGIBILITY_V1 = "https://pavilion.example/contexts/eligibility/v1"
+EXAMPLES_V2 = "https://www.w3.org/ns/credentials/examples/v2"
+DATA_INTEGRITY_V2 = "https://w3id.org/security/data-integrity/v2"
 
 #: Context URL -> file in ``pavilion/credentials/contexts`` (see the README there).
 CONTEXT_FILES = {
@@ -38,6 +41,8 @@ CONTEXT_FILES = {
     VC_V1: "credentials-v1.json",
     UNDEFINED_TERMS_V2: "undefined-terms-v2.json",
     PAVILION_ELIGIBILITY_V1: "pavilion-eligibility-v1.json",
+    EXAMPLES_V2: "credentials-examples-v2.json",
+    DATA_INTEGRITY_V2: "data-integrity-v2.json",
 }
 
 _KEYWORDS = frozenset(
@@ -84,8 +89,30 @@ def cached_context(url: str) -> Any:
                 field="@context",
             )
         text = resources.files("pavilion.credentials").joinpath("contexts", name).read_text("utf-8")
-        _documents[url] = json.loads(text)["@context"]
+        document = json.loads(text)["@context"]
+        _remember_objects(document)
+        _documents[url] = document
     return _documents[url]
+
+
+#: ids of the objects inside cached context documents: they live as long as the process, so
+#: their identity is a safe memo key; an inline context from a request is keyed by content.
+_cached_objects: set[int] = set()
+
+
+def _remember_objects(value: Any) -> None:
+    if isinstance(value, dict):
+        _cached_objects.add(id(value))
+        for item in value.values():
+            _remember_objects(item)
+    elif isinstance(value, list):
+        _cached_objects.add(id(value))
+        for item in value:
+            _remember_objects(item)
+
+
+def _content_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 @dataclass(frozen=True)
@@ -129,12 +156,15 @@ _memo: dict[tuple[Any, ...], _Context] = {}
 
 
 def _identity(local: Any) -> Any:
-    """A stable memo key: URLs by value; scoped contexts (parts of cached documents) by id."""
+    """A stable memo key: URLs by value; scoped contexts (parts of cached documents) by id;
+    inline contexts (parts of a request) by content."""
     if isinstance(local, str) or local is None:
         return local
     if isinstance(local, list) and all(isinstance(item, str) for item in local):
         return tuple(local)
-    return id(local)
+    if id(local) in _cached_objects:
+        return id(local)
+    return ("inline", _content_key(local))
 
 
 def _process(active: _Context, local: Any, *, override_protected: bool, where: str) -> _Context:
@@ -261,9 +291,9 @@ def check_document(document: dict[str, Any], *, where: str = "credential") -> No
     if len(urls) > _MAX_CONTEXTS:
         raise JsonLdError(f"{where}: more than {_MAX_CONTEXTS} contexts", field=f"{where}.@context")
     for index, url in enumerate(urls):
-        if not isinstance(url, str):
+        if not isinstance(url, str | dict):
             raise JsonLdError(
-                f"{where}: @context[{index}] is not a URL; inline contexts are not accepted",
+                f"{where}: @context[{index}] must be a URL or an inline context object",
                 field=f"{where}.@context",
             )
     shape = _shape(document, 0)
@@ -302,7 +332,7 @@ def _literal(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_literal(item) for item in value)
     if isinstance(value, dict):
-        return ("object", id(value))  # an inline context: the check refuses it anyway
+        return ("object", _content_key(value))  # an inline context, by content
     return value
 
 
@@ -313,9 +343,10 @@ def _check_node(node: dict[str, Any], inherited: _Context, path: str, depth: int
     if "@context" in node:
         local = node["@context"]
         for entry in local if isinstance(local, list) else [local]:
-            if not isinstance(entry, str):
+            if not isinstance(entry, str | dict) and entry is not None:
                 raise JsonLdError(
-                    f"{path}: inline contexts are not accepted", field=f"{path}.@context"
+                    f"{path}: a context must be a URL, an object or null",
+                    field=f"{path}.@context",
                 )
         active = _process(active, local, override_protected=False, where=path)
     # Type-scoped contexts: for this node's properties only (they do not propagate).
