@@ -36,6 +36,10 @@ Internal signals, outside the tree: raised and caught inside one module, never l
     NormaliseError              pavilion/ingest/normalisers.py    a value with no canonical form
     DuplicateIdentifierError    pavilion/dpagent/records.py       becomes a RecordLoadError
     OAuthError                  pavilion/dpagent/token_server.py  becomes an RFC 6749 error body
+    MultibaseError              pavilion/credentials/data_integrity/multikey.py
+                                    a bad Multikey or proofValue: becomes a CheckFailed
+    CanonicalizationError       pavilion/credentials/data_integrity/canon.py
+                                    pyld failed: becomes a CheckFailed or an InvalidRequest
 
 Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by one table in
 ``store/database.py``, anoncreds-rs's by one table in ``credentials/anoncreds/engine.py``,
