@@ -315,7 +315,8 @@ async def test_did_web_through_an_injected_fetcher() -> None:
     result = await proofs.verify_proof(
         secured, Resolver(did_web=fetch), now=VECTOR_TIME, controller=issuer
     )
-    assert result.controller == issuer and fetched
+    assert result.controller == issuer
+    assert fetched
     # a document that is not the DID's, and did:web without a fetcher
     documents["https://issuer.example/.well-known/did.json"] = controller(
         "did:web:evil.example", public
@@ -365,4 +366,5 @@ def test_controller_documents_with_unusable_methods_are_refused() -> None:
         ],
     }
     (method,) = did.controller_methods(embedded)
-    assert method.id == f"{ISSUER}#k" and method.relationships == {"assertionMethod"}
+    assert method.id == f"{ISSUER}#k"
+    assert method.relationships == {"assertionMethod"}
