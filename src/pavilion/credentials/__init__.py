@@ -5,6 +5,7 @@ Errors the credential domain adds to the tree of :mod:`pavilion.errors`, where t
     PavilionError
     ├── StatusListFull              status/allocation.py: every index in use (opens a new list)
     ├── InvalidRequest
+    │   ├── DataModelError          data_model.py: breaks a MUST of the VC Data Model 2.0
     │   ├── JsonLdError             jsonld.py: not well-formed JSON-LD for the cached contexts
     │   └── StatusListError         status/allocation.py: a list breaks the status list rules
     ├── Conflict

@@ -148,7 +148,7 @@ def _document(**changes: Any) -> dict[str, Any]:
             "json_ld",
         ),
         ({"type": ["StudentStatusCredential"]}, "bad_type"),
-        ({"type": "VerifiableCredential"}, "bad_type"),
+        ({"type": "StudentStatusCredential"}, "bad_type"),
         ({"type": ["VerifiableCredential", ""]}, "bad_type"),
         ({"type": ["VerifiableCredential", "MadeUpCredential"]}, "json_ld"),
         ({"credentialSubject": {"undefinedTerm": 1}}, "json_ld"),
