@@ -30,6 +30,7 @@ live (``tests/unit/core/test_core_error_tree.py`` holds every drawing to the cod
     ingest        pavilion/ingest/errors.py
     keystore      pavilion/keystore/__init__.py
     privacy       pavilion/privacy/errors.py
+    tenancy       pavilion/tenancy/__init__.py
 
 Internal signals, outside the tree: raised and caught inside one module, never let out.
 

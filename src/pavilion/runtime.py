@@ -30,6 +30,8 @@ from pavilion.privacy.receipts import ReceiptService
 from pavilion.privacy.tag_sets import TagSetService
 from pavilion.providers.service import ProviderService
 from pavilion.store.database import Database
+from pavilion.tenancy.identities import CertificateIdentities
+from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
 from pavilion.workflows.key_lifecycle import KeyService
 
@@ -70,6 +72,10 @@ class Runtime:
     rosters: RosterStore = field(default_factory=SqlRosterStore)
     #: The OpenLineage emitter (openlineage is imported when it builds its first event).
     lineage: LineageEmitter = field(default_factory=LineageEmitter)
+    #: Verified client certificates (mTLS) mapped to tenants and roles.
+    certificates: CertificateIdentities = field(default_factory=lambda: CertificateIdentities({}))
+    #: OIDC providers' access tokens, accepted beside API tokens.
+    oidc: OidcVerifier = field(default_factory=lambda: OidcVerifier([]))
 
     @functools.cached_property
     def privacy(self) -> PrivacyEngine:
@@ -80,6 +86,7 @@ class Runtime:
         if "privacy" in self.__dict__:  # built on first use only
             await self.privacy.aclose()
         await self.provider_client.aclose()
+        await self.oidc.aclose()
         await self.status_lists.aclose()
         await self.keys.aclose()  # flushes signing counts to the audit log, closes an HSM
         await self.db.dispose()
@@ -121,6 +128,8 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
         lineage=LineageEmitter(settings.lineage_file),
+        certificates=CertificateIdentities(settings.tls_client_identities),
+        oidc=OidcVerifier(settings.oidc_providers),
     )
 
 

@@ -8,12 +8,21 @@ start (the address cannot be bound, the server dies or hangs during start-up) is
 
 Uvicorn keeps no logging configuration of its own (``log_config=None``), so its records reach
 whatever redacting pipeline the process set up; access logs are off.
+
+TLS is terminated here when the caller hands over an SSL context (:func:`server_ssl_context`
+builds one: TLS 1.2 at least, and a client certificate asked for or required when a client CA
+is given). Uvicorn does not pass the TLS session to the app, so on TLS the HTTP protocol is
+:class:`TlsScopeProtocol`, which puts the ASGI ``tls`` extension (the verified client
+certificate, the TLS version) in every request's scope.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,9 +30,11 @@ from types import TracebackType
 from typing import Final, Literal, Protocol
 
 import uvicorn
+from cryptography import x509
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from pavilion.errors import ServerStartFailed
+from pavilion.errors import ConfigurationError, ServerStartFailed
 
 #: Seconds to wait for open requests on shutdown before cancelling them.
 GRACEFUL_SHUTDOWN_S: Final = 5
@@ -67,6 +78,115 @@ def socket_url(sock: socket.socket, *, tls: bool = False) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
+ClientAuth = Literal["none", "optional", "required"]
+_CLIENT_AUTH_MODES: Final[dict[str, ssl.VerifyMode]] = {
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
+
+
+def server_ssl_context(
+    certificate_pem: str,
+    key_pem: str,
+    *,
+    client_ca_pem: str | None = None,
+    client_auth: ClientAuth = "none",
+) -> ssl.SSLContext:
+    """A server context: TLS 1.2 at least (1.3 preferred), the chain loaded without the key
+    touching a disk, and client certificates checked against ``client_ca_pem`` when asked for.
+
+    ``optional`` asks for a certificate and verifies one that is sent; ``required`` refuses the
+    handshake without a valid one. Either needs the client CA.
+    """
+    if client_auth != "none" and not client_ca_pem:
+        raise ConfigurationError(f"client certificates {client_auth!r} need a client CA bundle")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.set_alpn_protocols(["http/1.1"])
+    load_chain_from_memory(context, certificate_pem, key_pem, what="the server's TLS certificate")
+    if client_ca_pem:
+        try:
+            context.load_verify_locations(cadata=client_ca_pem)
+        except ssl.SSLError as exc:
+            raise ConfigurationError(
+                f"the client CA bundle does not load: {exc.reason or exc}"
+            ) from exc
+    context.verify_mode = _CLIENT_AUTH_MODES[client_auth]
+    return context
+
+
+def load_chain_from_memory(
+    context: ssl.SSLContext, certificate_pem: str, key_pem: str, *, what: str
+) -> None:
+    """Load a certificate chain and its key into ``context``. ``ssl`` reads them from files
+    only, so they go through an anonymous in-memory file (``memfd_create``) that never touches
+    a disk and is closed at once."""
+    material = (key_pem.strip() + "\n" + certificate_pem.strip() + "\n").encode("ascii")
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("pavilion-tls", getattr(os, "MFD_CLOEXEC", 0))
+        try:
+            os.write(fd, material)
+            _load_chain(context, f"/proc/self/fd/{fd}", what)
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile("wb", delete=True) as handle:  # pragma: no cover (no memfd)
+        os.chmod(handle.name, 0o600)
+        handle.write(material)
+        handle.flush()
+        _load_chain(context, handle.name, what)
+
+
+def _load_chain(context: ssl.SSLContext, path: str, what: str) -> None:
+    try:
+        context.load_cert_chain(path)
+    except ssl.SSLError as exc:
+        raise ConfigurationError(f"{what} does not load: {exc.reason or exc}") from exc
+
+
+class TlsScopeProtocol(HttpToolsProtocol):
+    """Uvicorn's httptools protocol plus the ASGI ``tls`` extension in each request's scope.
+
+    The handshake is over when the connection is made, so the session is read once per
+    connection: ``client_cert_chain`` holds the peer's (already verified) certificate as PEM,
+    ``client_cert_name`` its subject (RFC 4514), ``tls_version`` the protocol version number.
+    """
+
+    _tls: dict[object, object] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._tls = tls_extension(transport.get_extra_info("ssl_object"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}
+
+
+_TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(ssl_object: ssl.SSLObject | None) -> dict[object, object] | None:
+    """The ASGI TLS extension's members for one session (None when it is not TLS)."""
+    if ssl_object is None:
+        return None
+    peer = ssl_object.getpeercert(binary_form=True)
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(peer)] if peer else [],
+        "client_cert_name": (
+            x509.load_der_x509_certificate(peer).subject.rfc4514_string() if peer else None
+        ),
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(str(ssl_object.version())),
+        "cipher_suite": None,
+    }
+
+
 def build_server(
     app: ASGIApp,
     *,
@@ -75,10 +195,12 @@ def build_server(
     log_level: str = "warning",
     graceful_shutdown_s: float = GRACEFUL_SHUTDOWN_S,
 ) -> uvicorn.Server:
-    """A uvicorn server for ``app``: HTTPS (and mutual TLS) when given an SSL context."""
+    """A uvicorn server for ``app``: HTTPS (and mutual TLS) when given an SSL context; then
+    each request's scope carries the ASGI ``tls`` extension."""
     return uvicorn.Server(
         uvicorn.Config(
             app,
+            http=TlsScopeProtocol if ssl_context else "auto",
             log_level=log_level,
             log_config=None,
             access_log=False,

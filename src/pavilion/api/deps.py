@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 
 from pavilion.errors import AuthenticationFailed, PermissionDenied
 from pavilion.runtime import Runtime
+from pavilion.tenancy.oidc import looks_like_jwt
 from pavilion.tenancy.roles import Permission, allows
 from pavilion.tenancy.service import Principal
 
@@ -22,14 +23,36 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_principal(
-    rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
+    """The caller: from a bearer token (an API token, or an access token of an OIDC provider
+    the tenant trusts) or a mapped client certificate. With both, they must agree on the
+    tenant: a token does not carry a certificate's holder into another tenant."""
+    by_certificate = _certificate_principal(request, rt)
     if not authorization:
+        if by_certificate is not None:
+            return by_certificate
         raise AuthenticationFailed("send an API token as 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
-    return await rt.tenancy.authenticate(token.strip())
+    if rt.oidc and looks_like_jwt(token):
+        principal = await rt.oidc.authenticate(token)
+    else:
+        principal = await rt.tenancy.authenticate(token)
+    if by_certificate is not None and by_certificate.tenant_id != principal.tenant_id:
+        raise PermissionDenied("the token and the client certificate belong to different tenants")
+    return principal
+
+
+def _certificate_principal(request: Request, rt: Runtime) -> Principal | None:
+    """Who the verified client certificate of this TLS connection is, if it is mapped."""
+    if not rt.certificates:
+        return None
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    return rt.certificates.principal(chain[0]) if chain else None
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

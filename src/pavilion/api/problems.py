@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pavilion import errors
 from pavilion.observability.logging import get_logger
+from pavilion.tenancy.oidc import IdentityProviderUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://pavilion.example/problems/"
@@ -85,6 +86,7 @@ STATUS: dict[type[errors.PavilionError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.ProviderUnavailable: 503,
+    IdentityProviderUnavailable: 503,
     errors.ProviderBadResponse: 502,
     errors.ProviderError: 502,
     errors.VerificationFailed: 422,
@@ -129,11 +131,13 @@ def _from_pavilion(request: Request, exc: errors.PavilionError) -> JSONResponse:
     members: dict[str, Any] = dict(exc.extra)
     if isinstance(exc, errors.InvalidRequest) and exc.errors:
         members["errors"] = exc.errors
-    if isinstance(exc, errors.ProviderUnavailable):
-        headers["Retry-After"] = str(exc.retry_after_s)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if isinstance(retry_after, int):  # every "unavailable, try again" error says when
+        headers["Retry-After"] = str(retry_after)
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = 'Bearer realm="pavilion"'
-    if status >= 500 and not isinstance(exc, errors.ProviderError | errors.StorageError):
+    expected = errors.ProviderError | errors.StorageError | IdentityProviderUnavailable
+    if status >= 500 and not isinstance(exc, expected):
         log.error("internal error", error=type(exc).__name__, path=request.url.path)
     return problem(
         status,

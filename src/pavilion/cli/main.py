@@ -78,6 +78,7 @@ def serve(
     """Run the connector's HTTP API."""
     from pavilion.api.app import create_app
     from pavilion.serving import build_server, serve_in_foreground
+    from pavilion.workflows.server_tls import tls_context
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -86,7 +87,10 @@ def serve(
         overrides["port"] = port
     s = cli_settings(**overrides)
     configure_logging(s.log_level, json_output=s.log_json)
-    serve_in_foreground(build_server(create_app(build_runtime(s))), s.host, s.port)
+    rt = build_runtime(s)
+    ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
+    server = build_server(create_app(rt), ssl_context=ssl_context)
+    serve_in_foreground(server, s.host, s.port, tls=ssl_context is not None)
 
 
 @app.command()
@@ -274,6 +278,9 @@ def _register_commands() -> None:
     from pavilion.cli import connections  # issue 4: live DP endpoint health
 
     providers_app.command("status")(connections.providers_status)
+    from pavilion.cli import tls  # issue 14: the connector's own TLS key
+
+    tls.register(app)
 
 
 _register_commands()

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +49,80 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(
         "must be a sqlite:///path/to/file.db or postgresql://user@host:port/database URL"
     )
+
+
+#: Signature algorithms an OIDC provider's access tokens may use: asymmetric ones only, so a
+#: public JWKS key can never double as an HMAC secret (and ``none`` is never accepted).
+OIDC_ALGORITHMS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+        "Ed25519",
+    }
+)
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
+
+
+class ClientIdentity(BaseModel):
+    """Who a client certificate is: the tenant (id) and role its holder acts as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(min_length=36, max_length=36)
+    role: str = Field(min_length=1)
+
+
+class OidcProvider(BaseModel):
+    """An OpenID Connect provider a tenant trusts for signed JWT access tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(min_length=36, max_length=36, description="The trusting tenant's id.")
+    issuer: str = Field(description="The exact `iss` of the tokens.")
+    audience: str = Field(min_length=1, description="The `aud` the tokens must name.")
+    jwks_uri: str = Field(description="Where the provider publishes its signing keys.")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    role_claim: str = Field(
+        default="roles", min_length=1, description="Claim (dotted path) whose values map to roles."
+    )
+    roles: dict[str, str] = Field(
+        default_factory=dict, description="Claim value -> role; the first match in order wins."
+    )
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_cache_seconds: int = Field(default=300, ge=1, le=86_400)
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _secure_url(cls, value: str) -> str:
+        if not _is_https_or_loopback(value):
+            raise ValueError(f"{value!r} must be an https URL (http only on loopback)")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        refused = [alg for alg in value if alg not in OIDC_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"algorithms {refused} are not allowed; use asymmetric ones: "
+                + ", ".join(sorted(OIDC_ALGORITHMS))
+            )
+        return value
 
 
 class Settings(BaseSettings):
@@ -89,6 +172,28 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=0, le=65535)
+    # Inbound TLS, mutual TLS and federated identity (docs/SECURITY.md).
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain `pavilion serve` presents (TLS on)."
+    )
+    tls_key_file: Path | None = Field(
+        default=None,
+        description="Its private key: a PEM file, or a file sealed by `pavilion tls seal-key`.",
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle that client certificates must chain to."
+    )
+    tls_client_auth: Literal["none", "optional", "required"] = Field(
+        default="none", description="Ask for client certificates (optional) or insist (required)."
+    )
+    tls_client_identities: dict[str, ClientIdentity] = Field(
+        default_factory=dict,
+        description="Client certificate -> tenant and role; keys are 'spki-sha256:<hex>' "
+        "(the certificate's public key) or 'subject:<RFC 4514 name>'.",
+    )
+    oidc_providers: list[OidcProvider] = Field(
+        default_factory=list, description="OIDC providers tenants trust for access tokens."
+    )
     public_url: str = Field(
         default="", description="The connector's public base URL; empty means http://host:port."
     )
@@ -172,6 +277,36 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} must be an http(s) URL")
         return value
 
+    @field_validator("tls_client_identities")
+    @classmethod
+    def _identity_keys(cls, value: dict[str, ClientIdentity]) -> dict[str, ClientIdentity]:
+        hexdigits = set("0123456789abcdef")
+        for key in value:
+            kind, _, rest = key.partition(":")
+            if kind == "spki-sha256" and len(rest) == 64 and set(rest) <= hexdigits:
+                continue
+            if kind == "subject" and rest:
+                continue
+            raise ValueError(
+                f"{key!r} must be 'spki-sha256:<64 lowercase hex>' or 'subject:<RFC 4514 name>'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tls_is_complete(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both PAVILION_TLS_CERT_FILE and PAVILION_TLS_KEY_FILE")
+        if self.tls_client_auth != "none" and (
+            self.tls_cert_file is None or self.tls_client_ca_file is None
+        ):
+            raise ValueError(
+                "PAVILION_TLS_CLIENT_AUTH needs TLS (PAVILION_TLS_CERT_FILE, _KEY_FILE) and "
+                "PAVILION_TLS_CLIENT_CA_FILE"
+            )
+        if self.tls_client_identities and self.tls_client_auth == "none":
+            raise ValueError("PAVILION_TLS_CLIENT_IDENTITIES needs PAVILION_TLS_CLIENT_AUTH")
+        return self
+
     @model_validator(mode="after")
     def _hsm_is_configured(self) -> Settings:
         if self.keystore_backend == "pkcs11":
@@ -197,7 +332,8 @@ class Settings(BaseSettings):
         if self.keystore_dir is None:
             derived["keystore_dir"] = data_dir / "keystore"
         if not self.public_url:
-            derived["public_url"] = f"http://{self.host}:{self.port}"
+            scheme = "https" if self.tls_cert_file is not None else "http"
+            derived["public_url"] = f"{scheme}://{self.host}:{self.port}"
         for key, value in derived.items():
             object.__setattr__(self, key, value)
         if not self.issuer_id:

@@ -2,23 +2,21 @@
 
 A provider may pin its own CA bundle (then only those roots are trusted for it) and give a
 client certificate for mutual TLS. ``ssl`` loads certificate chains from files only, so the
-client key is handed over through an anonymous in-memory file (``memfd_create``) that never
-touches a disk and is closed at once.
+client key is handed over through an anonymous in-memory file
+(:func:`pavilion.serving.load_chain_from_memory`) that never touches a disk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import certifi
 
-from pavilion.errors import ConfigurationError
 from pavilion.providers.types import TlsSettings
+from pavilion.serving import load_chain_from_memory
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -35,34 +33,13 @@ def client_context(settings: TlsSettings | None) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     context.check_hostname = True
     if settings is not None and settings.client_certificate and settings.client_private_key:
-        load_chain_from_memory(context, settings.client_certificate, settings.client_private_key)
+        load_chain_from_memory(
+            context,
+            settings.client_certificate,
+            settings.client_private_key,
+            what="the provider's TLS client certificate",
+        )
     return context
-
-
-def load_chain_from_memory(context: ssl.SSLContext, certificate_pem: str, key_pem: str) -> None:
-    material = (key_pem.strip() + "\n" + certificate_pem.strip() + "\n").encode("ascii")
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("pavilion-tls-client", getattr(os, "MFD_CLOEXEC", 0))
-        try:
-            os.write(fd, material)
-            _load(context, f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
-        return
-    with tempfile.NamedTemporaryFile("wb", delete=True) as handle:  # pragma: no cover (no memfd)
-        os.chmod(handle.name, 0o600)
-        handle.write(material)
-        handle.flush()
-        _load(context, handle.name)
-
-
-def _load(context: ssl.SSLContext, path: str) -> None:
-    try:
-        context.load_cert_chain(path)
-    except ssl.SSLError as exc:
-        raise ConfigurationError(
-            f"the provider's TLS client certificate does not load: {exc.reason}"
-        ) from exc
 
 
 @dataclass(frozen=True)
