@@ -209,7 +209,7 @@ def audit_checkpoint(tenant: Annotated[str, typer.Option(help="Tenant name or id
         tenant_id = await resolve_tenant(rt, tenant)
         checkpoint = await rt.audit.checkpoint(tenant_id)
         print(checkpoint.note, end="")
-        err_console.print(f"verifier key: {rt.audit.verifier_key}")
+        err_console.print(f"verifier key: {rt.audit.verifier_key_for(tenant_id)}")
 
     run_async(work)
 
