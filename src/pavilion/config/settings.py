@@ -226,7 +226,9 @@ class Settings(BaseSettings):
     node_region: str = "eu-west"
     audit_origin: str = Field(
         default="pavilion.local/audit",
-        description="Origin line of audit checkpoints; the tenant id is appended.",
+        pattern=r"^[^\s+]+$",
+        description="Origin line of audit checkpoints; the tenant id is appended. It is also "
+        "the checkpoints' signing key name, so it has no spaces and no '+'.",
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
