@@ -35,10 +35,10 @@ from pavilion.credentials.report import (
     IntegrityReport,
 )
 from pavilion.credentials.templates import CredentialFormat
-from pavilion.errors import InvalidRequest
+from pavilion.errors import PROBLEM_TYPE_BASE, InvalidRequest
 
 VC_ERRORS = "https://www.w3.org/TR/vc-data-model#"
-PAVILION_PROBLEMS = "https://pavilion.example/problems/credential-"
+PAVILION_PROBLEMS = PROBLEM_TYPE_BASE + "credential-"
 
 MEDIA_FORMATS = {
     vc2.VC2_MEDIA_TYPE: CredentialFormat.VC2_JOSE,
