@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -148,7 +149,16 @@ class AuditLog:
         self, session: AsyncSession, tenant_id: str, event: dict[str, Any]
     ) -> AuditReceipt:
         """Add one leaf in the caller's transaction; the head row lock orders appends."""
-        # Core statements, not the ORM unit of work: this runs once per verification.
+        return (await self.append_many(session, tenant_id, [event]))[0]
+
+    async def append_many(
+        self, session: AsyncSession, tenant_id: str, events: Sequence[dict[str, Any]]
+    ) -> list[AuditReceipt]:
+        """Add leaves in order in the caller's transaction: one head read and one head write.
+
+        Core statements, not the ORM unit of work: this runs for every verification (and a
+        batch of them shares one call, see ``audit.journal``).
+        """
         head = await self._lock_head(session, tenant_id)
         if head is None:
             # The first append of a tenant: FOR UPDATE locks nothing when no row exists, so
@@ -161,26 +171,31 @@ class AuditLog:
             head = await self._lock_head(session, tenant_id)
             assert head is not None  # the row exists now, created here or by a peer
         compact = CompactRange.from_json(head.compact_range)
-        data = canonical_event(event)
-        hashed = leaf_hash(data)
-        index = compact.size
-        compact = compact.append(hashed)
-        await session.execute(
-            insert(AuditLeaf).values(
-                id=new_id(),
-                tenant_id=tenant_id,
-                idx=index,
-                event=data.decode("utf-8"),
-                leaf_hash=hashed.hex(),
-                created_at=utcnow(),
+        now = utcnow()
+        receipts: list[AuditReceipt] = []
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            data = canonical_event(event)
+            hashed = leaf_hash(data)
+            receipts.append(AuditReceipt(compact.size, hashed.hex()))
+            rows.append(
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "idx": compact.size,
+                    "event": data.decode("utf-8"),
+                    "leaf_hash": hashed.hex(),
+                    "created_at": now,
+                }
             )
-        )
+            compact = compact.append(hashed)
+        await session.execute(insert(AuditLeaf), rows)
         await session.execute(
             update(AuditHead)
             .where(AuditHead.id == head.id)
             .values(size=compact.size, compact_range=compact.to_json())
         )
-        return AuditReceipt(index, hashed.hex())
+        return receipts
 
     @staticmethod
     async def _lock_head(session: AsyncSession, tenant_id: str) -> Row[str, str] | None:
