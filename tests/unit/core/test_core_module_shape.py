@@ -20,7 +20,6 @@ NOT_YET_SPLIT = frozenset(
         "credentials/status/service.py",
         "credentials/verifier.py",
         "keystore/software.py",
-        "privacy/oprf.py",
     }
 )
 
