@@ -107,7 +107,8 @@ def issue(
             f"issued {issued.format.value} credential {issued.id} (key {issued.key_id[:12]}…, "
             f"valid until {issued.valid_until.isoformat(timespec='seconds')})"
         )
-        print(json.dumps({"verifiableCredential": issued.envelope()}) if envelope else issued.token)
+        secured = {"verifiableCredential": issued.secured_form()}
+        print(json.dumps(secured) if envelope else issued.token)
 
     run_async(work)
 
