@@ -22,6 +22,7 @@ from pavilion.cli.deprecation import alias_command
 from pavilion.errors import PavilionError
 from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_type
 from pavilion.ingest.lineage.graph import graphviz_available, render
+from pavilion.parsing import load_yaml
 
 if TYPE_CHECKING:
     from pavilion.ingest.batch_store import BatchView
@@ -126,12 +127,11 @@ def dry_run(
     ] = None,
 ) -> None:
     """Validate, score and map a sample without storing anything; show the preview."""
-    import yaml
 
     from pavilion.workflows import roster_dry_run
 
     media = _format_of(sample, data_format)
-    document = yaml.safe_load(profile.read_text("utf-8")) if profile is not None else None
+    document = load_yaml(profile.read_text("utf-8"), what=str(profile)) if profile else None
 
     async def work(rt: Runtime) -> DryRunResult:
         return await roster_dry_run.dry_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pavilion.cli.context import CliContext, cli_settings, enter, resolve_tenant
 from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import PavilionError
 from pavilion.observability.logging import configure_logging
+from pavilion.parsing import load_yaml
 from pavilion.providers.schemas import ProviderIn
 from pavilion.runtime import Runtime, build_runtime
 from pavilion.store.migrate import app_role_for, upgrade
@@ -88,9 +90,19 @@ def serve(
     s = cli_settings(**overrides)
     configure_logging(s.log_level, json_output=s.log_json)
     rt = build_runtime(s)
+    # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
+    # lifespan would print uvicorn's traceback before the message.
+    asyncio.run(_check_database_role(rt))
     ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
     server = build_server(create_app(rt), ssl_context=ssl_context)
     serve_in_foreground(server, s.host, s.port, tls=ssl_context is not None)
+
+
+async def _check_database_role(rt: Runtime) -> None:
+    try:
+        await rt.db.check_role(allow_bypass=rt.settings.allow_rls_bypass)
+    finally:
+        await rt.db.dispose()  # the pool's connections belong to this event loop
 
 
 @app.command()
@@ -169,7 +181,7 @@ def providers_register(
 ) -> None:
     """Register a DP from a file (see docs/ARCHITECTURE.md for its shape)."""
     try:
-        document = yaml.safe_load(spec.read_text("utf-8"))
+        document = load_yaml(spec.read_text("utf-8"), what=str(spec))
         provider_in = ProviderIn.model_validate(document)
     except (OSError, yaml.YAMLError) as exc:
         raise PavilionError(f"{spec}: cannot read provider definition: {exc}") from exc

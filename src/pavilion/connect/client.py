@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import random
 import time
@@ -55,6 +54,7 @@ from pavilion.connect.routing import Route
 from pavilion.connect.tls import TlsParameters, session_parameters, tls_failure
 from pavilion.errors import PavilionError, ProviderBadResponse, ProviderUnavailable
 from pavilion.observability.metrics import DP_CALL_LATENCY
+from pavilion.parsing import loads_json
 from pavilion.providers.types import Endpoint, ProviderConnection
 
 DEADLINE_HEADER = "x-request-deadline-ms"
@@ -819,7 +819,7 @@ def _parse(
     provider: ProviderConnection, endpoint: Endpoint, response: httpx.Response, attempts: int
 ) -> LookupResult:
     try:
-        body = json.loads(response.content)
+        body = loads_json(response.content)
     except ValueError as exc:
         raise ProviderBadResponse(f"provider {provider.name!r} answered with invalid JSON") from exc
     if not isinstance(body, dict) or not isinstance(body.get("found"), bool):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
@@ -41,6 +40,7 @@ from pavilion.credentials.timeutil import DEFAULT_LEEWAY, iso, numeric_date
 from pavilion.errors import InvalidRequest
 from pavilion.jose import b64url, b64url_decode_strict, compact_json, sign_compact
 from pavilion.keystore.signer import Signer
+from pavilion.parsing import loads_json
 
 SD_JWT_VC_TYP = "dc+sd-jwt"
 SD_JWT_VC_MEDIA_TYPE = "application/dc+sd-jwt"
@@ -222,7 +222,7 @@ def _decode_disclosure(disclosure: str) -> list[Any]:
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url"
         )
     try:
-        value = json.loads(b64url_decode_strict(disclosure).decode("utf-8"))
+        value = loads_json(b64url_decode_strict(disclosure).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise CheckFailed(
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url JSON"

@@ -16,6 +16,7 @@ from pavilion.api.schemas.audit import (
     LeafOut,
     LeafPage,
 )
+from pavilion.api.schemas.base import INT32_MAX
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 
@@ -46,8 +47,8 @@ async def latest_checkpoint_note(rt: RuntimeDep, who: Auditor) -> str:
 async def inclusion_proof(
     rt: RuntimeDep,
     who: Auditor,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    index: Annotated[int, Query(ge=0, le=INT32_MAX)],
+    tree_size: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
 ) -> InclusionProofOut:
     proof = await rt.audit.inclusion(who.tenant_id, index, tree_size)
     return InclusionProofOut.model_validate(proof)
@@ -57,8 +58,8 @@ async def inclusion_proof(
 async def consistency_proof(
     rt: RuntimeDep,
     who: Auditor,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[int, Query(ge=0, le=INT32_MAX)],
+    second: Annotated[int, Query(ge=0, le=INT32_MAX)],
 ) -> ConsistencyProofOut:
     proof = await rt.audit.consistency(who.tenant_id, first, second)
     return ConsistencyProofOut.model_validate(proof)
@@ -68,7 +69,7 @@ async def consistency_proof(
 async def list_leaves(
     rt: RuntimeDep,
     who: Auditor,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LeafPage:
     items = [
