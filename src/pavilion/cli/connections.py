@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from pavilion.errors import PavilionError
+
+if TYPE_CHECKING:
+    import httpx
 
 STATUS_STYLE = {
     "healthy": "green",
@@ -41,6 +43,8 @@ def fetch_health(client: httpx.Client, provider: str | None) -> list[dict[str, A
 
 
 def _get(client: httpx.Client, path: str, **kwargs: Any) -> Any:
+    import httpx
+
     try:
         response = client.get(path, **kwargs)
     except httpx.HTTPError as exc:
@@ -94,6 +98,8 @@ def providers_status(
     once: Annotated[bool, typer.Option("--once", help="Print the table once and exit.")] = False,
 ) -> None:
     """Live per-endpoint status, EWMA latency, error rate and breaker state of the DPs."""
+    import httpx
+
     token = os.environ.get(token_env, "").strip()
     if not token:
         raise PavilionError(f"set ${token_env} to an API token that may read providers")

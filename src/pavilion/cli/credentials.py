@@ -16,20 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from joserfc.jwk import ECKey, OKPKey
 from rich.console import Console
 from rich.table import Table
 
-from pavilion import jose
+from pavilion.cli.choices import CredentialFormat
 from pavilion.cli.context import resolve_tenant, run_async
-from pavilion.credentials import sd_jwt, vc_api
-from pavilion.credentials.report import CheckStatus, IntegrityReport
-from pavilion.credentials.templates import TEMPLATES, CredentialFormat
-from pavilion.errors import InvalidRequest, PavilionError
-from pavilion.keystore.signer import Algorithm
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
+    from pavilion.credentials import templates as credential_templates
+    from pavilion.credentials.report import IntegrityReport
+    from pavilion.keystore.signer import Algorithm
+    from pavilion.keystore.software import SoftwareSigner
     from pavilion.runtime import Runtime
 
 console = Console()
@@ -46,8 +44,16 @@ def _json_file(path: Path, what: str) -> Any:
         raise PavilionError(f"{path}: cannot read {what} as JSON: {exc}") from exc
 
 
-def _secured_input(path: Path) -> tuple[str, CredentialFormat | None]:
+def _domain_format(fmt: CredentialFormat) -> credential_templates.CredentialFormat:
+    from pavilion.credentials.templates import CredentialFormat as DomainFormat
+
+    return DomainFormat(fmt.value)
+
+
+def _secured_input(path: Path) -> tuple[str, credential_templates.CredentialFormat | None]:
     """The compact form in a file, or the one inside a VC-API envelope (JSON)."""
+    from pavilion.credentials import vc_api
+
     text = path.read_text("utf-8").strip()
     if text.startswith("{"):
         document = _json_file(path, "the envelope")
@@ -74,6 +80,8 @@ def issue(
     envelope: Annotated[bool, typer.Option(help="Print the VC-API envelope (JSON).")] = False,
 ) -> None:
     """Secure a credential from a file and print it (standard output only)."""
+    from pavilion import jose
+
     document = _json_file(credential, "the credential")
     if not isinstance(document, dict):
         raise PavilionError(f"{credential}: the credential must be a JSON object")
@@ -89,7 +97,7 @@ def issue(
         issued = await rt.credentials.issue_vc_api(
             tenant_id,
             document,
-            fmt=fmt,
+            fmt=_domain_format(fmt),
             holder_jwk=holder,
             vct=vct,
             provider_id=provider,
@@ -99,7 +107,8 @@ def issue(
             f"issued {issued.format.value} credential {issued.id} (key {issued.key_id[:12]}…, "
             f"valid until {issued.valid_until.isoformat(timespec='seconds')})"
         )
-        print(json.dumps({"verifiableCredential": issued.envelope()}) if envelope else issued.token)
+        secured = {"verifiableCredential": issued.secured_form()}
+        print(json.dumps(secured) if envelope else issued.token)
 
     run_async(work)
 
@@ -132,6 +141,8 @@ def verify(
             expected_format=expected,
         )
 
+    from pavilion.credentials.report import CheckStatus
+
     report = run_async(work)
     if as_json:
         print(json.dumps({**report.to_json(), "claims": report.claims}, indent=2))
@@ -149,6 +160,10 @@ def verify(
 
 
 def _holder_signer(path: Path) -> SoftwareSigner:
+    from joserfc.jwk import ECKey, OKPKey
+
+    from pavilion.keystore.software import SoftwareSigner
+
     jwk = _json_file(path, "the holder key")
     try:
         key = ECKey.import_key(jwk) if jwk.get("kty") == "EC" else OKPKey.import_key(jwk)
@@ -170,6 +185,8 @@ def present(
     ] = None,
 ) -> None:
     """Make an SD-JWT VC presentation with a Key-Binding JWT (what a wallet does)."""
+    from pavilion.credentials import sd_jwt
+
     token, _ = _secured_input(credential)
     signer = _holder_signer(holder_key)
     presentation = asyncio.run(
@@ -236,6 +253,8 @@ def certify(
 
 def templates() -> None:
     """List the credential templates (versioned) and their maximum data age."""
+    from pavilion.credentials.templates import TEMPLATES
+
     table = Table("template", "type", "vct", "max age (days)")
     for template in TEMPLATES.values():
         table.add_row(
@@ -254,11 +273,12 @@ def set_default(
     template: Annotated[str | None, typer.Option(help="e.g. student_status@1.")] = None,
 ) -> None:
     """Set the tenant's default template and format for a claim type."""
+    from pavilion.errors import InvalidRequest
 
     async def work(rt: Runtime) -> None:
         tenant_id = await resolve_tenant(rt, tenant)
         result = await rt.credentials.set_default(
-            tenant_id, claim_type, template_id=template, fmt=fmt
+            tenant_id, claim_type, template_id=template, fmt=_domain_format(fmt)
         )
         console.print(
             f"{result.claim_type}: template {result.template}, format {result.format.value}"

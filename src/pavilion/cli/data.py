@@ -17,12 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pavilion.cli.choices import DataFormat
 from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.cli.deprecation import alias_command
 from pavilion.errors import PavilionError
-from pavilion.ingest.formats import CONTENT_TYPES, Format, iter_chunks, upload_type
-from pavilion.ingest.lineage.graph import graphviz_available, render
-from pavilion.parsing import load_yaml
 
 if TYPE_CHECKING:
     from pavilion.ingest.batch_store import BatchView
@@ -46,7 +44,6 @@ data_app.add_typer(keys_app, name="keys")
 
 TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
 ProviderOption = Annotated[str, typer.Option(help="Provider id.")]
-_MEDIA: Final = {fmt: media for media, fmt in reversed(list(CONTENT_TYPES.items()))}
 _SPARK: Final = " ▁▂▃▄▅▆▇█"
 
 
@@ -108,10 +105,14 @@ def mapping_show(
 # -- dry run and upload ----------------------------------------------------------------------
 
 
-def _format_of(path: Path, given: Format | None) -> str:
+def _format_of(path: Path, given: DataFormat | None) -> str:
+    """The media type to read ``path`` as: the one given, else the one its suffix names."""
+    from pavilion.ingest.formats import CONTENT_TYPES, Format, upload_type
+
+    media = {fmt: media for media, fmt in reversed(list(CONTENT_TYPES.items()))}
     if given is not None:
-        return _MEDIA[given]
-    return _MEDIA[upload_type(None, path.name).format]
+        return media[Format(given.value)]
+    return media[upload_type(None, path.name).format]
 
 
 @data_app.command("dry-run")
@@ -123,11 +124,11 @@ def dry_run(
         Path | None, typer.Option(help="Try this profile instead of the stored one.")
     ] = None,
     data_format: Annotated[
-        Format | None, typer.Option("--format", help="Defaults to the file's suffix.")
+        DataFormat | None, typer.Option("--format", help="Defaults to the file's suffix.")
     ] = None,
 ) -> None:
     """Validate, score and map a sample without storing anything; show the preview."""
-
+    from pavilion.parsing import load_yaml
     from pavilion.workflows import roster_dry_run
 
     media = _format_of(sample, data_format)
@@ -168,6 +169,8 @@ def _summary(result: Mapping[str, Any]) -> None:
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    from pavilion.ingest.formats import iter_chunks
+
     for chunk in iter_chunks(path):
         yield chunk
 
@@ -179,7 +182,7 @@ def upload(
     tenant: TenantOption,
     provider: ProviderOption,
     data_format: Annotated[
-        Format | None, typer.Option("--format", help="Defaults to the file's suffix.")
+        DataFormat | None, typer.Option("--format", help="Defaults to the file's suffix.")
     ] = None,
     signature: Annotated[
         Path | None, typer.Option(help="File holding the DP's detached JWS over the roster.")
@@ -339,6 +342,8 @@ def lineage_show(
 
     async def work(rt: Runtime) -> Lineage:
         return await roster_reports.lineage(rt, await resolve_tenant(rt, tenant), dataset)
+
+    from pavilion.ingest.lineage.graph import graphviz_available, render
 
     found = run_async(work)
     content, produced = render(found["dot"], graph_format.value)

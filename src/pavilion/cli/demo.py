@@ -15,36 +15,18 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from pavilion.api.app import create_app
-from pavilion.audit.checkpoint import verify_checkpoint
-from pavilion.audit.merkle import verify_inclusion
-from pavilion.config.settings import Settings, load_settings
-from pavilion.dpagent.app import create_agent_app
-from pavilion.dpagent.config import AgentConfig
-from pavilion.dpagent.records import load_records
 from pavilion.errors import PavilionError
-from pavilion.jose import verify_compact
-from pavilion.observability.logging import configure_logging
-from pavilion.runtime import build_runtime
-from pavilion.serving import BackgroundServer
-from pavilion.store.migrate import upgrade
-from pavilion.synth.roster import (
-    DEFAULT_REFERENCE_DATE,
-    ROSTER_RECORD_SCHEMA,
-    generate_roster,
-    pick_examples,
-    write_roster,
-)
-from pavilion.tenancy.models import PLATFORM_TENANT_ID
-from pavilion.tenancy.roles import Role
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pavilion.config.settings import Settings
 
 console = Console(width=110)
 
@@ -81,6 +63,25 @@ def demo(
 
 
 def _run(workdir: Path, keep_running: bool, roster_size: int) -> None:
+    import httpx
+    from pydantic import SecretStr
+
+    from pavilion.api.app import create_app
+    from pavilion.config.settings import load_settings
+    from pavilion.dpagent.app import create_agent_app
+    from pavilion.dpagent.config import AgentConfig
+    from pavilion.dpagent.records import load_records
+    from pavilion.observability.logging import configure_logging
+    from pavilion.runtime import build_runtime
+    from pavilion.serving import BackgroundServer
+    from pavilion.store.migrate import upgrade
+    from pavilion.synth.roster import (
+        DEFAULT_REFERENCE_DATE,
+        generate_roster,
+        pick_examples,
+        write_roster,
+    )
+
     settings = load_settings(
         None,
         data_dir=workdir,
@@ -131,6 +132,10 @@ def _run(workdir: Path, keep_running: bool, roster_size: int) -> None:
 
 
 async def _bootstrap(settings: Settings) -> Tokens:
+    from pavilion.runtime import build_runtime
+    from pavilion.tenancy.models import PLATFORM_TENANT_ID
+    from pavilion.tenancy.roles import Role
+
     rt = build_runtime(settings)
     try:
         await rt.tenancy.ensure_platform_tenant()
@@ -158,6 +163,8 @@ def _expect(response: httpx.Response, status: int) -> Any:
 
 
 def _register_provider(http: httpx.Client, tokens: Tokens, agent_url: str, api_key: str) -> str:
+    from pavilion.synth.roster import ROSTER_RECORD_SCHEMA
+
     body = {
         "name": "Demo University Registry",
         "claim_types": ["student_status", "age_over", "membership"],
@@ -223,6 +230,8 @@ def _print_results(rows: list[dict[str, Any]]) -> None:
 
 
 def _check_credential(http: httpx.Client, rows: list[dict[str, Any]]) -> None:
+    from pavilion.jose import verify_compact
+
     jwks = _expect(http.get("/.well-known/jwks.json"), 200)
     issued = [r for r in rows if r["credential"]]
     for row in issued:
@@ -236,6 +245,9 @@ def _check_credential(http: httpx.Client, rows: list[dict[str, Any]]) -> None:
 
 
 def _print_checkpoint(http: httpx.Client, tokens: Tokens, rows: list[dict[str, Any]]) -> None:
+    from pavilion.audit.checkpoint import verify_checkpoint
+    from pavilion.audit.merkle import verify_inclusion
+
     checkpoint = _expect(http.get("/v1/audit/checkpoint", headers=_auth(tokens.auditor)), 200)
     parsed = verify_checkpoint(checkpoint["note"], checkpoint["verifier_key"])
     first = rows[0]["audit"]["index"]

@@ -10,18 +10,12 @@ import os
 import stat
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
-from pydantic import SecretStr, ValidationError
 
-from pavilion.dpagent.config import AgentConfig, FaultConfig
-from pavilion.dpagent.oprf_config import OprfConfig
-from pavilion.dpagent.records import RecordLoadError, load_records
-from pavilion.dpagent.runner import run_agent
-from pavilion.dpagent.security import announced, load_cli_security, replaces_api_key
-from pavilion.errors import ServerStartFailed
-from pavilion.observability.logging import configure_logging
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 DEFAULT_API_KEY_ENV: Final = "PAVILION_DP_API_KEY"
 
@@ -94,6 +88,16 @@ def dp_agent(
     ] = LogLevel.INFO,
 ) -> None:
     """Run a DP agent that answers the connector's lookups from a roster file."""
+    from pydantic import ValidationError
+
+    from pavilion.dpagent.config import AgentConfig, FaultConfig
+    from pavilion.dpagent.oprf_config import OprfConfig
+    from pavilion.dpagent.records import RecordLoadError, load_records
+    from pavilion.dpagent.runner import run_agent
+    from pavilion.dpagent.security import announced, load_cli_security, replaces_api_key
+    from pavilion.errors import ServerStartFailed
+    from pavilion.observability.logging import configure_logging
+
     agent_security = load_cli_security(security)
     api_key = (
         None
@@ -146,6 +150,8 @@ def _api_key(
     env_name: str | None, key_file: Path | None, *, insecure_no_auth: bool
 ) -> SecretStr | None:
     """Read the key from exactly one source, or none when auth is explicitly off."""
+    from pydantic import SecretStr
+
     if insecure_no_auth:
         if env_name is not None or key_file is not None:
             raise typer.BadParameter("--insecure-no-auth takes no API key source")

@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pavilion.cli.context import run_async
-from pavilion.workflows.key_lifecycle import KeyChange
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
+    from pavilion.workflows.key_lifecycle import KeyChange
 
 keys_app = typer.Typer(
     help="Signing and key-encryption keys: create, list, rotate, activate, retire.",

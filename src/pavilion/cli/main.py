@@ -1,28 +1,28 @@
-"""The ``pavilion`` command line."""
+"""The ``pavilion`` command line.
+
+Every command module imports only what its options need at module level (typer, rich, light
+enums); the domains, the runtime, settings and logging are imported inside the command that
+uses them, so ``pavilion --help`` answers without loading them (a test measures it).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from pavilion.cli.context import CliContext, cli_settings, enter, resolve_tenant, run_async
-from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import PavilionError
-from pavilion.observability.logging import configure_logging
-from pavilion.parsing import load_yaml
-from pavilion.providers.schemas import ProviderIn
-from pavilion.runtime import Runtime, build_runtime
-from pavilion.store.migrate import app_role_for, upgrade
 from pavilion.tenancy.roles import Role
+
+if TYPE_CHECKING:
+    from pavilion.config.settings import Settings
+    from pavilion.runtime import Runtime
 
 app = typer.Typer(
     name="pavilion",
@@ -53,13 +53,13 @@ def _global_options(
         typer.Option("--config", help="YAML settings file; PAVILION_* variables override it."),
     ] = None,
 ) -> None:
+    # Logging starts when a command first asks for settings (CliContext.start_logging).
     enter(ctx, CliContext(config_file=config))
-    # Logs go to stderr as redacted JSON, so standard output carries only what a command
-    # prints (a token, a PEM, a signed note). `serve` reconfigures with its own level.
-    configure_logging("WARNING")
 
 
 def migrate(s: Settings) -> None:
+    from pavilion.store.migrate import app_role_for, upgrade
+
     upgrade(s.database_migration_url, app_role_for(s.database_url, s.database_migration_url))
 
 
@@ -79,6 +79,8 @@ def serve(
 ) -> None:
     """Run the connector's HTTP API."""
     from pavilion.api.app import create_app
+    from pavilion.observability.logging import configure_logging
+    from pavilion.runtime import build_runtime
     from pavilion.serving import build_server, serve_in_foreground
     from pavilion.workflows.server_tls import tls_context
 
@@ -92,6 +94,8 @@ def serve(
     rt = build_runtime(s)
     # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
     # lifespan would print uvicorn's traceback before the message.
+    import asyncio
+
     asyncio.run(_check_database_role(rt))
     ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
     server = build_server(create_app(rt), ssl_context=ssl_context)
@@ -113,6 +117,8 @@ def openapi(
     import tempfile
 
     from pavilion.api.app import create_app
+    from pavilion.config.settings import load_settings
+    from pavilion.runtime import build_runtime
 
     with tempfile.TemporaryDirectory() as scratch:
         document = create_app(build_runtime(load_settings(None, data_dir=Path(scratch)))).openapi()
@@ -180,6 +186,12 @@ def providers_register(
     spec: Annotated[Path, typer.Argument(help="Provider definition, YAML or JSON.")],
 ) -> None:
     """Register a DP from a file (see docs/ARCHITECTURE.md for its shape)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from pavilion.parsing import load_yaml
+    from pavilion.providers.schemas import ProviderIn
+
     try:
         document = load_yaml(spec.read_text("utf-8"), what=str(spec))
         provider_in = ProviderIn.model_validate(document)
@@ -221,7 +233,7 @@ def audit_checkpoint(tenant: Annotated[str, typer.Option(help="Tenant name or id
         tenant_id = await resolve_tenant(rt, tenant)
         checkpoint = await rt.audit.checkpoint(tenant_id)
         print(checkpoint.note, end="")
-        err_console.print(f"verifier key: {rt.audit.verifier_key}")
+        err_console.print(f"verifier key: {rt.audit.verifier_key_for(tenant_id)}")
 
     run_async(work)
 

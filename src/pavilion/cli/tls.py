@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 from pavilion.cli.context import run_async
-from pavilion.workflows.server_tls import seal_tls_key
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
@@ -26,6 +25,8 @@ def seal_key(
 ) -> None:
     """Seal the server's TLS private key under the keystore's key-encryption key, for
     PAVILION_TLS_KEY_FILE (then delete the plaintext key)."""
+    from pavilion.workflows.server_tls import seal_tls_key
+
     plain = key.read_bytes()
 
     async def work(rt: Runtime) -> str:

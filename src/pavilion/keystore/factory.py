@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pavilion.config.settings import Settings
 from pavilion.keystore.base import Keystore, KeyUsage
-from pavilion.keystore.pkcs11 import Pkcs11Config
+from pavilion.keystore.pkcs11.config import Pkcs11Config
 
 
 def hsm_config(settings: Settings) -> Pkcs11Config:

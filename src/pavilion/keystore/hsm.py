@@ -61,12 +61,10 @@ from pavilion.keystore.base import (
     find_key,
     new_key_name,
 )
-from pavilion.keystore.pkcs11 import (
-    Pkcs11Config,
-    Pkcs11Signer,
-    Pkcs11Token,
-    SecretKeyRecord,
-)
+from pavilion.keystore.pkcs11.config import Pkcs11Config
+from pavilion.keystore.pkcs11.records import SecretKeyRecord
+from pavilion.keystore.pkcs11.signer import Pkcs11Signer
+from pavilion.keystore.pkcs11.token import Pkcs11Token
 from pavilion.keystore.signer import Algorithm, Signer
 
 __all__ = ["LABEL_PREFIX", "HsmKeystore", "format_label", "parse_label"]

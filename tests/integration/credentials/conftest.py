@@ -11,7 +11,7 @@ import pytest
 from connector_support import Api, connector_api, connector_runtime
 from credentials_support import SoftHsmToken, softhsm_token
 from pavilion.config.settings import Settings
-from pavilion.keystore.pkcs11_worker import active_workers
+from pavilion.keystore.pkcs11.worker import active_workers
 from pavilion.runtime import Runtime
 from pavilion.tenancy.roles import Role
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector_support import provider_body
-from pavilion.credentials import service as service_module
+from pavilion.credentials import config_cache
+from pavilion.credentials.issuing import parse_as_of
 from pavilion.credentials.keys import WrappedIssuerKeys
-from pavilion.credentials.service import CredentialService, parse_as_of
+from pavilion.credentials.service import CredentialService
 from pavilion.credentials.templates import CredentialFormat, resolve
 from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.providers.schemas import ProviderIn
@@ -164,14 +165,14 @@ def test_as_of_parsing_is_forgiving_and_utc() -> None:
 
 def test_the_ttl_cache_expires_drops_and_bounds_itself() -> None:
     now = [0.0]
-    cache = service_module._TtlCache(timer=lambda: now[0])
+    cache = config_cache.ConfigCache(timer=lambda: now[0])
     cache.put(("a", "t1"), 1)
     cache.put(("b", "t2"), 2)
     assert cache.get(("a", "t1")) == 1
     cache.drop(lambda key: key[1] == "t1")
     assert cache.get(("a", "t1")) is None
     cache.put(("c", "t3"), 3)
-    now[0] += service_module.CACHE_SECONDS + 1
+    now[0] += config_cache.CACHE_SECONDS + 1
     assert cache.get(("c", "t3")) is None  # expired
     for i in range(10_002):
         cache.put(i, i)

@@ -79,9 +79,9 @@ class FakeRunAgent:
 @pytest.fixture
 def fake_run(monkeypatch: pytest.MonkeyPatch) -> FakeRunAgent:
     fake = FakeRunAgent()
-    monkeypatch.setattr(dp_agent, "run_agent", fake)
+    monkeypatch.setattr("pavilion.dpagent.runner.run_agent", fake)
     # Logging setup is process-wide; the tests must not leave a handler on a closed stream.
-    monkeypatch.setattr(dp_agent, "configure_logging", lambda level: None)
+    monkeypatch.setattr("pavilion.observability.logging.configure_logging", lambda level: None)
     monkeypatch.delenv(dp_agent.DEFAULT_API_KEY_ENV, raising=False)
     return fake
 
@@ -332,7 +332,7 @@ def test_dp_agent_really_serves_until_stopped(
     roster_csv: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The whole command, real uvicorn included; a helper thread queries it, then stops it."""
-    monkeypatch.setattr(dp_agent, "configure_logging", lambda level: None)
+    monkeypatch.setattr("pavilion.observability.logging.configure_logging", lambda level: None)
     servers: list[uvicorn.Server] = []
     real_build = runner.build_agent_server
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hsm_support import SOFTHSM_MODULE, SoftHsm, init_softhsm_token, require_softhsm
 
-from pavilion.keystore.pkcs11_worker import active_workers
+from pavilion.keystore.pkcs11.worker import active_workers
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from pavilion.jose import b64url_decode
 from pavilion.keystore.pkcs11 import Pkcs11Config
-from pavilion.keystore.pkcs11_worker import active_workers
+from pavilion.keystore.pkcs11.worker import active_workers
 
 SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 

@@ -13,7 +13,6 @@ import pytest
 from hsm_support import SoftHsm, verify_with_cryptography
 
 from pavilion.errors import ConfigurationError, CryptoError
-from pavilion.keystore import pkcs11_worker
 from pavilion.keystore.pkcs11 import (
     KeyAlreadyExists,
     KeyNotFound,
@@ -26,7 +25,10 @@ from pavilion.keystore.pkcs11 import (
     Pkcs11Unavailable,
     TokenNotFound,
 )
-from pavilion.keystore.pkcs11_worker import KeyRecord, ModuleOps, active_workers
+from pavilion.keystore.pkcs11.errors import describe
+from pavilion.keystore.pkcs11.ops import ModuleOps
+from pavilion.keystore.pkcs11.records import KeyRecord
+from pavilion.keystore.pkcs11.worker import active_workers
 from waiting import until
 
 pytestmark = pytest.mark.softhsm
@@ -404,7 +406,7 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_public_points_are_refused(algorithm: str, point: bytes, message: str) -> None:
-    from pavilion.keystore.pkcs11 import _public_jwk
+    from pavilion.keystore.pkcs11.signer import public_jwk
 
     record = KeyRecord(
         label="k",
@@ -421,7 +423,7 @@ def test_bad_public_points_are_refused(algorithm: str, point: bytes, message: st
         can_sign=True,
     )
     with pytest.raises(Pkcs11OperationFailed, match=message):
-        _public_jwk(record)
+        public_jwk(record)
 
 
 def test_bare_ec_points_are_accepted() -> None:
@@ -429,7 +431,7 @@ def test_bare_ec_points_are_accepted() -> None:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    from pavilion.keystore.pkcs11 import _public_jwk
+    from pavilion.keystore.pkcs11.signer import public_jwk
 
     es_point = (
         ec.generate_private_key(ec.SECP256R1())
@@ -450,9 +452,9 @@ def test_bare_ec_points_are_accepted() -> None:
             "local": True,
             "can_sign": True,
         }
-        bare = _public_jwk(KeyRecord(algorithm=algorithm, ec_point=point, **common))  # type: ignore[arg-type]
+        bare = public_jwk(KeyRecord(algorithm=algorithm, ec_point=point, **common))  # type: ignore[arg-type]
         size = len(point)
-        wrapped = _public_jwk(
+        wrapped = public_jwk(
             KeyRecord(algorithm=algorithm, ec_point=bytes([4, size]) + point, **common)  # type: ignore[arg-type]
         )
         assert bare == wrapped
@@ -468,7 +470,7 @@ def test_worker_registry_is_per_module(softhsm: SoftHsm) -> None:
     assert not worker.usable
     with pytest.raises(Pkcs11Unavailable, match="is shut down"):
         worker.submit(time.sleep, 0)
-    assert pkcs11_worker.describe(ValueError()) == "ValueError"
+    assert describe(ValueError()) == "ValueError"
 
 
 # python-pkcs11's SearchIter reports C_FindObjectsFinal on the dead session from its __del__

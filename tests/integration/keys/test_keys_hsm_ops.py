@@ -19,7 +19,7 @@ from pavilion.keystore.pkcs11 import (
     Pkcs11OperationFailed,
     Pkcs11Token,
 )
-from pavilion.keystore.pkcs11_worker import ModuleOps
+from pavilion.keystore.pkcs11.ops import ModuleOps
 
 pytestmark = pytest.mark.softhsm
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the schema: env.py runs versions/ over the async engine."""

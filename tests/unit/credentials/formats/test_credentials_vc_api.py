@@ -37,9 +37,14 @@ def test_secured_forms_map_media_types_to_formats() -> None:
     assert vc_api.secured_form(_envelope("application/dc+sd-jwt", "a.b.c~"), field="vc")[1] is (
         CredentialFormat.SD_JWT_VC
     )
-    assert vc_api.secured_form(_envelope("application/jwt", "a.b.c"), field="vc")[1] is (
-        CredentialFormat.JWT_VC
-    )
+    # Only the media types registered for what an envelope holds (VC-JOSE-COSE, SD-JWT VC):
+    # a VC 1.1 JWT is no VC 2.0 credential, and vc+sd-jwt is not an SD-JWT VC.
+    for media_type, reason in (
+        ("application/jwt", "send the compact JWT itself"),
+        ("application/vc+sd-jwt", "application/dc\\+sd-jwt"),
+    ):
+        with pytest.raises(InvalidRequest, match=reason):
+            vc_api.secured_form(_envelope(media_type, "a.b.c"), field="vc")
     with pytest.raises(InvalidRequest) as raised:
         vc_api.secured_form(_envelope("application/vp+jwt", "a.b.c"), field="vc")
     assert raised.value.field == "vc"

@@ -1,18 +1,11 @@
-"""Signing keys inside a PKCS#11 token (an HSM, or SoftHSM2 in development).
+"""One PKCS#11 token, logged in once, with one long-lived session on its module's worker.
 
-Keys are generated inside the token (``CKA_TOKEN``, ``CKA_SENSITIVE``, not ``CKA_EXTRACTABLE``)
-and never leave it; :class:`Pkcs11Signer` implements :class:`~pavilion.keystore.signer.Signer`
-on top of them::
-
-    config = Pkcs11Config(module_path=..., token_label="pavilion", user_pin=pin_from_env)
-    async with Pkcs11Token(config) as token:
-        signer = await token.aget_signer("issuer-2025")
-        signature = await signer.sign(b"header.payload")   # raw r||s for ES256
-
-Every call into the module runs on one worker thread per module path
-(:mod:`pavilion.keystore.pkcs11_worker`); this module only builds JWKs, thumbprints and typed
-answers from the plain records the worker returns. ES256 signs are SHA-256 on the host and
-``CKM_ECDSA`` (raw ``r || s``) in the token; EdDSA signs are ``CKM_EDDSA`` over the message.
+:class:`Pkcs11Token` opens the token on the module's worker thread
+(:mod:`~pavilion.keystore.pkcs11.worker`), hands out
+:class:`~pavilion.keystore.pkcs11.signer.Pkcs11Signer` objects for its key pairs, and runs the
+keystore's other token operations (labels as key state, AES key-encryption keys, AES-GCM
+wrapping). Every call waits at most the configured timeout, blocking (``generate_key``) or
+awaited (``agenerate_key``).
 """
 
 from __future__ import annotations
@@ -20,197 +13,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
-import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Self, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-from pavilion.errors import ConfigurationError
-from pavilion.jose import b64url, jwk_thumbprint
-from pavilion.keystore.pkcs11_worker import (
-    KeyAlreadyExists,
-    KeyNotFound,
-    KeyRecord,
-    ModuleOps,
-    Pkcs11DecryptFailed,
-    Pkcs11Error,
-    Pkcs11LoginFailed,
-    Pkcs11ModuleError,
-    Pkcs11OperationFailed,
-    Pkcs11Unavailable,
-    Pkcs11Worker,
-    SecretKeyRecord,
-    TokenNotFound,
-    UnsupportedKey,
-    acquire_worker,
-    release_worker,
-)
+from pavilion.keystore.pkcs11.config import Pkcs11Config
+from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable
+from pavilion.keystore.pkcs11.ops import ModuleOps
+from pavilion.keystore.pkcs11.records import SecretKeyRecord
+from pavilion.keystore.pkcs11.signer import KeyInfo, Pkcs11Signer, key_info, public_jwk
+from pavilion.keystore.pkcs11.worker import Pkcs11Worker, acquire_worker, release_worker
 from pavilion.keystore.signer import Algorithm
 
-__all__ = [
-    "DEFAULT_ENV_PREFIX",
-    "KeyAlreadyExists",
-    "KeyInfo",
-    "KeyNotFound",
-    "Pkcs11Config",
-    "Pkcs11DecryptFailed",
-    "Pkcs11Error",
-    "Pkcs11LoginFailed",
-    "Pkcs11ModuleError",
-    "Pkcs11OperationFailed",
-    "Pkcs11Signer",
-    "Pkcs11Token",
-    "Pkcs11Unavailable",
-    "SecretKeyRecord",
-    "TokenNotFound",
-    "UnsupportedKey",
-]
-
 T = TypeVar("T")
-
-#: Environment variables read by :meth:`Pkcs11Config.from_env` (prefix + MODULE, TOKEN_LABEL,
-#: PIN or PIN_FILE, SLOT, TIMEOUT_S).
-DEFAULT_ENV_PREFIX: Final = "PAVILION_HSM_"
-
-_POINT_SIZE: Final[dict[str, int]] = {"ES256": 65, "EdDSA": 32}
-
-
-@dataclass(frozen=True, slots=True)
-class Pkcs11Config:
-    """Where the token is and how to log in. The PIN never appears in ``repr``."""
-
-    module_path: str
-    token_label: str
-    user_pin: str = field(repr=False)
-    slot: int | None = None
-    #: How long a caller waits for the token before giving up with :class:`Pkcs11Unavailable`.
-    operation_timeout_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not self.token_label:
-            raise ConfigurationError("the PKCS#11 token label must not be empty")
-        if self.operation_timeout_s <= 0:
-            raise ConfigurationError("the PKCS#11 operation timeout must be positive")
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, prefix: str = DEFAULT_ENV_PREFIX
-    ) -> Pkcs11Config:
-        """Read ``<prefix>`` + MODULE, TOKEN_LABEL, PIN or PIN_FILE, SLOT and TIMEOUT_S.
-
-        The PIN comes from the environment or from a file (a mounted secret; one trailing
-        newline is ignored), never from the command line.
-        """
-        env = os.environ if environ is None else environ
-
-        def required(name: str) -> str:
-            value = env.get(prefix + name, "")
-            if not value:
-                raise ConfigurationError(f"{prefix}{name} is not set")
-            return value
-
-        pin = env.get(prefix + "PIN", "")
-        pin_file = env.get(prefix + "PIN_FILE", "")
-        if pin and pin_file:
-            raise ConfigurationError(f"set {prefix}PIN or {prefix}PIN_FILE, not both")
-        if pin_file:
-            try:
-                pin = Path(pin_file).read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"{prefix}PIN_FILE: cannot read '{pin_file}': {exc.strerror}"
-                ) from exc
-        if not pin:
-            raise ConfigurationError(f"{prefix}PIN or {prefix}PIN_FILE is not set")
-        try:
-            slot = int(env[prefix + "SLOT"]) if env.get(prefix + "SLOT") else None
-            timeout = float(env.get(prefix + "TIMEOUT_S") or 30.0)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{prefix}SLOT must be an integer and {prefix}TIMEOUT_S a number of seconds"
-            ) from exc
-        return cls(
-            module_path=required("MODULE"),
-            token_label=required("TOKEN_LABEL"),
-            user_pin=pin,
-            slot=slot,
-            operation_timeout_s=timeout,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A signing key pair on the token, and the protection flags of its private half."""
-
-    label: str
-    #: RFC 7638 thumbprint of the public JWK (the ``kid``).
-    key_id: str
-    algorithm: Algorithm
-    #: CKA_ID, hex.
-    cka_id: str
-    on_token: bool
-    private: bool
-    sensitive: bool
-    extractable: bool
-    always_sensitive: bool
-    never_extractable: bool
-    #: Generated inside the token (CKA_LOCAL).
-    local: bool
-
-
-def _public_point(record: KeyRecord) -> bytes:
-    """CKA_EC_POINT is a DER OCTET STRING around the point; some tokens send the bare point."""
-    raw, size = record.ec_point, _POINT_SIZE[record.algorithm]
-    if len(raw) == size + 2 and raw[0] == 0x04 and raw[1] == size:
-        return raw[2:]
-    if len(raw) == size:
-        return raw
-    raise Pkcs11OperationFailed(
-        f"key '{record.label}': unexpected CKA_EC_POINT encoding ({len(raw)} bytes)"
-    )
-
-
-def _public_jwk(record: KeyRecord) -> dict[str, str]:
-    """The public JWK with ``kid`` (RFC 7638 thumbprint) and ``alg``."""
-    point = _public_point(record)
-    jwk: dict[str, str]
-    try:
-        if record.algorithm == "ES256":
-            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)  # on the curve
-            jwk = {"kty": "EC", "crv": "P-256", "x": b64url(point[1:33]), "y": b64url(point[33:])}
-        else:
-            ed25519.Ed25519PublicKey.from_public_bytes(point)
-            jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(point)}
-    except ValueError as exc:
-        raise Pkcs11OperationFailed(
-            f"key '{record.label}': the token returned an invalid public key"
-        ) from exc
-    jwk["kid"] = jwk_thumbprint(jwk)
-    jwk["alg"] = record.algorithm
-    return jwk
-
-
-def _key_info(record: KeyRecord, kid: str) -> KeyInfo:
-    return KeyInfo(
-        label=record.label,
-        key_id=kid,
-        algorithm=record.algorithm,
-        cka_id=record.cka_id.hex(),
-        on_token=record.token,
-        private=record.private,
-        sensitive=record.sensitive,
-        extractable=record.extractable,
-        always_sensitive=record.always_sensitive,
-        never_extractable=record.never_extractable,
-        local=record.local,
-    )
 
 
 class _LoopDeadlines:
@@ -489,13 +306,13 @@ class Pkcs11Token:
         self.start()
         worker, ref = self._session()
         records = self._wait(worker.submit(worker.ops.list_keys, ref))
-        return [_key_info(r, _public_jwk(r)["kid"]) for r in records]
+        return [key_info(r, public_jwk(r)["kid"]) for r in records]
 
     async def alist_keys(self) -> list[KeyInfo]:
         await self.astart()
         worker, ref = self._session()
         records = await self._await(worker.submit_async(worker.ops.list_keys, ref))
-        return [_key_info(r, _public_jwk(r)["kid"]) for r in records]
+        return [key_info(r, public_jwk(r)["kid"]) for r in records]
 
     def destroy_key(self, label: str) -> None:
         """Delete both halves of the key pair; :class:`KeyNotFound` if there is none."""
@@ -566,64 +383,3 @@ class Pkcs11Token:
         self.start()
         worker, ref = self._session()
         return self._wait(worker.submit(worker.ops.decrypt_gcm, ref, cka_id, iv, aad, data))
-
-
-class Pkcs11Signer:
-    """A key pair inside a PKCS#11 token, as a :class:`~pavilion.keystore.signer.Signer`."""
-
-    __slots__ = ("_algorithm", "_cka_id", "_es256", "_info", "_jwk", "_kid", "_label", "_token")
-
-    def __init__(self, token: Pkcs11Token, record: KeyRecord) -> None:
-        self._token = token
-        self._jwk = _public_jwk(record)
-        self._kid = self._jwk["kid"]
-        self._label = record.label
-        self._algorithm: Algorithm = record.algorithm
-        self._es256 = record.algorithm == "ES256"
-        self._cka_id = record.cka_id
-        self._info = _key_info(record, self._kid)
-
-    def __repr__(self) -> str:
-        return f"<Pkcs11Signer '{self._label}' {self._algorithm} kid={self._kid}>"
-
-    @property
-    def key_id(self) -> str:
-        """RFC 7638 thumbprint of the public JWK."""
-        return self._kid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._algorithm
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    @property
-    def info(self) -> KeyInfo:
-        """The key's flags as read when this signer was made."""
-        return self._info
-
-    @property
-    def cka_id(self) -> bytes:
-        return self._cka_id
-
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
-
-    def _input(self, message: bytes) -> bytes:
-        return hashlib.sha256(message).digest() if self._es256 else bytes(message)
-
-    async def sign(self, message: bytes) -> bytes:
-        """Raw JOSE signature: ``r || s`` for ES256, the 64-byte Ed25519 signature for EdDSA."""
-        data = self._input(message)
-        worker, ref = self._token._session()
-        future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
-        return await self._token._await(future)
-
-    def sign_blocking(self, message: bytes) -> bytes:
-        """:meth:`sign` for threads and CLI code (never call it on an event loop)."""
-        data = self._input(message)
-        worker, ref = self._token._session()
-        future = worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
-        return self._token._wait(future)

@@ -1,0 +1,260 @@
+"""Issuance at the I/O edge: sign a credential with the right key and record it.
+
+``issue_for_decision`` (the verification flow) and ``issue_vc_api`` (the VC-API) sign through
+a :class:`~pavilion.keystore.signer.Signer`: the DP's certified key when it is accredited for
+the claim type (:mod:`~pavilion.credentials.trust_roots`), else the connector's own. Each
+issuance is recorded (``credential_issuances``) and, on the VC-API path, audited with its
+status binding in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pavilion.audit.log import AuditLog
+from pavilion.credentials import data_model, issuance, vc2
+from pavilion.credentials.group_commit import GroupCommit
+from pavilion.credentials.issuance import Issued, IssuingKey, StatusEmbed
+from pavilion.credentials.issuer_models import Issuance
+from pavilion.credentials.report import CheckFailed
+from pavilion.credentials.templates import CredentialFormat, CredentialTemplate, by_credential_type
+from pavilion.credentials.timeutil import iso
+from pavilion.credentials.trust_roots import TrustRoots
+from pavilion.errors import InvalidRequest
+from pavilion.keystore.signer import Signer
+from pavilion.observability.logging import get_logger
+from pavilion.store.database import Database
+
+log = get_logger(__name__)
+
+
+class CredentialKeystore(Protocol):
+    """What the credentials domain needs of the keystore (either backend)."""
+
+    def signer(self, purpose: Literal["credential-signing"]) -> Signer: ...
+
+    def public_jwks(self, purpose: Literal["credential-signing"]) -> list[dict[str, str]]: ...
+
+
+class StatusLists(Protocol):
+    """What the credentials domain needs of the status-list service."""
+
+    async def reserve(self, tenant_id: str, kind: str = "token") -> StatusEmbed: ...
+
+    async def bind(
+        self, session: AsyncSession, tenant_id: str, reservation: Any, credential_id: str
+    ) -> None: ...
+
+    async def resolve_status(self, list_uri: str, index: int) -> int: ...
+
+
+def status_kind(fmt: CredentialFormat) -> str:
+    """Which status list a format uses: W3C Bitstring for VC 2.0, IETF Token otherwise."""
+    return "bitstring" if fmt is CredentialFormat.VC2_JOSE else "token"
+
+
+def parse_as_of(as_of: str | None) -> datetime | None:
+    """The DP's ``as_of`` (ISO 8601); naive times are UTC; garbage counts as absent."""
+    if not as_of:
+        return None
+    try:
+        moment = datetime.fromisoformat(as_of)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class CredentialIssuer:
+    """Signs credentials (verification decisions and the VC-API) and records each issuance."""
+
+    def __init__(
+        self,
+        db: Database,
+        keystore: CredentialKeystore,
+        audit: AuditLog,
+        trust: TrustRoots,
+        *,
+        issuer_id: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._keystore = keystore
+        self._audit = audit
+        self._trust = trust
+        self._issuer_id = issuer_id
+        self._clock = clock
+        self._writer = GroupCommit(db)
+
+    async def issuing_key(
+        self, tenant_id: str, provider_id: str | None, claim_type: str | None
+    ) -> IssuingKey:
+        """The DP's certified key when it is accredited for the claim type, else ours."""
+        if provider_id is not None:
+            found = await self._trust.provider_key(tenant_id, provider_id)
+            if found is not None:
+                if claim_type in found.claim_types and found.not_after > self._clock():
+                    return found.key
+                log.warning(
+                    "provider key not used: claim type not accredited or link expired",
+                    tenant_id=tenant_id,
+                    provider_id=provider_id,
+                    claim_type=claim_type,
+                )
+        return IssuingKey(self._keystore.signer("credential-signing"))
+
+    async def issue_for_decision(
+        self,
+        tenant_id: str,
+        *,
+        provider_id: str,
+        fmt: CredentialFormat,
+        template: CredentialTemplate,
+        subject: Mapping[str, Any],
+        as_of: str | None,
+        issued_at: datetime,
+        holder_jwk: Mapping[str, Any] | None = None,
+        status: StatusEmbed | None = None,
+    ) -> Issued:
+        """Sign the credential a true decision earns (nothing is written here)."""
+        key = await self.issuing_key(tenant_id, provider_id, template.claim_type)
+        return await issuance.issue(
+            fmt=fmt,
+            template=template,
+            subject=subject,
+            issuer=self._issuer_id,
+            key=key,
+            issued_at=issued_at,
+            vouched_at=parse_as_of(as_of),
+            holder_jwk=holder_jwk,
+            status=status,
+        )
+
+    def issuance_row(
+        self,
+        tenant_id: str,
+        issued: Issued,
+        *,
+        verification_id: str | None,
+        refreshes: str | None = None,
+    ) -> Issuance:
+        return Issuance(
+            id=issued.id,
+            tenant_id=tenant_id,
+            verification_id=verification_id,
+            refreshes=refreshes,
+            format=issued.format.value,
+            template_id=issued.template.id if issued.template else None,
+            claim_type=issued.template.claim_type if issued.template else None,
+            key_id=issued.key_id,
+            digest=issued.digest,
+            vouched_at=issued.vouched_at,
+            valid_until=issued.valid_until,
+            created_at=self._clock(),
+        )
+
+    async def issue_vc_api(
+        self,
+        tenant_id: str,
+        credential: Mapping[str, Any],
+        *,
+        fmt: CredentialFormat = CredentialFormat.VC2_JOSE,
+        credential_id: str | None = None,
+        holder_jwk: Mapping[str, Any] | None = None,
+        vct: str | None = None,
+        provider_id: str | None = None,
+        status_lists: StatusLists | None = None,
+    ) -> Issued:
+        """Secure an unsecured VC 2.0 credential (the VC-API ``/credentials/issue``)."""
+        fmt = CredentialFormat(fmt)
+        now = self._clock()
+        document = self.complete_document(credential, credential_id=credential_id, now=now)
+        template = by_credential_type(document["type"])
+        key = await self.issuing_key(
+            tenant_id, provider_id, template.claim_type if template else None
+        )
+        if provider_id is not None and key.provider_id != provider_id:
+            raise InvalidRequest(
+                f"provider {provider_id} has no certified key accredited for this credential type",
+                field="options.providerId",
+            )
+        status = None
+        if status_lists is not None:
+            status = await status_lists.reserve(tenant_id, status_kind(fmt))
+        issued = await issuance.issue_document(
+            document,
+            fmt=fmt,
+            template=template,
+            key=key,
+            issued_at=now,
+            holder_jwk=holder_jwk,
+            status=status,
+            vct=vct,
+        )
+        event = {
+            "kind": "credential_issued",
+            "credential_id": issued.id,
+            "format": issued.format.value,
+            "template": issued.template.id if issued.template else None,
+            "key_id": issued.key_id,
+            "credential_sha256": issued.digest,
+            "at": iso(now),
+        }
+
+        async def record(session: AsyncSession) -> None:
+            session.add(self.issuance_row(tenant_id, issued, verification_id=None))
+            if status is not None and status_lists is not None:
+                await status_lists.bind(session, tenant_id, status, issued.id)
+            await self._audit.append(session, tenant_id, event)
+
+        # The record, the status binding and the audit leaf commit together; concurrent
+        # issuances of the tenant share the transaction (group commit).
+        await self._writer.write(tenant_id, record)
+        return issued
+
+    def complete_document(
+        self, credential: Mapping[str, Any], *, credential_id: str | None, now: datetime
+    ) -> dict[str, Any]:
+        """Fill id, issuer, validFrom, validUntil and the attestation; check the result."""
+        if "proof" in credential:
+            raise InvalidRequest(
+                "send an unsecured credential: it must not carry a proof",
+                field="credential.proof",
+            )
+        document = dict(credential)
+        issuer = vc2.issuer_id(document) if "issuer" in document else self._issuer_id
+        if issuer != self._issuer_id:
+            raise InvalidRequest(
+                f"issuer must be this connector's issuer id {self._issuer_id!r}",
+                field="credential.issuer",
+            )
+        document.setdefault("issuer", self._issuer_id)
+        if "id" not in document:
+            document["id"] = credential_id or f"urn:uuid:{uuid.uuid4()}"
+        template = by_credential_type(document.get("type"))
+        # The validity period runs from now (issuance.vc_api_validity says why).
+        document.update(issuance.vc_api_validity(document, template, now))
+        if template is not None and not any(
+            isinstance(e, dict) and e.get("type") == "DataProviderAttestation"
+            for e in _as_list(document.get("evidence"))
+        ):
+            # The connector vouches for what it signs at the time it signs.
+            document["evidence"] = [
+                *_as_list(document.get("evidence")),
+                issuance.attestation(None, now, template),
+            ]
+        data_model.check_credential(document)  # 422 naming the member and the section
+        try:
+            vc2.check_document(document)
+        except CheckFailed as exc:
+            raise InvalidRequest(exc.reason, field="credential") from exc
+        return document
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
