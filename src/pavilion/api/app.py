@@ -51,6 +51,9 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
         responses=problems.problem_responses(500),
+        # We export Prometheus metrics ourselves; FastAPI's OpenTelemetry hooks would look up
+        # the global providers (and the environment) on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
     problems.install(app)

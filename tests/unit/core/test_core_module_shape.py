@@ -17,7 +17,6 @@ SRC = Path(pavilion.__file__).parent
 NOT_YET_SPLIT = frozenset(
     {
         "credentials/status/service.py",
-        "keystore/software.py",
     }
 )
 
