@@ -16,7 +16,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey
 
 from pavilion.credentials.data_integrity.multikey import encode_public_key
-from pavilion.keystore.software import public_jwk_of
+from pavilion.keystore.software_signer import public_jwk_of
 
 V2 = "https://www.w3.org/ns/credentials/v2"
 

@@ -14,24 +14,61 @@ The guarantees stay those of one transaction per write:
   (an idempotency key a concurrent request took, a status index already bound) fails only
   its own caller, with its own error.
 A write runs again when its batch is retried, so it builds its rows afresh on each call.
+
+A write does no I/O itself: it puts its rows into the ``Batch`` (``insert``) and states the
+guarded changes it needs (``transition``: "this row, if still in that state, takes these
+values"). The journal then writes each table's rows as one multi-row insert and each kind of
+transition as one ``UPDATE ... WHERE id IN (...) AND <guard> RETURNING id``; a guard that
+misses fails the batch with the write's own conflict. So a batch costs the same number of
+statements whatever its size: the commit, the audit head and one statement per table.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import case, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog, AuditReceipt
+from pavilion.errors import Conflict
 from pavilion.store.database import Database
 
 T = TypeVar("T")
 
-#: Given the open transaction and its leaf's receipt, add the write's rows; return the answer.
-Write = Callable[[AsyncSession, AuditReceipt], Awaitable[T]]
+
+@dataclass(frozen=True)
+class Transition:
+    """Row ``row_id`` of ``model``, if its ``guard`` column still holds ``expected``, takes
+    ``values``; otherwise the write fails with ``Conflict(conflict)``."""
+
+    model: Any  # an ORM model with an ``id`` primary key
+    row_id: str
+    guard: str
+    expected: Any
+    values: dict[str, Any]
+    conflict: str
+
+
+@dataclass
+class Batch:
+    """What the writes of one transaction add: rows per table, guarded transitions."""
+
+    inserts: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+    def insert(self, model: Any, row: dict[str, Any]) -> None:
+        self.inserts.setdefault(model, []).append(row)
+
+    def transition(self, change: Transition) -> None:
+        self.transitions.append(change)
+
+
+#: Given the batch and its leaf's receipt, add the write's rows; return the answer.
+Write = Callable[[Batch, AuditReceipt], T]
 
 
 @dataclass
@@ -97,8 +134,10 @@ class Journal:
                 receipts = await self._audit.append_many(
                     session, tenant_id, [p.entry.event for p in batch]
                 )
+                rows = Batch()
                 for pending, receipt in zip(batch, receipts, strict=True):
-                    answers.append(await pending.entry.write(session, receipt))
+                    answers.append(pending.entry.write(rows, receipt))
+                await _apply(session, rows)
         except Exception as exc:  # rolled back: retry each write alone to find the one
             if len(batch) == 1:
                 _settle(batch[0].future, error=exc)
@@ -115,6 +154,35 @@ class Journal:
         """Wait for the batches in flight (a stopping worker acknowledges what it took)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _apply(session: AsyncSession, batch: Batch) -> None:
+    for model, rows in batch.inserts.items():
+        await session.execute(insert(model), rows)  # one multi-row insert per table
+    groups: dict[tuple[Any, str, Any, tuple[str, ...]], list[Transition]] = {}
+    for change in batch.transitions:
+        shape = (change.model, change.guard, change.expected, tuple(sorted(change.values)))
+        groups.setdefault(shape, []).append(change)
+    for (model, guard, expected, names), changes in groups.items():
+        ids = [c.row_id for c in changes]
+        values = {
+            name: case({c.row_id: c.values[name] for c in changes}, value=model.id)
+            for name in names
+        }
+        done = set(
+            (
+                await session.execute(
+                    update(model)
+                    .where(model.id.in_(ids), getattr(model, guard) == expected)
+                    .values(values)
+                    .returning(model.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalars()
+        )
+        missed = next((c for c in changes if c.row_id not in done), None)
+        if missed is not None:
+            raise Conflict(missed.conflict)
 
 
 def _settle(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pavilion.credentials import templates as credential_templates
     from pavilion.credentials.report import IntegrityReport
     from pavilion.keystore.signer import Algorithm
-    from pavilion.keystore.software import SoftwareSigner
+    from pavilion.keystore.software_signer import SoftwareSigner
     from pavilion.runtime import Runtime
 
 console = Console()
@@ -162,7 +162,7 @@ def verify(
 def _holder_signer(path: Path) -> SoftwareSigner:
     from joserfc.jwk import ECKey, OKPKey
 
-    from pavilion.keystore.software import SoftwareSigner
+    from pavilion.keystore.software_signer import SoftwareSigner
 
     jwk = _json_file(path, "the holder key")
     try:

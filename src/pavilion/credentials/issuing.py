@@ -142,19 +142,34 @@ class CredentialIssuer:
         refreshes: str | None = None,
     ) -> Issuance:
         return Issuance(
-            id=issued.id,
-            tenant_id=tenant_id,
-            verification_id=verification_id,
-            refreshes=refreshes,
-            format=issued.format.value,
-            template_id=issued.template.id if issued.template else None,
-            claim_type=issued.template.claim_type if issued.template else None,
-            key_id=issued.key_id,
-            digest=issued.digest,
-            vouched_at=issued.vouched_at,
-            valid_until=issued.valid_until,
-            created_at=self._clock(),
+            **self.issuance_values(
+                tenant_id, issued, verification_id=verification_id, refreshes=refreshes
+            )
         )
+
+    def issuance_values(
+        self,
+        tenant_id: str,
+        issued: Issued,
+        *,
+        verification_id: str | None,
+        refreshes: str | None = None,
+    ) -> dict[str, Any]:
+        """The issuance row's columns (for a multi-row insert, see ``audit.journal``)."""
+        return {
+            "id": issued.id,
+            "tenant_id": tenant_id,
+            "verification_id": verification_id,
+            "refreshes": refreshes,
+            "format": issued.format.value,
+            "template_id": issued.template.id if issued.template else None,
+            "claim_type": issued.template.claim_type if issued.template else None,
+            "key_id": issued.key_id,
+            "digest": issued.digest,
+            "vouched_at": issued.vouched_at,
+            "valid_until": issued.valid_until,
+            "created_at": self._clock(),
+        }
 
     async def issue_vc_api(
         self,

@@ -44,7 +44,7 @@ from pavilion.credentials.report import (
 )
 from pavilion.credentials.timeutil import DEFAULT_LEEWAY, iso, numeric_date, validity_check
 from pavilion.jose import jwk_thumbprint
-from pavilion.keystore.software import public_jwk_of
+from pavilion.keystore.software_signer import public_jwk_of
 
 VP_TYP: Final = "vp+jwt"
 VP_CTY: Final = "vp"

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.audit.journal import JournalEntry
+from pavilion.audit.journal import Batch, JournalEntry
 from pavilion.audit.log import AuditReceipt, digest
 from pavilion.connect.client import LookupResult
 from pavilion.connect.routing import Route, plan_route
 from pavilion.credentials.issuance import Issued
+from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.models import IssuedCredential
 from pavilion.credentials.service import status_kind
 from pavilion.credentials.status.service import StatusReservation
@@ -265,40 +265,43 @@ async def persist(
     }
     fmt = admitted.fmt
 
-    async def write(session: AsyncSession, receipt: AuditReceipt) -> dict[str, Any]:
-        verification = Verification(**fields, audit_index=receipt.index)
-        session.add(verification)
+    def write(batch: Batch, receipt: AuditReceipt) -> dict[str, Any]:
+        row = {**fields, "audit_index": receipt.index}
+        batch.insert(Verification, row)
         if issued is not None:
             signed = issued.credential
-            await rt.status_lists.bind(session, tenant_id, issued.status, signed.id)
-            session.add(
-                IssuedCredential(
-                    id=signed.id,
-                    tenant_id=tenant_id,
-                    verification_id=verification_id,
-                    format=fmt.value,
-                    key_id=signed.key_id,
-                    digest=signed.digest,
-                    valid_from=signed.valid_from,
-                    valid_until=signed.valid_until,
-                )
+            batch.transition(rt.status_lists.binding(tenant_id, issued.status, signed.id))
+            batch.insert(
+                IssuedCredential,
+                {
+                    "id": signed.id,
+                    "tenant_id": tenant_id,
+                    "verification_id": verification_id,
+                    "format": fmt.value,
+                    "key_id": signed.key_id,
+                    "digest": signed.digest,
+                    "valid_from": signed.valid_from,
+                    "valid_until": signed.valid_until,
+                },
             )
-            session.add(
-                rt.credentials.issuance_row(
+            batch.insert(
+                Issuance,
+                rt.credentials.issuance_values(
                     tenant_id, signed, verification_id=verification_id, refreshes=refreshes
-                )
+                ),
             )
-        body = _response(verification, receipt, credential, fmt.value)
+        body = _response(row, receipt, credential, fmt.value)
         if idempotency_key is not None:
-            session.add(
-                IdempotencyRecord(
-                    tenant_id=tenant_id,
-                    scope=SCOPE,
-                    key=idempotency_key,
-                    request_hash=fingerprint,
-                    status_code=201,
-                    response=body,
-                )
+            batch.insert(
+                IdempotencyRecord,
+                {
+                    "tenant_id": tenant_id,
+                    "scope": SCOPE,
+                    "key": idempotency_key,
+                    "request_hash": fingerprint,
+                    "status_code": 201,
+                    "response": body,
+                },
             )
         return body
 
@@ -362,8 +365,8 @@ async def persist_failure(rt: Runtime, admitted: Admitted, exc: PavilionError) -
         "credential_id": None,
     }
 
-    async def write(session: AsyncSession, receipt: AuditReceipt) -> AuditReceipt:
-        session.add(Verification(**fields, audit_index=receipt.index))
+    def write(batch: Batch, receipt: AuditReceipt) -> AuditReceipt:
+        batch.insert(Verification, {**fields, "audit_index": receipt.index})
         return receipt
 
     receipt = await rt.journal.write(
@@ -412,20 +415,20 @@ def _audit_event(fields: dict[str, Any], credential_digest: str | None) -> dict[
 
 
 def _response(
-    verification: Verification, receipt: AuditReceipt, credential: Issued | None, fmt: str
+    row: dict[str, Any], receipt: AuditReceipt, credential: Issued | None, fmt: str
 ) -> dict[str, Any]:
     return VerificationResponse(
-        id=verification.id,
-        status=verification.status,
-        decision=verification.decision,
-        provider_id=verification.provider_id,
-        region=verification.region,
-        claim=json.loads(verification.claim),
+        id=row["id"],
+        status=row["status"],
+        decision=row["decision"],
+        provider_id=row["provider_id"],
+        region=row["region"],
+        claim=json.loads(row["claim"]),
         credential=credential.token if credential else None,
         credential_format=fmt if credential else None,
         credential_id=credential.id if credential else None,
         audit={"index": receipt.index, "leaf_hash": receipt.leaf_hash},
-        created_at=verification.created_at.isoformat(),
+        created_at=row["created_at"].isoformat(),
     ).model_dump(mode="json")
 
 

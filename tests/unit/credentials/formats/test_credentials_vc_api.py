@@ -13,6 +13,7 @@ from credentials_support import NOW, es256, issue, options, trust_for
 from pavilion import jose
 from pavilion.credentials import issuance, sd_jwt, vc2, vc_api, verifier
 from pavilion.credentials.report import CheckFailed
+from pavilion.credentials.sd_jwt.encoding import digests_in
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.credentials.timeutil import numeric_date, parse_date_time_stamp, validity_check
 from pavilion.credentials.trust import x509 as trust_x509
@@ -122,7 +123,7 @@ def test_sd_jwt_edge_rules() -> None:
     with pytest.raises(ValueError, match="JWK object"):
         jose.holder_key("not a mapping")  # type: ignore[arg-type]
     nested = {"a": [{"_sd": ["d1"]}, [{"...": "d2"}]], "_sd": ["d0"]}
-    assert sorted(sd_jwt._digests_in(nested)) == ["d0", "d1", "d2"]
+    assert sorted(digests_in(nested)) == ["d0", "d1", "d2"]
     deep: dict[str, Any] = {}
     cursor = deep
     for _ in range(40):
