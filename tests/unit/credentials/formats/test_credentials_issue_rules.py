@@ -134,7 +134,7 @@ async def test_a_jwt_vc_has_no_vc2_envelope() -> None:
     )
     assert issued.secured_form() == issued.token
     assert issued.media_type == "application/jwt"
-    with pytest.raises(InvalidRequest, match="no VC 2.0 envelope"):
+    with pytest.raises(InvalidRequest, match=r"no VC 2\.0 envelope"):
         issued.envelope()
 
 
