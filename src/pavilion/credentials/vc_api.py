@@ -97,7 +97,10 @@ class VerifyCredentialOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     maxAge: int | None = Field(
-        default=None, ge=1, description="A stricter maximum age of the DP's data, in seconds."
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="A stricter maximum age of the DP's data, in seconds.",
     )
 
 
@@ -116,7 +119,7 @@ class VerifyPresentationOptions(BaseModel):
     challenge: str | None = Field(default=None, max_length=500, description="The KB-JWT nonce.")
     domain: str | None = Field(default=None, max_length=500, description="The KB-JWT audience.")
     returnPresentation: bool = False
-    maxAge: int | None = Field(default=None, ge=1)
+    maxAge: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class VerifyPresentationRequest(BaseModel):
