@@ -117,6 +117,11 @@ def serve(
     from pavilion.workflows.server_tls import tls_context
 
     rt = build_runtime(s)
+    # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
+    # lifespan would print uvicorn's traceback before the message.
+    import asyncio
+
+    asyncio.run(_check_database_role(rt))
     ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
     server = build_server(create_app(rt), ssl_context=ssl_context)
     serve_in_foreground(server, s.host, s.port, tls=ssl_context is not None, on_listening=announce)
@@ -140,6 +145,13 @@ def _serve_workers(s: Settings, workers: int, announce: Callable[[str], None]) -
         ssl_context_factory=factory.ssl_context if tls else None,
         on_listening=announce,
     )
+
+
+async def _check_database_role(rt: Runtime) -> None:
+    try:
+        await rt.db.check_role(allow_bypass=rt.settings.allow_rls_bypass)
+    finally:
+        await rt.db.dispose()  # the pool's connections belong to this event loop
 
 
 @app.command()
@@ -222,10 +234,11 @@ def providers_register(
     import yaml
     from pydantic import ValidationError
 
+    from pavilion.parsing import load_yaml
     from pavilion.providers.schemas import ProviderIn
 
     try:
-        document = yaml.safe_load(spec.read_text("utf-8"))
+        document = load_yaml(spec.read_text("utf-8"), what=str(spec))
         provider_in = ProviderIn.model_validate(document)
     except (OSError, yaml.YAMLError) as exc:
         raise PavilionError(f"{spec}: cannot read provider definition: {exc}") from exc

@@ -36,7 +36,7 @@ from pavilion.credentials.status.types import (
     list_uri,
     new_list_id,
 )
-from pavilion.errors import Conflict, InvalidRequest, StorageError
+from pavilion.errors import Conflict, InvalidRequest, StorageUnavailable
 from pavilion.store.base import new_id
 from pavilion.store.database import Database
 
@@ -94,7 +94,7 @@ class IndexAllocator:
                     continue  # another caller refilled it, or rolled the list over
                 if not await self._refill(group):
                     await self._close_group(group)
-        raise StorageError(
+        raise StorageUnavailable(  # contention that a retry resolves
             f"could not reserve a status list index after {MAX_RESERVE_ATTEMPTS} attempts"
         )
 
