@@ -38,6 +38,7 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         yield
         if stages.enabled(loop):
             stages.disable(loop)
+        await runtime.stop()
         await runtime.keys.stop()
         if owns_runtime:
             await runtime.aclose()

@@ -262,7 +262,11 @@ class Settings(BaseSettings):
     provider_attempt_timeout_seconds: float = Field(default=2.0, gt=0, le=120)
     provider_max_connections: int = Field(default=100, ge=1, le=100_000)
     provider_max_keepalive_connections: int = Field(default=100, ge=0, le=100_000)
-    provider_http2: bool = True
+    provider_http2: bool = Field(
+        default=False,
+        description="Look DPs up over HTTP/2 (httpx) where they offer it; false uses HTTP/1.1 "
+        "keep-alive pools (aiohttp), about a fifth of the CPU per lookup (docs/PERFORMANCE.md).",
+    )
     provider_warm_connections: int = Field(default=2, ge=0, le=1000)
     provider_probe_interval_seconds: float = Field(
         default=1.0, ge=0, le=3600, description="Active health checks of DP endpoints; 0 is off."
