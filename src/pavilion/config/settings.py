@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     hsm_module: str = Field(default="", description="Path of the HSM vendor's PKCS#11 module.")
     hsm_token_label: str = Field(default="", description="Label of the PKCS#11 token.")
     hsm_pin: SecretStr = Field(default=SecretStr(""), description="User PIN; prefer the file.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="A bearer token that may read /metrics (a Prometheus scraper's); without "
+        "it, /metrics answers a platform-admin API token only.",
+    )
     hsm_pin_file: Path | None = Field(default=None, description="File holding the user PIN.")
     hsm_slot: int | None = Field(default=None, ge=0, description="Only when labels repeat.")
     hsm_timeout_s: float = Field(default=30.0, gt=0, le=600)
