@@ -7,8 +7,9 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
     PavilionError
     ├── ConfigurationError          settings that cannot start the service
     ├── ServerStartFailed           a server that cannot bind its address or start
-    ├── InvalidRequest              a request that breaks a rule (names the field)     400/422
-    │   └── PayloadTooLarge         a body over the configured limit                  413
+    ├── InvalidRequest              a request that breaks a rule (names the field)     422
+    │   ├── PayloadTooLarge         a body over the configured limit                  413
+    │   └── BadRequest              a request the protocol defines no answer for      400
     ├── AuthenticationFailed        no or unknown credentials                          401
     ├── PermissionDenied            a role or tenant that may not do this              403
     ├── NotFound                    an unknown tenant, provider, proof, ...            404
@@ -52,7 +53,11 @@ operation of the keystore's PKCS#11 worker.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
+
+#: Every RFC 9457 problem ``type`` the connector and its DP agents answer is this base plus the
+#: error's ``code`` (one scheme for both processes).
+PROBLEM_TYPE_BASE: Final = "https://pavilion.example/problems/"
 
 
 class PavilionError(Exception):
@@ -103,6 +108,14 @@ class InvalidRequest(PavilionError):
 class PayloadTooLarge(InvalidRequest):
     code = "payload-too-large"
     title = "Payload too large"
+
+
+class BadRequest(InvalidRequest):
+    """A request the standard behind the endpoint defines no answer for (RFC 9162 has no
+    consistency proof from the empty tree); 400 rather than 422, as the standard says."""
+
+    code = "bad-request"
+    title = "Bad request"
 
 
 class AuthenticationFailed(PavilionError):

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
 
 _B64URL_TABLE = bytes.maketrans(b"+/", b"-_")
 _B64URL_DECODE_TABLE = str.maketrans("-_", "+/")
+_B64URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64url(data: bytes) -> str:
@@ -46,6 +48,24 @@ def b64url_decode_strict(text: str) -> bytes:
     """Decode unpadded base64url already checked against the alphabet (strict binascii)."""
     padded = text.translate(_B64URL_DECODE_TABLE) + "=" * (-len(text) % 4)
     return binascii.a2b_base64(padded, strict_mode=True)
+
+
+def b64url_decode_canonical(text: str) -> bytes:
+    """Decode unpadded base64url that is the one spelling of its bytes (RFC 4648 section 3.5).
+
+    The alphabet only, no padding, and the unused bits of the last character zero: a value
+    with non-zero trailing bits decodes to the same bytes as the canonical one, so accepting it
+    would let two strings stand for one element. Raises ValueError otherwise.
+    """
+    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64URL_ALPHABET.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    try:
+        decoded = b64url_decode_strict(text)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not unpadded base64url") from exc
+    if b64url(decoded) != text:
+        raise ValueError("non-canonical base64url: the unused trailing bits are not zero")
+    return decoded
 
 
 def compact_json(value: Any) -> bytes:

@@ -11,16 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pavilion.audit.journal import Journal
 from pavilion.audit.log import AuditLog
 from pavilion.config.settings import Settings
 from pavilion.connect.client import ProviderClient
 from pavilion.connect.factory import build_provider_client
+from pavilion.connect.residency import ResidencyService
 from pavilion.credentials.anoncreds.service import AnoncredsConfig, AnoncredsService
 from pavilion.credentials.keys import issuer_keys_for
 from pavilion.credentials.service import CredentialService
 from pavilion.credentials.status.resolver import RemoteStatusResolver
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
 from pavilion.ingest.lineage.emitter import LineageEmitter
+from pavilion.ingest.lineage.lookups import LookupLineage
 from pavilion.ingest.roster_store import RosterStore, SqlRosterStore
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
@@ -29,7 +32,9 @@ from pavilion.privacy.psi_client import OprfEvaluator
 from pavilion.privacy.receipts import ReceiptService
 from pavilion.privacy.tag_sets import TagSetService
 from pavilion.providers.service import ProviderService
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
+from pavilion.store.idempotency import RecentAnswers
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -67,6 +72,15 @@ class Runtime:
     keys: KeyService
     status_lists: StatusListService
     credentials: CredentialService
+    #: Tenant configuration (providers, endpoints, adequacy) served from memory.
+    config: ConfigCache
+    residency: ResidencyService
+    #: Audited writes of a tenant committed together (verifications).
+    journal: Journal
+    #: Lookup outcomes counted and written as lineage once per window.
+    lookup_lineage: LookupLineage
+    #: Answers this worker stored under an Idempotency-Key (replays without a read).
+    idempotency: RecentAnswers = field(default_factory=RecentAnswers)
     clock: Callable[[], datetime] = field(default=_utc_now)
     #: Canonical roster records (what roster uploads replace and lookups read).
     rosters: RosterStore = field(default_factory=SqlRosterStore)
@@ -82,7 +96,13 @@ class Runtime:
         """The privacy engine (PSI, ZK predicates, private releases, receipts), built on use."""
         return build_privacy_engine(self)
 
+    async def start(self) -> None:
+        """Background work of a serving process (lineage windows)."""
+        self.lookup_lineage.start()
+
     async def aclose(self) -> None:
+        await self.journal.aclose()  # what was taken is committed before anything closes
+        await self.lookup_lineage.aclose()  # the last window's counts
         if "privacy" in self.__dict__:  # built on first use only
             await self.privacy.aclose()
         await self.provider_client.aclose()
@@ -99,13 +119,15 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
     audit = AuditLog(db, keystore.signer("audit-signing"), settings.audit_origin)
     tenant_keys = TenantKeys(keystore)
     client = provider_client or build_provider_client(settings, db, audit)
+    config = ConfigCache(settings.config_cache_seconds)
+    lineage = LineageEmitter(settings.lineage_file)
     return Runtime(
         settings=settings,
         db=db,
         keystore=keystore,
         tenant_keys=tenant_keys,
         tenancy=TenancyService(db, tenant_keys),
-        providers=ProviderService(db, tenant_keys),
+        providers=ProviderService(db, tenant_keys, config),
         provider_client=client,
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
@@ -127,7 +149,13 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
             ),
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
-        lineage=LineageEmitter(settings.lineage_file),
+        config=config,
+        residency=ResidencyService(db, config),
+        journal=Journal(db, audit, max_batch=settings.journal_max_batch),
+        lineage=lineage,
+        lookup_lineage=LookupLineage(
+            db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now
+        ),
         certificates=CertificateIdentities(settings.tls_client_identities),
         oidc=OidcVerifier(settings.oidc_providers),
     )

@@ -14,6 +14,9 @@ builds one: TLS 1.2 at least, and a client certificate asked for or required whe
 is given). Uvicorn does not pass the TLS session to the app, so on TLS the HTTP protocol is
 :class:`TlsScopeProtocol`, which puts the ASGI ``tls`` extension (the verified client
 certificate, the TLS version) in every request's scope.
+
+:func:`serve_workers` runs several worker processes on one socket (uvicorn's supervisor): each
+is a fresh interpreter that builds its app (and its TLS context) from a picklable factory.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from typing import Final, Literal, Protocol
 import uvicorn
 from cryptography import x509
 from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from pavilion.errors import ConfigurationError, ServerStartFailed
 
@@ -198,18 +203,38 @@ def build_server(
     """A uvicorn server for ``app``: HTTPS (and mutual TLS) when given an SSL context; then
     each request's scope carries the ASGI ``tls`` extension."""
     return uvicorn.Server(
-        uvicorn.Config(
+        _config(
             app,
-            http=TlsScopeProtocol if ssl_context else "auto",
-            log_level=log_level,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            ws="none",
-            lifespan=lifespan,
-            timeout_graceful_shutdown=int(graceful_shutdown_s),
             ssl_context_factory=_fixed_ssl_context(ssl_context) if ssl_context else None,
+            lifespan=lifespan,
+            log_level=log_level,
+            graceful_shutdown_s=graceful_shutdown_s,
         )
+    )
+
+
+def _config(
+    app: ASGIApp | Callable[[], ASGIApp],
+    *,
+    ssl_context_factory: _SslContextFactory | None,
+    lifespan: Literal["on", "off"] = "on",
+    log_level: str = "warning",
+    graceful_shutdown_s: float = GRACEFUL_SHUTDOWN_S,
+    workers: int = 1,
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        factory=workers > 1,
+        workers=workers,
+        http=TlsScopeProtocol if ssl_context_factory else "auto",
+        log_level=log_level,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ws="none",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=int(graceful_shutdown_s),
+        ssl_context_factory=ssl_context_factory,
     )
 
 
@@ -236,6 +261,39 @@ def serve_in_foreground(
         if on_listening is not None:
             on_listening(socket_url(sock, tls=tls))
         server.run(sockets=[sock])
+
+
+def serve_workers(
+    app_factory: Callable[[], ASGIApp],
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    ssl_context_factory: _SslContextFactory | None = None,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Serve with ``workers`` processes sharing one listening socket, until SIGINT/SIGTERM.
+
+    Uvicorn's supervisor spawns each worker as a fresh interpreter, so ``app_factory`` and
+    ``ssl_context_factory`` must pickle and build what they need there (the factory is called
+    once per worker); it replaces a worker that dies, and on a signal stops every worker,
+    each finishing its open requests. A worker that cannot start stops them all: this then
+    raises :class:`~pavilion.errors.ServerStartFailed` (the worker logged why).
+    """
+    if workers < 2:
+        raise ConfigurationError("serve_workers needs at least 2 workers; serve one in-process")
+    config = _config(app_factory, ssl_context_factory=ssl_context_factory, workers=workers)
+    with bind_socket(host, port) as sock:
+        if on_listening is not None:
+            on_listening(socket_url(sock, tls=ssl_context_factory is not None))
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if failed:
+        raise ServerStartFailed(
+            f"worker process {failed[0]} could not start (its log says why); all stopped",
+            extra={"host": host, "port": port},
+        )
 
 
 class BackgroundServer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from pavilion.api.routes import ingest as ingest_routes
 from pavilion.api.routes import keys as keys_routes
 from pavilion.api.routes import privacy as privacy_routes
 from pavilion.api.routes import status_lists as status_list_routes
+from pavilion.observability import stages
 from pavilion.runtime import Runtime
 from pavilion.workflows.connections import warm_up_connections
 
@@ -29,7 +31,13 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         await runtime.tenancy.ensure_platform_tenant()
         await warm_up_connections(runtime)  # DP pools open and probed before traffic
         await runtime.keys.start()  # key refresh and signing-usage audit flushes
+        await runtime.start()  # lookup lineage windows
+        loop = asyncio.get_running_loop()
+        if runtime.settings.stage_timing:
+            stages.enable(loop)  # CPU per stage of the hot path (docs/PERFORMANCE.md)
         yield
+        if stages.enabled(loop):
+            stages.disable(loop)
         await runtime.keys.stop()
         if owns_runtime:
             await runtime.aclose()
@@ -43,6 +51,9 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
         responses=problems.problem_responses(500),
+        # We export Prometheus metrics ourselves; FastAPI's OpenTelemetry hooks would look up
+        # the global providers (and the environment) on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
     problems.install(app)

@@ -9,6 +9,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pavilion.api.problems import PROBLEM_BASE, PROBLEM_JSON
+from pavilion.observability import stages
 from pavilion.observability.metrics import HTTP_REQUEST_LATENCY
 
 
@@ -96,6 +97,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        stages.enter("http")  # the request's task: HTTP, auth and routing until a stage starts
         started = time.perf_counter()
         status = 500
 

@@ -16,7 +16,7 @@ from pavilion.observability.logging import get_logger
 from pavilion.tenancy.oidc import IdentityProviderUnavailable
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://pavilion.example/problems/"
+PROBLEM_BASE = errors.PROBLEM_TYPE_BASE
 log = get_logger(__name__)
 
 
@@ -79,6 +79,7 @@ AUTHENTICATED: Final = problem_responses(401, 403, 422)
 
 STATUS: dict[type[errors.PavilionError], int] = {
     errors.PayloadTooLarge: 413,
+    errors.BadRequest: 400,
     errors.InvalidRequest: 422,
     errors.AuthenticationFailed: 401,
     errors.PermissionDenied: 403,

@@ -9,9 +9,12 @@ checkpoints with off-the-shelf tools and keep them as evidence. A signed note is
     — <key name> <base64(4-byte key ID || Ed25519 signature over the text)>
 
 and a checkpoint's text is its origin, tree size, base64 root hash and optional extension
-lines. Verification raises :class:`~pavilion.errors.VerificationFailed` with the reason;
-signing problems (a non-Ed25519 signer, a bad key name or text) raise
-:class:`~pavilion.errors.CryptoError`.
+lines. The C2SP tlog-checkpoint spec says the key name SHOULD be the origin, so the log signs
+each tenant's checkpoints under the name ``<origin prefix>/<tenant id>``; checkpoints signed
+before that under the prefix's host alone (``pavilion.local``) still verify with the same key
+under that legacy name (:func:`verify_checkpoint` takes several verifier keys). Verification
+raises :class:`~pavilion.errors.VerificationFailed` with the reason; signing problems (a
+non-Ed25519 signer, a bad key name or text) raise :class:`~pavilion.errors.CryptoError`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -152,9 +156,18 @@ async def sign_note(text: str, key_name: str, signer: Signer) -> str:
     return f"{text}\n{_SIGNATURE_PREFIX}{key_name} {base64.b64encode(blob).decode('ascii')}\n"
 
 
-async def sign_checkpoint(checkpoint: Checkpoint, key_name: str, signer: Signer) -> str:
-    """The checkpoint as a signed note; the key name should be the checkpoint's origin."""
-    return await sign_note(checkpoint.body(), key_name, signer)
+async def sign_checkpoint(checkpoint: Checkpoint, key_name: str | None, signer: Signer) -> str:
+    """The checkpoint as a signed note under ``key_name`` (None: the checkpoint's origin, as
+    C2SP tlog-checkpoint says the key name SHOULD be)."""
+    return await sign_note(checkpoint.body(), key_name or checkpoint.origin, signer)
+
+
+def signed_under(note: str, key_name: str) -> bool:
+    """Whether a well-formed note carries a signature line under ``key_name`` (unverified)."""
+    try:
+        return any(s.key_name == key_name for s in parse_signed_note(note).signatures)
+    except VerificationFailed:
+        return False
 
 
 def parse_signed_note(note: str | bytes) -> SignedNote:
@@ -208,10 +221,27 @@ def verify_note(note: str | bytes, verifier_key: str) -> str:
 
 
 def verify_checkpoint(
-    note: str | bytes, verifier_key: str, *, origin: str | None = None
+    note: str | bytes, verifier_key: str | Sequence[str], *, origin: str | None = None
 ) -> Checkpoint:
-    """Verify a signed checkpoint and parse it; pass ``origin`` to pin the log it is for."""
-    text = verify_note(note, verifier_key)
+    """Verify a signed checkpoint and parse it; pass ``origin`` to pin the log it is for.
+
+    ``verifier_key`` may be several keys (a log's current key name and a legacy one): the note
+    must verify under one of them, and signature lines under the others are ignored.
+    """
+    keys = [verifier_key] if isinstance(verifier_key, str) else list(verifier_key)
+    if not keys:
+        raise VerificationFailed("no verifier key to check the checkpoint with")
+    failures: list[VerificationFailed] = []
+    for key in keys:
+        try:
+            text = verify_note(note, key)
+            break
+        except VerificationFailed as exc:
+            failures.append(exc)
+    else:
+        if len(failures) == 1:
+            raise failures[0]
+        raise VerificationFailed("; ".join(f.detail for f in failures))
     checkpoint = _parse_checkpoint(text)
     if origin is not None and checkpoint.origin != origin:
         raise VerificationFailed(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -17,7 +18,13 @@ from sqlalchemy import Row, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.audit.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
+from pavilion.audit.checkpoint import (
+    Checkpoint,
+    sign_checkpoint,
+    signed_under,
+    verifier_key,
+    verify_checkpoint,
+)
 from pavilion.audit.merkle import (
     CompactRange,
     consistency_proof,
@@ -121,19 +128,37 @@ class AuditLog:
             raise PavilionError("audit checkpoints are signed with Ed25519 (EdDSA) keys")
         self._db = db
         self._signer = signer
-        self.key_name = origin_prefix.split("/", maxsplit=1)[0]
         self._origin_prefix = origin_prefix
-        public = Ed25519PublicKey.from_public_bytes(b64url_decode(signer.public_jwk()["x"]))
-        self.verifier_key = verifier_key(self.key_name, public)
+        self._public = Ed25519PublicKey.from_public_bytes(b64url_decode(signer.public_jwk()["x"]))
+        #: The key name checkpoints were signed under before it became the origin.
+        legacy_name = origin_prefix.split("/", maxsplit=1)[0]
+        self._legacy_verifier_key = verifier_key(legacy_name, self._public)
 
     def origin(self, tenant_id: str) -> str:
         return f"{self._origin_prefix}/{tenant_id}"
+
+    def verifier_key_for(self, tenant_id: str) -> str:
+        """The note verifier key of the tenant's checkpoints: the key name is the origin."""
+        return verifier_key(self.origin(tenant_id), self._public)
+
+    def verifier_keys(self, tenant_id: str) -> tuple[str, str]:
+        """The current verifier key and the legacy one, for checking stored checkpoints."""
+        return self.verifier_key_for(tenant_id), self._legacy_verifier_key
 
     async def append(
         self, session: AsyncSession, tenant_id: str, event: dict[str, Any]
     ) -> AuditReceipt:
         """Add one leaf in the caller's transaction; the head row lock orders appends."""
-        # Core statements, not the ORM unit of work: this runs once per verification.
+        return (await self.append_many(session, tenant_id, [event]))[0]
+
+    async def append_many(
+        self, session: AsyncSession, tenant_id: str, events: Sequence[dict[str, Any]]
+    ) -> list[AuditReceipt]:
+        """Add leaves in order in the caller's transaction: one head read and one head write.
+
+        Core statements, not the ORM unit of work: this runs for every verification (and a
+        batch of them shares one call, see ``audit.journal``).
+        """
         head = await self._lock_head(session, tenant_id)
         if head is None:
             # The first append of a tenant: FOR UPDATE locks nothing when no row exists, so
@@ -146,26 +171,31 @@ class AuditLog:
             head = await self._lock_head(session, tenant_id)
             assert head is not None  # the row exists now, created here or by a peer
         compact = CompactRange.from_json(head.compact_range)
-        data = canonical_event(event)
-        hashed = leaf_hash(data)
-        index = compact.size
-        compact = compact.append(hashed)
-        await session.execute(
-            insert(AuditLeaf).values(
-                id=new_id(),
-                tenant_id=tenant_id,
-                idx=index,
-                event=data.decode("utf-8"),
-                leaf_hash=hashed.hex(),
-                created_at=utcnow(),
+        now = utcnow()
+        receipts: list[AuditReceipt] = []
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            data = canonical_event(event)
+            hashed = leaf_hash(data)
+            receipts.append(AuditReceipt(compact.size, hashed.hex()))
+            rows.append(
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "idx": compact.size,
+                    "event": data.decode("utf-8"),
+                    "leaf_hash": hashed.hex(),
+                    "created_at": now,
+                }
             )
-        )
+            compact = compact.append(hashed)
+        await session.execute(insert(AuditLeaf), rows)
         await session.execute(
             update(AuditHead)
             .where(AuditHead.id == head.id)
             .values(size=compact.size, compact_range=compact.to_json())
         )
-        return AuditReceipt(index, hashed.hex())
+        return receipts
 
     @staticmethod
     async def _lock_head(session: AsyncSession, tenant_id: str) -> Row[str, str] | None:
@@ -185,12 +215,14 @@ class AuditLog:
             ).scalar_one_or_none()
             compact = CompactRange.from_json(head.compact_range) if head else CompactRange()
             existing = await self._checkpoint_at(session, tenant_id, compact.size)
-            if existing is not None:
+            if existing is not None and signed_under(existing.note, self.origin(tenant_id)):
                 return existing
         root = compact.root()
         note = await sign_checkpoint(
-            Checkpoint(self.origin(tenant_id), compact.size, root), self.key_name, self._signer
+            Checkpoint(self.origin(tenant_id), compact.size, root), None, self._signer
         )
+        if existing is not None:  # stored under the legacy key name: answer a fresh note
+            return SignedCheckpoint(compact.size, root.hex(), note)
         try:
             async with self._db.transaction(tenant_id) as session:
                 session.add(
@@ -327,7 +359,7 @@ class AuditLog:
         for row in checkpoints:
             try:
                 checkpoint = verify_checkpoint(
-                    row.note, self.verifier_key, origin=self.origin(tenant_id)
+                    row.note, self.verifier_keys(tenant_id), origin=self.origin(tenant_id)
                 )
             except PavilionError as exc:
                 problems.append(f"checkpoint at size {row.size}: {exc.detail}")

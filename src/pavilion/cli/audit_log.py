@@ -35,7 +35,7 @@ def audit_checkpoint(tenant: TenantOption, as_json: JsonOption = False) -> None:
     async def work(rt: Runtime) -> tuple[str, str]:
         tenant_id = await resolve_tenant(rt, tenant)
         checkpoint = await rt.audit.checkpoint(tenant_id)
-        return checkpoint.note, rt.audit.verifier_key
+        return checkpoint.note, rt.audit.verifier_key_for(tenant_id)
 
     note, verifier_key = run_async(work)
     if as_json:

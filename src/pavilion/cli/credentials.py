@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pavilion.credentials import templates as credential_templates
     from pavilion.credentials.report import IntegrityReport
     from pavilion.keystore.signer import Algorithm
-    from pavilion.keystore.software import SoftwareSigner
+    from pavilion.keystore.software_signer import SoftwareSigner
     from pavilion.runtime import Runtime
 
 TenantOption = Annotated[str, typer.Option(metavar="NAME|ID", help="Tenant name or id.")]
@@ -121,7 +121,8 @@ def issue(
             f"issued {issued.format.value} credential {issued.id} (key {issued.key_id[:12]}…, "
             f"valid until {issued.valid_until.isoformat(timespec='seconds')})"
         )
-        print(json.dumps({"verifiableCredential": issued.envelope()}) if envelope else issued.token)
+        secured = {"verifiableCredential": issued.secured_form()}
+        print(json.dumps(secured) if envelope else issued.token)
 
     run_async(work)
 
@@ -188,7 +189,7 @@ def verify(
 def _holder_signer(path: Path) -> SoftwareSigner:
     from joserfc.jwk import ECKey, OKPKey
 
-    from pavilion.keystore.software import SoftwareSigner
+    from pavilion.keystore.software_signer import SoftwareSigner
 
     jwk = _json_file(path, "the holder key")
     try:

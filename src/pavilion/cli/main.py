@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -100,6 +101,16 @@ def serve(
     port: Annotated[
         int | None, typer.Option(metavar="PORT", help="Overrides PAVILION_PORT.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            metavar="N",
+            help="Worker processes on one socket, each with its own runtime; more than one "
+            "needs PostgreSQL (PAVILION_DATABASE_URL).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the connector's HTTP API until Ctrl-C or SIGTERM.
 
@@ -107,11 +118,8 @@ def serve(
 
     Example: pavilion serve --port 8600
     """
-    from pavilion.api.app import create_app
     from pavilion.observability.logging import configure_logging
-    from pavilion.runtime import build_runtime
     from pavilion.serving import build_server, serve_in_foreground
-    from pavilion.workflows.server_tls import tls_context
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -119,19 +127,53 @@ def serve(
     if port is not None:
         overrides["port"] = port
     s = cli_settings(**overrides)
+    if workers > 1 and s.is_sqlite:
+        raise PavilionError(
+            f"--workers {workers} needs PostgreSQL: SQLite is one file that only one process may "
+            "write (and the embedded default). Set PAVILION_DATABASE_URL to a postgresql:// URL, "
+            "or serve with one worker."
+        )
     configure_logging(s.log_level, json_output=s.log_json)
-    rt = build_runtime(s)
-    ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
-    server = build_server(create_app(rt), ssl_context=ssl_context)
 
     def announce(url: str) -> None:
+        many = f" ({workers} worker processes)" if workers > 1 else ""
         err.print(
-            f"listening on {url} (API documentation at {url}/docs); Ctrl-C stops",
+            f"listening on {url}{many}; API documentation at {url}/docs; Ctrl-C stops",
             highlight=False,
             markup=False,
         )
 
+    if workers > 1:
+        _serve_workers(s, workers, announce)
+        return
+    from pavilion.api.app import create_app
+    from pavilion.runtime import build_runtime
+    from pavilion.workflows.server_tls import tls_context
+
+    rt = build_runtime(s)
+    ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
+    server = build_server(create_app(rt), ssl_context=ssl_context)
     serve_in_foreground(server, s.host, s.port, tls=ssl_context is not None, on_listening=announce)
+
+
+def _serve_workers(s: Settings, workers: int, announce: Callable[[str], None]) -> None:
+    from pavilion.api.workers import WorkerApp
+    from pavilion.keystore.factory import open_keystore
+    from pavilion.serving import serve_workers
+    from pavilion.workflows.server_tls import tls_context
+
+    # Opened once here first: the embedded keystore creates its default keys before the
+    # workers start (not in a race between them), and a bad certificate or key stops here.
+    tls = tls_context(s, open_keystore(s)) is not None
+    factory = WorkerApp(s)
+    serve_workers(
+        factory,
+        s.host,
+        s.port,
+        workers=workers,
+        ssl_context_factory=factory.ssl_context if tls else None,
+        on_listening=announce,
+    )
 
 
 @app.command()

@@ -427,7 +427,7 @@ def receipts_verify(
                 verify_bundle(
                     document,
                     jwks=service.jwks(),
-                    verifier_key=rt.audit.verifier_key,
+                    verifier_key=rt.audit.verifier_keys(tenant_id),
                     origin=rt.audit.origin(tenant_id),
                 )
             except ReceiptInvalid as exc:

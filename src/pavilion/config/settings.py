@@ -170,6 +170,29 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="How often signing counts reach the audit log."
     )
 
+    # The verification hot path (docs/PERFORMANCE.md).
+    stage_timing: bool = Field(
+        default=False,
+        description="Charge the event loop's CPU to named stages of the hot path "
+        "(pavilion_stage_cpu_seconds_total in /metrics); costs about a microsecond per step.",
+    )
+    config_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a worker serves providers, endpoints and residency adequacy from "
+        "memory; a change made through this worker applies at once, through another within this.",
+    )
+    journal_max_batch: int = Field(
+        default=256, ge=1, le=10_000, description="At most this many verifications share a commit."
+    )
+    lineage_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Lookup lineage is counted per outcome and written once per window.",
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=0, le=65535)
     # Inbound TLS, mutual TLS and federated identity (docs/SECURITY.md).
@@ -203,7 +226,9 @@ class Settings(BaseSettings):
     node_region: str = "eu-west"
     audit_origin: str = Field(
         default="pavilion.local/audit",
-        description="Origin line of audit checkpoints; the tenant id is appended.",
+        pattern=r"^[^\s+]+$",
+        description="Origin line of audit checkpoints; the tenant id is appended. It is also "
+        "the checkpoints' signing key name, so it has no spaces and no '+'.",
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

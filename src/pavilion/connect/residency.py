@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.connect.models import ResidencyAdequacy
 from pavilion.store.base import utcnow
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 
 
@@ -27,8 +28,18 @@ async def load_adequacy(session: AsyncSession, tenant_id: str) -> dict[str, tupl
 
 
 class ResidencyService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, config: ConfigCache | None = None) -> None:
         self._db = db
+        self._config = config if config is not None else ConfigCache(ttl=0)
+
+    async def cached(self, tenant_id: str) -> dict[str, tuple[str, ...]]:
+        """The lists from memory (``ConfigCache``), as the hot path reads them."""
+
+        async def load() -> dict[str, tuple[str, ...]]:
+            async with self._db.transaction(tenant_id, readonly=True) as session:
+                return await load_adequacy(session, tenant_id)
+
+        return await self._config.get(tenant_id, "adequacy", load)
 
     async def get(self, tenant_id: str) -> dict[str, tuple[str, ...]]:
         async with self._db.transaction(tenant_id) as session:
@@ -39,9 +50,12 @@ class ResidencyService:
     ) -> dict[str, tuple[str, ...]]:
         """Replace the list for one residency; an empty list removes it."""
         unique = sorted(frozenset(jurisdictions))
-        async with self._db.transaction(tenant_id) as session:
-            await _replace(session, tenant_id, residency, unique)
-            return await load_adequacy(session, tenant_id)
+        try:
+            async with self._db.transaction(tenant_id) as session:
+                await _replace(session, tenant_id, residency, unique)
+                return await load_adequacy(session, tenant_id)
+        finally:
+            self._config.invalidate(tenant_id)
 
 
 async def _replace(

@@ -24,15 +24,23 @@ from pavilion.credentials.jwt_vc import sign_jwt_vc
 from pavilion.credentials.report import CheckFailed
 from pavilion.credentials.status import referenced_token_status_claim, status_list_entry
 from pavilion.credentials.templates import PAVILION_CONTEXT, CredentialFormat, CredentialTemplate
-from pavilion.credentials.timeutil import iso, parse_date_time_stamp
+from pavilion.credentials.timeutil import DEFAULT_LEEWAY, iso, parse_date_time_stamp
 from pavilion.errors import InvalidRequest
 from pavilion.keystore.signer import Signer
 
+#: The media type of each secured form: ``application/vc+jwt`` (VC-JOSE-COSE, VC 2.0),
+#: ``application/dc+sd-jwt`` (SD-JWT VC), and for the VC 1.1 JWT the JWT's own
+#: ``application/jwt`` (RFC 7519 section 10.3.1; VC 1.1 section 6.3.1 sets ``typ`` to ``JWT``).
 MEDIA_TYPES = {
     CredentialFormat.VC2_JOSE: vc2.VC2_MEDIA_TYPE,
     CredentialFormat.SD_JWT_VC: sd_jwt.SD_JWT_VC_MEDIA_TYPE,
     CredentialFormat.JWT_VC: "application/jwt",
 }
+#: The formats that go into a VC 2.0 EnvelopedVerifiableCredential. A VC 1.1 JWT does not: it
+#: is not a VC 2.0 credential, and no media type names it beyond ``application/jwt`` (which
+#: names any JWT), so it travels as the compact JWT itself, as VC 1.1 JWT presentations carry
+#: their credentials.
+ENVELOPED_FORMATS = frozenset({CredentialFormat.VC2_JOSE, CredentialFormat.SD_JWT_VC})
 
 
 class StatusEmbed(Protocol):
@@ -94,8 +102,17 @@ class Issued:
         return MEDIA_TYPES[self.format]
 
     def envelope(self) -> dict[str, Any]:
-        """The EnvelopedVerifiableCredential the VC-API returns."""
+        """The EnvelopedVerifiableCredential of a VC 2.0 secured form (vc+jwt, dc+sd-jwt)."""
+        if self.format not in ENVELOPED_FORMATS:
+            raise InvalidRequest(
+                "a VC 1.1 JWT is not a VC 2.0 credential: it has no VC 2.0 envelope",
+                field="options.format",
+            )
         return vc2.envelope(self.token, self.media_type)
+
+    def secured_form(self) -> dict[str, Any] | str:
+        """What the VC-API returns: the envelope, or the compact JWT of a VC 1.1 JWT VC."""
+        return self.envelope() if self.format in ENVELOPED_FORMATS else self.token
 
 
 def attestation(
@@ -191,6 +208,7 @@ async def issue(
             valid_until=valid_until,
             status=status.token_status() if status else None,
             x5c=x5c,
+            subject_id=_subject_id(subject),
         )
     return Issued(
         id=credential_id,
@@ -285,6 +303,7 @@ async def issue_document(
             signer=key.signer,
             issuer=issuer,
             credential_id=credential_id,
+            subject_id=_subject_id(subject),
             vc=vc,
             issued_at=issued_at,
             valid_from=valid_from,
@@ -303,6 +322,61 @@ async def issue_document(
         vouched_at=vouched_at,
         x5c=key.x5c,
     )
+
+
+def _subject_id(subject: object) -> str | None:
+    """The one credential subject's ``id``, which a VC 1.1 JWT carries as ``sub``."""
+    if isinstance(subject, dict) and isinstance(subject.get("id"), str):
+        return str(subject["id"])
+    return None
+
+
+def vc_api_validity(
+    document: Mapping[str, Any],
+    template: CredentialTemplate | None,
+    now: datetime,
+    *,
+    leeway: timedelta = DEFAULT_LEEWAY,
+) -> dict[str, str]:
+    """The validity period of a VC-API credential: the members to fill in.
+
+    The issuer vouches from the moment it signs, so the period is computed from now, never
+    from a date the caller chose: ``validFrom`` defaults to now and may not be earlier (past
+    the clock leeway), ``validUntil`` defaults to now + the template's maximum age (a year for
+    a type without a template) and must be later than now. A credential that would be
+    expired, or valid for a time before it was issued, is refused (422 naming the member).
+    Malformed values are left to the data model check, which names them.
+    """
+    filled: dict[str, str] = {}
+    if "validFrom" in document:
+        start = _moment(document["validFrom"], "validFrom")
+        if start is not None and start < now - leeway:
+            raise InvalidRequest(
+                f"credential.validFrom {iso(start)} is in the past: the issuer vouches from "
+                f"the moment it signs ({iso(now)}); leave validFrom out (it becomes the "
+                "issuance time) or give a time from now on",
+                field="credential.validFrom",
+            )
+    else:
+        filled["validFrom"] = iso(now)
+    if "validUntil" in document:
+        end = _moment(document["validUntil"], "validUntil")
+        if end is not None and end <= now:
+            raise InvalidRequest(
+                f"credential.validUntil {iso(end)} is not later than the issuance time "
+                f"({iso(now)}): the credential would be expired when signed",
+                field="credential.validUntil",
+            )
+    else:
+        filled["validUntil"] = iso(default_valid_until(template, now))
+    return filled
+
+
+def _moment(value: object, name: str) -> datetime | None:
+    try:
+        return parse_date_time_stamp(value, name)
+    except CheckFailed:
+        return None
 
 
 def _record_id(credential_id: str) -> str:
@@ -325,6 +399,7 @@ def _evidence_as_of(evidence: object) -> datetime | None:
     return None
 
 
-def default_valid_until(template: CredentialTemplate | None, valid_from: datetime) -> datetime:
-    """validUntil for a VC-API credential that gives none: the template's max age, else 1 year."""
-    return valid_from + (template.max_age if template is not None else timedelta(days=365))
+def default_valid_until(template: CredentialTemplate | None, issued_at: datetime) -> datetime:
+    """validUntil for a VC-API credential that gives none: issuance + the template's max age,
+    else 1 year."""
+    return issued_at + (template.max_age if template is not None else timedelta(days=365))

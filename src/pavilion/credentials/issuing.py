@@ -17,13 +17,13 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog
-from pavilion.credentials import issuance, vc2
+from pavilion.credentials import data_model, issuance, vc2
 from pavilion.credentials.group_commit import GroupCommit
 from pavilion.credentials.issuance import Issued, IssuingKey, StatusEmbed
 from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.report import CheckFailed
 from pavilion.credentials.templates import CredentialFormat, CredentialTemplate, by_credential_type
-from pavilion.credentials.timeutil import iso, parse_date_time_stamp
+from pavilion.credentials.timeutil import iso
 from pavilion.credentials.trust_roots import TrustRoots
 from pavilion.errors import InvalidRequest
 from pavilion.keystore.signer import Signer
@@ -142,19 +142,34 @@ class CredentialIssuer:
         refreshes: str | None = None,
     ) -> Issuance:
         return Issuance(
-            id=issued.id,
-            tenant_id=tenant_id,
-            verification_id=verification_id,
-            refreshes=refreshes,
-            format=issued.format.value,
-            template_id=issued.template.id if issued.template else None,
-            claim_type=issued.template.claim_type if issued.template else None,
-            key_id=issued.key_id,
-            digest=issued.digest,
-            vouched_at=issued.vouched_at,
-            valid_until=issued.valid_until,
-            created_at=self._clock(),
+            **self.issuance_values(
+                tenant_id, issued, verification_id=verification_id, refreshes=refreshes
+            )
         )
+
+    def issuance_values(
+        self,
+        tenant_id: str,
+        issued: Issued,
+        *,
+        verification_id: str | None,
+        refreshes: str | None = None,
+    ) -> dict[str, Any]:
+        """The issuance row's columns (for a multi-row insert, see ``audit.journal``)."""
+        return {
+            "id": issued.id,
+            "tenant_id": tenant_id,
+            "verification_id": verification_id,
+            "refreshes": refreshes,
+            "format": issued.format.value,
+            "template_id": issued.template.id if issued.template else None,
+            "claim_type": issued.template.claim_type if issued.template else None,
+            "key_id": issued.key_id,
+            "digest": issued.digest,
+            "vouched_at": issued.vouched_at,
+            "valid_until": issued.valid_until,
+            "created_at": self._clock(),
+        }
 
     async def issue_vc_api(
         self,
@@ -235,18 +250,18 @@ class CredentialIssuer:
         if "id" not in document:
             document["id"] = credential_id or f"urn:uuid:{uuid.uuid4()}"
         template = by_credential_type(document.get("type"))
-        document.setdefault("validFrom", iso(now))
-        if "validUntil" not in document:
-            start = _parse_or_now(document["validFrom"], now)
-            document["validUntil"] = iso(issuance.default_valid_until(template, start))
+        # The validity period runs from now (issuance.vc_api_validity says why).
+        document.update(issuance.vc_api_validity(document, template, now))
         if template is not None and not any(
             isinstance(e, dict) and e.get("type") == "DataProviderAttestation"
             for e in _as_list(document.get("evidence"))
         ):
+            # The connector vouches for what it signs at the time it signs.
             document["evidence"] = [
                 *_as_list(document.get("evidence")),
-                issuance.attestation(None, _parse_or_now(document["validFrom"], now), template),
+                issuance.attestation(None, now, template),
             ]
+        data_model.check_credential(document)  # 422 naming the member and the section
         try:
             vc2.check_document(document)
         except CheckFailed as exc:
@@ -258,10 +273,3 @@ def _as_list(value: object) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-def _parse_or_now(value: object, now: datetime) -> datetime:
-    try:
-        return parse_date_time_stamp(value, "validFrom")
-    except CheckFailed:
-        return now

@@ -109,8 +109,15 @@ async def sign_jwt_vc(
     valid_until: datetime,
     status: dict[str, Any] | None = None,
     x5c: list[str] | None = None,
+    subject_id: str | None = None,
 ) -> str:
-    """A JWT VC whose ``vc`` claim is given (contexts, types, subject, evidence)."""
+    """A JWT VC whose ``vc`` claim is given (contexts, types, subject, evidence).
+
+    VC 1.1 section 6.3.1: ``iss`` represents the issuer, ``jti`` the credential's ``id``,
+    ``nbf``/``exp`` its validity, and ``sub`` MUST represent the ``id`` of the credential
+    subject (``subject_id``; the ``id`` stays in ``vc.credentialSubject`` too, "in addition
+    to" as the section allows).
+    """
     claims: dict[str, Any] = {
         "iss": issuer,
         "jti": credential_id,
@@ -119,6 +126,8 @@ async def sign_jwt_vc(
         "exp": int(valid_until.timestamp()),
         "vc": vc,
     }
+    if subject_id is not None:
+        claims["sub"] = subject_id
     if status is not None:
         claims["status"] = status
     header: dict[str, Any] = {"typ": "JWT"}
@@ -164,6 +173,7 @@ def check_claims(claims: dict[str, Any]) -> CredentialTemplate | None:
         )
     if not isinstance(claims.get("iss"), str) or not claims["iss"]:
         raise CheckFailed(CheckName.SCHEMA, "missing_iss", "iss is missing")
+    _check_registered_claims(claims, vc, subject)
     for name in ("iat", "nbf", "exp"):
         numeric_date(claims, name)
     template = by_credential_type(types)
@@ -176,3 +186,40 @@ def check_claims(claims: dict[str, Any]) -> CredentialTemplate | None:
                 f"vc.credentialSubject does not match {template.id}: {problems[0]}",
             )
     return template
+
+
+def _check_registered_claims(
+    claims: dict[str, Any], vc: dict[str, Any], subject: dict[str, Any]
+) -> None:
+    """VC 1.1 section 6.3.1: the JWT claims MUST represent the members they stand for.
+
+    ``sub`` represents ``credentialSubject.id``, ``jti`` the credential's ``id`` and ``iss`` its
+    ``issuer``: where both are present they must agree, and a subject ``id`` needs ``sub``.
+    """
+    sub = claims.get("sub")
+    if sub is not None and not isinstance(sub, str):
+        raise CheckFailed(CheckName.SCHEMA, "bad_sub", "sub must be a string")
+    subject_id = subject.get("id")
+    if subject_id is not None and sub is None:
+        raise CheckFailed(
+            CheckName.SCHEMA,
+            "missing_sub",
+            "vc.credentialSubject.id is set but sub is missing (VC 1.1 section 6.3.1: sub MUST "
+            "represent the id of the credential subject)",
+        )
+    if subject_id is not None and subject_id != sub:
+        raise CheckFailed(
+            CheckName.SCHEMA,
+            "sub_mismatch",
+            "sub is not vc.credentialSubject.id (VC 1.1 section 6.3.1)",
+        )
+    if "id" in vc and vc["id"] != claims.get("jti"):
+        raise CheckFailed(
+            CheckName.SCHEMA, "jti_mismatch", "jti is not vc.id (VC 1.1 section 6.3.1)"
+        )
+    issuer = vc.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    if issuer_id is not None and issuer_id != claims["iss"]:
+        raise CheckFailed(
+            CheckName.SCHEMA, "iss_mismatch", "iss is not vc.issuer (VC 1.1 section 6.3.1)"
+        )

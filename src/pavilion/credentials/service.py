@@ -7,7 +7,7 @@
 * template defaults (:mod:`~pavilion.credentials.defaults`): ``defaults``, ``set_default``,
   ``choose``;
 * issuance (:mod:`~pavilion.credentials.issuing`): ``issuing_key``, ``issue_for_decision``,
-  ``issuance_row``, ``issue_vc_api``, ``complete_document``;
+  ``issuance_row``, ``issuance_values``, ``issue_vc_api``, ``complete_document``;
 * verification (:mod:`~pavilion.credentials.verifying`): ``trust_context``, ``verify``.
 
 The parts share one short-lived configuration cache
@@ -67,6 +67,7 @@ class CredentialService:
         self.issuing_key = issuer.issuing_key
         self.issue_for_decision = issuer.issue_for_decision
         self.issuance_row = issuer.issuance_row
+        self.issuance_values = issuer.issuance_values
         self.issue_vc_api = issuer.issue_vc_api
         self.complete_document = issuer.complete_document
         self.trust_context = verifier.trust_context

@@ -8,9 +8,10 @@ never present. The registered claims ``iss``, ``iat``, ``nbf`` and ``exp`` mirro
 ``validFrom`` and ``validUntil`` (the v2 context defines them) so plain JWT libraries enforce
 the validity period too.
 
-In JSON (the VC-API) the secured credential travels enveloped::
+In JSON (the VC-API) the secured credential travels enveloped (VC Data Model 2.0 section
+4.13.1; ``@context`` in the ordered-set form section 4.3 asks of every ``@context``)::
 
-    {"@context": "https://www.w3.org/ns/credentials/v2",
+    {"@context": ["https://www.w3.org/ns/credentials/v2"],
      "id": "data:application/vc+jwt,<compact JWS>", "type": "EnvelopedVerifiableCredential"}
 """
 
@@ -104,13 +105,15 @@ async def sign(
     return await sign_compact(header, payload, signer)
 
 
-def envelope(token: str, media_type: str = VC2_MEDIA_TYPE) -> dict[str, Any]:
-    """An EnvelopedVerifiableCredential around a secured credential (a data: URL)."""
-    return {
-        "@context": VC2_CONTEXT,
-        "id": f"data:{media_type},{token}",
-        "type": ENVELOPED_CREDENTIAL,
-    }
+def envelope(
+    token: str, media_type: str = VC2_MEDIA_TYPE, *, kind: str = ENVELOPED_CREDENTIAL
+) -> dict[str, Any]:
+    """An EnvelopedVerifiableCredential (or ``kind``) around a secured form (a data: URL).
+
+    ``@context`` is a list: section 4.3 says its value MUST be an ordered set whose first item
+    is the VC 2.0 context URL.
+    """
+    return {"@context": [VC2_CONTEXT], "id": f"data:{media_type},{token}", "type": kind}
 
 
 def open_envelope(

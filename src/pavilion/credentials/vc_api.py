@@ -35,16 +35,26 @@ from pavilion.credentials.report import (
     IntegrityReport,
 )
 from pavilion.credentials.templates import CredentialFormat
-from pavilion.errors import InvalidRequest
+from pavilion.errors import PROBLEM_TYPE_BASE, InvalidRequest
 
 VC_ERRORS = "https://www.w3.org/TR/vc-data-model#"
-PAVILION_PROBLEMS = "https://pavilion.example/problems/credential-"
+PAVILION_PROBLEMS = PROBLEM_TYPE_BASE + "credential-"
 
+#: The media types an EnvelopedVerifiableCredential may name here, each the one its
+#: specification registers for what it holds: ``application/vc+jwt`` (VC-JOSE-COSE, a VC 2.0
+#: credential) and ``application/dc+sd-jwt`` (SD-JWT VC). ``application/vc+sd-jwt`` names a VC
+#: 2.0 credential secured with SD-JWT, which is not what an SD-JWT VC is, and a VC 1.1 JWT
+#: (``application/jwt``) is no VC 2.0 credential: send it as the compact JWT string.
 MEDIA_FORMATS = {
     vc2.VC2_MEDIA_TYPE: CredentialFormat.VC2_JOSE,
     sd_jwt.SD_JWT_VC_MEDIA_TYPE: CredentialFormat.SD_JWT_VC,
-    "application/vc+sd-jwt": CredentialFormat.SD_JWT_VC,
-    "application/jwt": CredentialFormat.JWT_VC,
+}
+_NOT_ENVELOPED = {
+    "application/jwt": "a VC 1.1 JWT is not a VC 2.0 credential: send the compact JWT itself "
+    "as a string, not in an EnvelopedVerifiableCredential",
+    "application/vc+sd-jwt": "application/vc+sd-jwt is a VC 2.0 credential secured with "
+    "SD-JWT, which this connector neither issues nor verifies; an SD-JWT VC is "
+    "application/dc+sd-jwt",
 }
 
 
@@ -125,8 +135,9 @@ def secured_form(value: object, *, field: str) -> tuple[str, CredentialFormat | 
         raise InvalidRequest(exc.reason, field=field) from exc
     fmt = MEDIA_FORMATS.get(media_type)
     if fmt is None:
+        reason = _NOT_ENVELOPED.get(media_type, "it is not accepted")
         raise InvalidRequest(
-            f"{field}: media type {media_type!r} is not accepted (use one of "
+            f"{field}: media type {media_type!r}: {reason} (an envelope names one of "
             f"{', '.join(MEDIA_FORMATS)})",
             field=field,
         )

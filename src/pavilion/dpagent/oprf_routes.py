@@ -26,7 +26,7 @@ from pavilion.dpagent.oprf_keys import OprfKeyRing, UnknownOprfKey
 from pavilion.dpagent.problems import error_response
 from pavilion.dpagent.rate_limit import TenantRateLimiter
 from pavilion.errors import InvalidRequest, PavilionError
-from pavilion.jose import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode_canonical
 from pavilion.observability.logging import get_logger
 from pavilion.privacy import oprf
 
@@ -48,7 +48,9 @@ class EvaluateRequest(BaseModel):
 
     key_id: str = Field(min_length=1, max_length=64, description="The key the tag set uses.")
     elements: list[Annotated[str, Field(min_length=_ELEMENT_B64, max_length=_ELEMENT_B64)]] = Field(
-        min_length=1, description="Blinded elements, unpadded base64url (32 bytes each)."
+        min_length=1,
+        description="Blinded elements, canonical unpadded base64url (32 bytes each; the "
+        "unused trailing bits zero).",
     )
 
 
@@ -162,15 +164,18 @@ def oprf_router(config: OprfConfig, state: OprfState) -> APIRouter:
 
 
 def _decode(elements: list[str]) -> list[bytes]:
+    """Each element's 32 bytes; only canonical unpadded base64url (RFC 4648 3.5) is read."""
     out: list[bytes] = []
     for i, text in enumerate(elements):
         try:
-            raw = b64url_decode(text)
-        except ValueError:
-            raw = b""
+            raw = b64url_decode_canonical(text)
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"not 32 bytes of canonical unpadded base64url: {exc}", field=f"elements.{i}"
+            ) from None
         if len(raw) != oprf.ELEMENT_BYTES:
             raise InvalidRequest(
-                "not 32 bytes of unpadded base64url", field=f"elements.{i}"
+                "not 32 bytes of canonical unpadded base64url", field=f"elements.{i}"
             ) from None
         out.append(raw)
     return out
@@ -180,7 +185,7 @@ def _bad_element(elements: list[str]) -> InvalidRequest:
     """Name the first element that is not a valid group element (only after a failure)."""
     for i, text in enumerate(elements):
         try:
-            oprf.deserialize_element(b64url_decode(text))
+            oprf.deserialize_element(b64url_decode_canonical(text))
         except oprf.DeserializeError:
             return InvalidRequest("not a ristretto255 group element", field=f"elements.{i}")
     return InvalidRequest("an element is not valid", field="elements")  # pragma: no cover

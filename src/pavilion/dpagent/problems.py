@@ -12,10 +12,11 @@ from typing import Final
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
-from pavilion.errors import InvalidRequest, PavilionError
+from pavilion.errors import PROBLEM_TYPE_BASE, InvalidRequest, PavilionError
 
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
-PROBLEM_TYPE_PREFIX: Final = "urn:pavilion:problem:"
+#: The connector's scheme: ``https://pavilion.example/problems/<code>``.
+PROBLEM_TYPE_PREFIX: Final = PROBLEM_TYPE_BASE
 
 
 class FieldProblem(BaseModel):

@@ -117,7 +117,7 @@ def refuse_audit_key_change(purpose: str, step: str) -> None:
     if purpose == "audit-signing":
         raise KeyLifecycleError(
             f"cannot {step} the audit-signing key: every audit checkpoint is verified with the "
-            "one audit key (AuditLog.verifier_key), so a new key would make the old checkpoints "
+            "one audit key (AuditLog.verifier_keys), so a new key would make the old checkpoints "
             "unverifiable; rotating it needs an audit key history first"
         )
 

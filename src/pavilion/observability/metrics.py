@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pavilion.observability import stages
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -34,3 +40,23 @@ CREDENTIALS_ISSUED = Counter(
     ("format",),
     registry=REGISTRY,
 )
+
+
+class _StageCpuCollector(Collector):
+    """``pavilion_stage_cpu_seconds_total{stage}``: the stage timers' totals."""
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "pavilion_stage_cpu_seconds",
+            "Thread CPU charged to each stage of the hot path (with PAVILION_STAGE_TIMING).",
+            labels=("stage",),
+        )
+        for name, seconds in stages.totals().items():
+            family.add_metric((name,), seconds)
+        yield family
+
+
+REGISTRY.register(_StageCpuCollector())

@@ -14,12 +14,12 @@ PavilionError
     ├── VerificationFailed
     │   └── ReceiptInvalid      a privacy receipt whose signature or inclusion fails     422
     ├── RistrettoError          ristretto.py: libsodium refused an input, or the identity
-    └── OPRFError               oprf.py: an RFC 9497 protocol error
-        ├── DeserializeError    oprf.py: not a canonical element or scalar
-        ├── InvalidInput        oprf.py: an input maps to the identity, or out of range
-        │   └── InverseError    oprf.py: the POPRF tweaked key is zero (no inverse)
-        ├── DeriveKeyPairError  oprf.py: DeriveKeyPair found no key
-        └── VerifyError         oprf.py: the proof fails (also a VerificationFailed)
+    └── OPRFError               oprf/suite.py: an RFC 9497 protocol error
+        ├── DeserializeError    oprf/suite.py: not a canonical element or scalar
+        ├── InvalidInput        oprf/suite.py: an input maps to the identity, or out of range
+        │   └── InverseError    oprf/suite.py: the POPRF tweaked key is zero (no inverse)
+        ├── DeriveKeyPairError  oprf/suite.py: DeriveKeyPair found no key
+        └── VerifyError         oprf/suite.py: the proof fails (also a VerificationFailed)
 """
 
 from __future__ import annotations

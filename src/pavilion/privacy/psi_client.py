@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol
 import httpx
 
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
-from pavilion.jose import b64url, b64url_decode
+from pavilion.jose import b64url, b64url_decode_canonical
 from pavilion.observability.metrics import DP_CALL_LATENCY
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import EvaluationRateLimited
@@ -139,8 +139,8 @@ def _parse(provider: _Provider, response: httpx.Response, count: int) -> tuple[l
         )
     try:
         body: Any = json.loads(response.content)
-        evaluated = [b64url_decode(e) for e in body["evaluated"]]
-        proof = b64url_decode(body["proof"])
+        evaluated = [b64url_decode_canonical(e) for e in body["evaluated"]]
+        proof = b64url_decode_canonical(body["proof"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderBadResponse(
             f"provider {name!r} answered an OPRF evaluation with a malformed body"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypedDict
@@ -237,7 +237,7 @@ class ReceiptService:
                 inclusion_proof=proof.proof,
                 checkpoint=checkpoint.note,
                 origin=self._audit.origin(tenant_id),
-                verifier_key=self._audit.verifier_key,
+                verifier_key=self._audit.verifier_key_for(tenant_id),
             ),
             jwks=self.jwks(),
         )
@@ -272,7 +272,7 @@ def verify_bundle(
     bundle: Mapping[str, Any],
     *,
     jwks: Mapping[str, Any],
-    verifier_key: str,
+    verifier_key: str | Sequence[str],
     origin: str | None = None,
 ) -> VerifiedReceipt:
     """Check a receipt bundle against keys the verifier trusts (not the bundle's own).

@@ -20,6 +20,7 @@ from pavilion.providers.registration import (
 from pavilion.providers.schemas import ApiKeyAuthIn, EndpointOut, ProviderIn, ProviderOut
 from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.store.base import new_id
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 from pavilion.tenancy.service import TenantKeys
 
@@ -29,9 +30,11 @@ def _secret_aad(tenant_id: str, provider_id: str) -> bytes:
 
 
 class ProviderService:
-    def __init__(self, db: Database, keys: TenantKeys) -> None:
+    def __init__(self, db: Database, keys: TenantKeys, config: ConfigCache | None = None) -> None:
         self._db = db
         self._keys = keys
+        # Opened connections, served from memory on the hot path; dropped on every change.
+        self._config = config if config is not None else ConfigCache(ttl=0)
 
     async def register(self, tenant_id: str, spec: ProviderIn) -> ProviderOut:
         provider_id = new_id()
@@ -82,6 +85,8 @@ class ProviderService:
                 session.add_all(endpoints)
         except IntegrityError as exc:
             raise Conflict(f"a provider named {spec.name!r} already exists") from exc
+        finally:
+            self._config.invalidate(tenant_id)  # a new provider may answer a claim type first
         return _out(provider, endpoints)
 
     async def get(self, tenant_id: str, provider_id: str) -> ProviderOut:
@@ -115,6 +120,7 @@ class ProviderService:
         return [_out(p, by_provider.get(p.id, [])) for p in providers]
 
     async def delete(self, tenant_id: str, provider_id: str) -> None:
+        self._config.invalidate(tenant_id)
         async with self._db.transaction(tenant_id) as session:
             await _load(session, tenant_id, provider_id)
             await session.execute(
@@ -126,6 +132,18 @@ class ProviderService:
             await session.execute(
                 delete(Provider).where(Provider.tenant_id == tenant_id, Provider.id == provider_id)
             )
+        self._config.invalidate(tenant_id)  # and again: a load may have begun meanwhile
+
+    async def cached_connection(
+        self, tenant_id: str, provider_id: str | None, claim_type: str
+    ) -> ProviderConnection:
+        """``connection`` from memory (``ConfigCache``); a miss opens its own read transaction."""
+
+        async def load() -> ProviderConnection:
+            async with self._db.transaction(tenant_id, readonly=True) as session:
+                return await self.connection(session, tenant_id, provider_id, claim_type)
+
+        return await self._config.get(tenant_id, ("connection", provider_id, claim_type), load)
 
     async def connection(
         self, session: AsyncSession, tenant_id: str, provider_id: str | None, claim_type: str

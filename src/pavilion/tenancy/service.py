@@ -67,6 +67,7 @@ class TenantKeys:
     def __init__(self, keystore: Keystore) -> None:
         self._keystore = keystore
         self._cache: dict[str, bytes] = {}
+        self._subject_keys: dict[str, bytes] = {}
 
     def new_wrapped_key(self, tenant_id: str) -> tuple[str, bytes]:
         return self._keystore.wrap_key(AESGCM.generate_key(bit_length=256), _ctx(tenant_id))
@@ -95,8 +96,20 @@ class TenantKeys:
 
     async def subject_ref(self, session: AsyncSession, tenant_id: str, canonical: bytes) -> str:
         """Keyed pseudonym of a subject: stable per tenant, useless to anyone without the key."""
-        key = await self.data_key(session, tenant_id)
-        sub_key = hmac.new(key, b"pavilion/subject-ref/v1", hashlib.sha256).digest()
+        await self.data_key(session, tenant_id)
+        ref = self.cached_subject_ref(tenant_id, canonical)
+        assert ref is not None  # the key is in memory now
+        return ref
+
+    def cached_subject_ref(self, tenant_id: str, canonical: bytes) -> str | None:
+        """``subject_ref`` without a database read, or ``None`` if the key is not yet in memory."""
+        sub_key = self._subject_keys.get(tenant_id)
+        if sub_key is None:
+            key = self._cache.get(tenant_id)
+            if key is None:
+                return None
+            sub_key = hmac.new(key, b"pavilion/subject-ref/v1", hashlib.sha256).digest()
+            self._subject_keys[tenant_id] = sub_key
         return hmac.new(sub_key, canonical, hashlib.sha256).hexdigest()
 
 

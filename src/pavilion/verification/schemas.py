@@ -107,5 +107,10 @@ class VerificationResponse(BaseModel):
     claim: dict[str, Any]
     credential: str | None = None
     credential_format: str | None = None
+    credential_id: str | None = Field(
+        default=None,
+        description="The credential's id (its `jti`, or the VC's `id`): what revocation, "
+        "status and refresh calls name.",
+    )
     audit: dict[str, Any]
     created_at: str

@@ -20,7 +20,7 @@ from pavilion.audit.log import AuditLeafRef
 from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
-from pavilion.credentials.anoncreds.service import CredentialOffer
+from pavilion.credentials.anoncreds.types import CredentialOffer
 from pavilion.errors import InvalidRequest
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger

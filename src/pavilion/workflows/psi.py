@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NotRequired, T
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.connect.client import LookupResult
+from pavilion.connect.attempts import LookupResult
 from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.errors import Conflict, InvalidRequest

@@ -85,6 +85,9 @@ async def quality(
 
 
 async def lineage(rt: Runtime, tenant_id: str, dataset: str, *, limit: int = 20) -> Lineage:
+    # Lookups are counted in memory and written once per window: write what this worker has
+    # counted so far, so the graph shows every lookup made through it.
+    await rt.lookup_lineage.flush()
     async with rt.db.transaction(tenant_id) as session:
         graph = await lineage_store.lineage_graph(session, tenant_id, dataset)
         events = await lineage_store.lineage_events(session, tenant_id, dataset, limit=limit)

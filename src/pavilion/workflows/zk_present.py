@@ -25,7 +25,7 @@ from pavilion.audit.log import AuditLeafRef
 from pavilion.connect.residency import load_adequacy
 from pavilion.connect.routing import plan_route
 from pavilion.credentials.anoncreds import engine
-from pavilion.credentials.anoncreds.service import Issuer
+from pavilion.credentials.anoncreds.types import Issuer
 from pavilion.errors import CryptoError, VerificationFailed
 from pavilion.ingest.validation import check_lookup_record
 from pavilion.observability.logging import get_logger

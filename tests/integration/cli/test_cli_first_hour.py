@@ -280,7 +280,7 @@ def test_serve_says_where_it_listens(env: Path) -> None:
             line = process.stderr.readline()
             assert line or process.poll() is None, "serve exited"
         found = re.search(
-            r"listening on (http://127\.0\.0\.1:\d+) \(API documentation at \1/docs\)", line
+            r"listening on (http://127\.0\.0\.1:\d+); API documentation at \1/docs", line
         )
         assert found is not None, line
         assert httpx.get(f"{found.group(1)}/healthz", timeout=10).status_code == 200

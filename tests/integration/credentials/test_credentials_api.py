@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -18,6 +18,7 @@ from credentials_support import es256
 from pavilion.audit.models import AuditLeaf
 from pavilion.credentials import sd_jwt
 from pavilion.credentials.issuer_models import Issuance
+from pavilion.credentials.timeutil import iso
 from pavilion.jose import b64url, b64url_decode
 from pavilion.synth.roster import StudentRecord, pick_examples
 
@@ -31,9 +32,13 @@ STUDENT_VC = {
 }
 
 
-def _token(envelope: dict[str, Any]) -> str:
+def _token(envelope: dict[str, Any] | str) -> str:
+    """The secured form: a VC 1.1 JWT comes as the JWT, the others in a VC 2.0 envelope whose
+    @context is an ordered set (VC Data Model 2.0 sections 4.3 and 4.13.1)."""
+    if isinstance(envelope, str):
+        return envelope
     assert envelope["type"] == "EnvelopedVerifiableCredential"
-    assert envelope["@context"] == "https://www.w3.org/ns/credentials/v2"
+    assert envelope["@context"] == ["https://www.w3.org/ns/credentials/v2"]
     return str(envelope["id"]).split(",", 1)[1]
 
 
@@ -67,15 +72,17 @@ async def test_vc_api_issues_each_format_and_verifies_it(api: Api, fmt: str) -> 
     options = {"holderJwk": holder.public_jwk()} if fmt == "sd_jwt_vc" else {}
     issued = await _issue(api, fmt, **options)
     envelope = issued["verifiableCredential"]
-    media = envelope["id"].split(",", 1)[0]
-    assert (
-        media
-        == {
+    if fmt == "jwt_vc":  # VC 1.1: the compact JWT itself, typ JWT; no VC 2.0 envelope
+        assert isinstance(envelope, str)
+        assert jwt.get_unverified_header(envelope)["typ"] == "JWT"
+    else:
+        assert envelope["@context"] == ["https://www.w3.org/ns/credentials/v2"]
+        media = envelope["id"].split(",", 1)[0]
+        expected = {
             "vc2_jose": "data:application/vc+jwt",
             "sd_jwt_vc": "data:application/dc+sd-jwt",
-            "jwt_vc": "data:application/jwt",
-        }[fmt]
-    )
+        }
+        assert media == expected[fmt]
 
     result = await _verify(api, envelope)
     assert result["verified"] is True, result
@@ -107,19 +114,23 @@ async def test_vc2_credential_verifies_with_joserfc_and_pyjwt_against_the_jwks(a
 
 
 async def test_vc_api_refuses_bad_credentials_naming_the_field(api: Api) -> None:
+    now = datetime.now(UTC)
     cases = [
         ({**STUDENT_VC, "issuer": "https://someone.else"}, "credential.issuer"),
-        ({**STUDENT_VC, "@context": ["https://example.com/unknown"]}, "credential"),
+        ({**STUDENT_VC, "@context": ["https://example.com/unknown"]}, "credential.@context"),
         ({**STUDENT_VC, "credentialSubject": {"studentStatus": {"current": "yes"}}}, "credential"),
         ({**STUDENT_VC, "proof": {"type": "DataIntegrityProof"}}, "credential.proof"),
         (
             {
                 **STUDENT_VC,
-                "validFrom": "2026-02-01T00:00:00Z",
-                "validUntil": "2026-01-01T00:00:00Z",
+                "validFrom": iso(now + timedelta(days=2)),
+                "validUntil": iso(now + timedelta(days=1)),
             },
-            "credential",
+            "credential.validFrom",
         ),
+        # Validity runs from now: never before the issuance, never already expired.
+        ({**STUDENT_VC, "validFrom": "2026-02-01T00:00:00Z"}, "credential.validFrom"),
+        ({**STUDENT_VC, "validUntil": iso(now - timedelta(hours=1))}, "credential.validUntil"),
     ]
     for credential, field in cases:
         response = await api.client.post(

@@ -75,6 +75,7 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
             f"{link.job_name} {link.dataset}"
             for link in (await session.execute(select(LineageLink))).scalars()
         ]
+    await api.rt.lookup_lineage.flush()  # lookups are counted, then written once per window
     events = await _lineage(api)
     haystacks = {
         "logs": logs.out + logs.err,
@@ -89,7 +90,9 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
         in metrics
     )
     assert f'pavilion_ingest_rows_total{{fate="applied",provider="{provider_id}"}} 20.0' in metrics
-    assert len(events) == 5  # two batches, three lookups
+    lookups = [e for e in events if "pavilion_lookup" in e["run"]["facets"]]
+    assert len(events) - len(lookups) == 2  # two batches
+    assert sum(e["run"]["facets"]["pavilion_lookup"]["lookups"] for e in lookups) == 3
     assert sum(1 for leaf in leaves if '"roster_upload"' in leaf) == 2
     for record in subjects:
         for value in _pii(record):
@@ -97,13 +100,14 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
                 assert value not in text, f"{value!r} leaked into {where}"
 
 
-async def test_each_lookup_records_a_lineage_event(api: Api, roster: list[StudentRecord]) -> None:
+async def test_each_lookup_is_counted_in_a_lineage_event_of_its_outcome(
+    api: Api, roster: list[StudentRecord]
+) -> None:
     provider = await api.register_provider()
     ok = await api.verify(
         provider["id"], {"type": "age_over", "threshold": 18}, {"student_id": roster[0].student_id}
     )
     assert ok.status_code == 201
-    verification_id = ok.json()["id"]
 
     record = dict(roster[1].as_json())
     record["birth_date"] = "yesterday"
@@ -120,16 +124,18 @@ async def test_each_lookup_records_a_lineage_event(api: Api, roster: list[Studen
     )
     assert broken.status_code == 502
     assert broken.json()["field"] == "birth_date"
-    events = await _lineage(api)
+    assert await api.rt.lookup_lineage.flush() == 2  # one event per outcome of the window
+    events = sorted(await _lineage(api), key=lambda e: e["eventType"])
     assert [e["eventType"] for e in events] == ["COMPLETE", "FAIL"]
     first = events[0]
-    assert first["run"]["runId"] == verification_id
+    assert first["run"]["facets"]["pavilion_lookup"]["lookups"] == 1
+    assert first["run"]["facets"]["pavilion_lookup"]["windowStart"] <= first["eventTime"]
     assert first["job"]["name"] == f"verify.lookup.{provider['id']}"
     assert first["run"]["facets"]["pavilion_lookup"]["schemaValid"] is True
     fields = first["outputs"][0]["facets"]["columnLineage"]["fields"]["decision"]["inputFields"]
     assert [f["field"] for f in fields] == ["birth_date"]
     assert events[1]["run"]["facets"]["pavilion_lookup"]["schemaValid"] is False
-    assert events[1]["run"]["runId"] == broken.json()["verification_id"]
+    assert events[1]["run"]["facets"]["pavilion_lookup"]["lookups"] == 1
     text = json.dumps(events)
     for value in (roster[0].student_id, roster[0].birth_date.isoformat(), "yesterday"):
         assert value not in text

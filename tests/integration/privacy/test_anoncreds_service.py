@@ -42,7 +42,9 @@ async def test_issuers_are_created_once_and_secrets_stay_sealed(api: Api) -> Non
         row = (await session.execute(select(AnoncredsIssuer))).scalar_one()
         assert first.material.cred_def_private_json.encode() not in row.sealed_private
         await session.execute(
-            update(AnoncredsIssuer).values(sealed_private=row.sealed_private[:-1] + b"\x00")
+            update(AnoncredsIssuer).values(
+                sealed_private=row.sealed_private[:-1] + bytes([row.sealed_private[-1] ^ 1])
+            )
         )
     tampered = AnoncredsService(api.rt.db, api.rt.tenant_keys, service.config, clock=api.rt.clock)
     with pytest.raises(CryptoError, match="does not open"):

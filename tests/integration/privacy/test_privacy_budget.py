@@ -82,7 +82,7 @@ async def test_concurrent_releases_never_overspend(api: Api, roster: list[Studen
     verified = verify_bundle(
         bundle.json(),
         jwks=api.rt.privacy.receipts.jwks(),
-        verifier_key=api.rt.audit.verifier_key,
+        verifier_key=api.rt.audit.verifier_key_for(api.tenant_id),
         origin=api.rt.audit.origin(api.tenant_id),
     )
     assert verified.payload["kind"] == "differential.release"

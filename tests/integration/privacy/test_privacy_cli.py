@@ -218,7 +218,7 @@ def test_every_protocol_from_the_command_line(
                 rt.db, tenant, kind="differential.release", limit=1, after=None
             )
             bundle = await rt.privacy.receipts.bundle(rt.db, tenant, listing[0]["id"])
-            return bundle, rt.privacy.receipts.jwks(), rt.audit.verifier_key
+            return bundle, rt.privacy.receipts.jwks(), rt.audit.verifier_key_for(tenant)
         finally:
             await rt.aclose()
 

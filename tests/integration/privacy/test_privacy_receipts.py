@@ -38,7 +38,7 @@ async def issue(api: Api, n: int) -> list[str]:
 def trusted(api: Api) -> dict[str, Any]:
     return {
         "jwks": api.rt.privacy.receipts.jwks(),
-        "verifier_key": api.rt.audit.verifier_key,
+        "verifier_key": api.rt.audit.verifier_key_for(api.tenant_id),
         "origin": api.rt.audit.origin(api.tenant_id),
     }
 

@@ -107,7 +107,7 @@ async def test_age_over_is_proved_without_the_birth_date(
     receipt = verify_bundle(
         bundle.json(),
         jwks=api.rt.privacy.receipts.jwks(),
-        verifier_key=api.rt.audit.verifier_key,
+        verifier_key=api.rt.audit.verifier_key_for(api.tenant_id),
     )
     assert receipt.payload["kind"] == "zkp.presentation"
     for secret in secrets_of(adult):

@@ -190,9 +190,12 @@ def test_serve_reads_a_key_sealed_by_the_keystore(
     monkeypatch.setenv("PAVILION_TLS_KEY_FILE", str(sealed))
     answers: list[int] = []
 
-    def serve_for_a_moment(server: Any, host: str, port: int, *, tls: bool = False) -> None:
+    def serve_for_a_moment(
+        server: Any, host: str, port: int, *, tls: bool = False, on_listening: Any = None
+    ) -> None:
         assert tls
         with BackgroundServer.around(server, host, 0, tls=tls) as running:
+            on_listening(running.url)
             answers.append(
                 httpx.get(running.url + "/healthz", verify=client_ssl(pki["ca"])).status_code
             )
@@ -201,6 +204,7 @@ def test_serve_reads_a_key_sealed_by_the_keystore(
     result = runner.invoke(cli_app, ["serve"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert answers == [200]
+    assert "listening on https://127.0.0.1:" in result.output
 
 
 def test_bad_tls_material_stops_the_start(tmp_path: Path, pki: dict[str, Any]) -> None:

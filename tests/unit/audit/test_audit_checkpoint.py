@@ -25,6 +25,7 @@ from pavilion.audit.checkpoint import (
     parse_verifier_key,
     sign_checkpoint,
     sign_note,
+    signed_under,
     verifier_key,
     verify_checkpoint,
     verify_note,
@@ -262,6 +263,42 @@ async def test_non_canonical_base64_root_is_rejected(signer: Signer, vkey: str) 
 async def test_the_largest_uint64_tree_size_is_accepted(signer: Signer, vkey: str) -> None:
     text = f"example.com/log\n{MAX_TREE_SIZE}\n{ROOT_LINE}\n"
     assert verify_checkpoint(await _signed(text, signer), vkey).size == MAX_TREE_SIZE
+
+
+async def test_checkpoint_key_name_is_the_origin_by_default(
+    signer: Signer, private_key: Ed25519PrivateKey
+) -> None:
+    """C2SP tlog-checkpoint: "the key name SHOULD be the origin"; so our default."""
+    origin = "pavilion.local/audit/tenant-1"
+    note = await sign_checkpoint(Checkpoint(origin, 3, ROOT), None, signer)
+    assert [s.key_name for s in parse_signed_note(note).signatures] == [origin]
+    assert signed_under(note, origin)
+    assert not signed_under(note, "pavilion.local")
+    assert not signed_under("not a note", origin)
+    vkey = verifier_key(origin, private_key.public_key())
+    assert vkey.startswith(origin + "+")
+    assert verify_checkpoint(note, vkey, origin=origin).size == 3
+
+
+async def test_a_checkpoint_verifies_under_any_of_the_keys_given(
+    signer: Signer, private_key: Ed25519PrivateKey
+) -> None:
+    """A log that renamed its key keeps checking its older notes: the note must verify under
+    one of the verifier keys; lines under the others are ignored (signed-note spec)."""
+    origin = "pavilion.local/audit/tenant-1"
+    public = private_key.public_key()
+    current, legacy = verifier_key(origin, public), verifier_key("pavilion.local", public)
+    old_note = await sign_checkpoint(Checkpoint(origin, 2, ROOT), "pavilion.local", signer)
+    new_note = await sign_checkpoint(Checkpoint(origin, 3, ROOT), None, signer)
+    assert verify_checkpoint(old_note, [current, legacy], origin=origin).size == 2
+    assert verify_checkpoint(new_note, (current, legacy), origin=origin).size == 3
+    with pytest.raises(VerificationFailed, match=r"not signed by pavilion\.local/audit/tenant-1"):
+        verify_checkpoint(old_note, current)
+    stranger = verifier_key(origin, Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(VerificationFailed, match=r"not signed by .*; note is not signed by"):
+        verify_checkpoint(new_note, [stranger, legacy])
+    with pytest.raises(VerificationFailed, match="no verifier key"):
+        verify_checkpoint(new_note, [])
 
 
 async def test_checkpoint_for_another_origin_is_rejected(signer: Signer, vkey: str) -> None:

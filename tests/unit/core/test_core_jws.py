@@ -13,7 +13,7 @@ import pytest
 
 from pavilion.credentials.jwt_vc import issue_jwt_vc
 from pavilion.errors import VerificationFailed
-from pavilion.jose import b64url, sign_compact, verify_compact
+from pavilion.jose import b64url, b64url_decode_canonical, sign_compact, verify_compact
 from pavilion.keystore.software import SoftwareKeystore
 
 
@@ -63,3 +63,26 @@ async def test_tampered_none_and_hmac_tokens_are_refused(keystore: SoftwareKeyst
     h, _, _ = array_payload.split(".")
     with pytest.raises(VerificationFailed):
         verify_compact(f"{h}.{b64url(b'[1]')}.x", jwks)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 31, 32, 33, 64])
+def test_canonical_base64url_round_trips_every_length(size: int) -> None:
+    data = bytes(range(size))
+    assert b64url_decode_canonical(b64url(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("AB", "non-canonical"),  # one byte uses 8 of 12 bits: "AA" is its only spelling
+        ("AAB", "non-canonical"),  # two bytes use 16 of 18 bits
+        ("AA==", "not unpadded base64url"),  # RFC 7515 section 2: no padding
+        ("A", "not unpadded base64url"),  # no length leaves one character over
+        ("A+", "not unpadded base64url"),  # base64, not base64url
+        ("A A", "not unpadded base64url"),
+    ],
+)
+def test_non_canonical_base64url_is_refused(text: str, reason: str) -> None:
+    """RFC 4648 section 3.5: the pad bits are set to zero, so a decoder may reject others."""
+    with pytest.raises(ValueError, match=reason):
+        b64url_decode_canonical(text)

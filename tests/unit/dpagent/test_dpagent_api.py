@@ -35,7 +35,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM
     body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:pavilion:problem:{code}"
+    assert body["type"] == f"https://pavilion.example/problems/{code}"
     assert body["status"] == status
     assert body["title"]
     assert body["detail"]

@@ -56,7 +56,7 @@ async def test_error_rate_one_answers_every_lookup_with_a_500_problem(
     answers = await statuses_and_bodies(make_app(error_rate=1.0), dp_records[0].student_id, 10)
     assert {status for status, _ in answers} == {500}
     problem = json.loads(answers[0][1])
-    assert problem["type"] == "urn:pavilion:problem:injected-fault"
+    assert problem["type"] == "https://pavilion.example/problems/injected-fault"
     assert problem["status"] == 500
 
 

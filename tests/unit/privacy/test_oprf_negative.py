@@ -7,6 +7,7 @@ import pytest
 from pavilion.errors import CryptoError, VerificationFailed
 from pavilion.privacy import oprf
 from pavilion.privacy import ristretto as r255
+from pavilion.privacy.oprf.suite import SUITES, Suite
 
 L = 2**252 + 27742317777372353535851937790883648493
 INVALID_ELEMENTS = [
@@ -195,7 +196,7 @@ def test_mismatched_public_key_is_rejected() -> None:
 def _zero_tweak_key(info: bytes) -> oprf.KeyPair:
     """A key with ``skS = -m`` for ``info``, so ``skS + m = 0`` and the tweaked key is the
     identity."""
-    m = int.from_bytes(oprf._SUITES[oprf.Mode.POPRF].tweak(info), "little")
+    m = int.from_bytes(SUITES[oprf.Mode.POPRF].tweak(info), "little")
     sk = ((L - m) % L).to_bytes(32, "little")
     return oprf.KeyPair(sk, r255.scalarmult_base(sk))
 
@@ -217,7 +218,7 @@ def test_poprf_zero_tweaked_key() -> None:
 
 def test_poprf_zero_info_scalar_uses_the_public_key(monkeypatch: pytest.MonkeyPatch) -> None:
     key_pair = oprf.generate_key_pair()
-    monkeypatch.setattr(oprf._Suite, "tweak", lambda _self, _info: bytes(32))
+    monkeypatch.setattr(Suite, "tweak", lambda _self, _info: bytes(32))
     state = oprf.POPRFClient(key_pair.pk).blind(b"input", b"info")
     assert state.tweaked_key == key_pair.pk  # m = 0: T is the identity, T + pkS = pkS
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pavilion.privacy import oprf, ristretto
+from pavilion.privacy.oprf import suite as oprf_suite
 
 VECTORS_FILE = Path(__file__).resolve().parents[2] / "data" / "rfc9497" / "ristretto255-sha512.json"
 SUITES: list[dict[str, Any]] = json.loads(VECTORS_FILE.read_text())
@@ -117,7 +118,7 @@ def test_poprf_vector(suite: dict[str, Any], vector: dict[str, Any]) -> None:
     states = [client.blind(x, v.info, blind=b) for x, b in zip(v.inputs, v.blinds, strict=True)]
     assert [s.blinded_element for s in states] == v.blinded
     tweaked_key = states[0].tweaked_key
-    m = oprf._SUITES[oprf.Mode.POPRF].tweak(v.info)
+    m = oprf_suite.SUITES[oprf.Mode.POPRF].tweak(v.info)
     assert tweaked_key == ristretto.scalarmult_base(ristretto.scalar_add(v.key_pair.sk, m))
     if len(v.inputs) == 1:
         single = server.blind_evaluate(v.blinded[0], v.info, r=v.r)

@@ -173,3 +173,32 @@ async def test_agent_logs_counts_not_elements(records: list[StudentRecord], tmp_
     assert records[0].email not in logged
     assert events[-1]["elements"] == 1
     assert events[-1]["outcome"] == "evaluated"
+
+
+async def test_evaluate_refuses_non_canonical_base64url(
+    records: list[StudentRecord], tmp_path: Path
+) -> None:
+    """RFC 4648 section 3.5: the pad bits of the last character must be zero; an element
+    whose trailing bits are not is another spelling of the same 32 bytes, and is refused."""
+    app = agent_app(records, tmp_path / "keys")
+    ring = app.state.oprf.ring
+    canonical = b64url(oprf.VOPRFClient(ring.current().public_key).blind(b"x").blinded_element)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(canonical[-1])
+    # 43 characters carry 258 bits for 256: the last character's two low bits are unused.
+    variants = [canonical[:-1] + alphabet[last | bits] for bits in (1, 2, 3)]
+    assert all(b64url_decode(v) == b64url_decode(canonical) for v in variants)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent.test") as http:
+        body = {"key_id": ring.current().key_id, "elements": [canonical]}
+        assert (await http.post("/v1/oprf/evaluate", json=body, headers=AUTH)).status_code == 200
+        for variant in [v for v in variants if v != canonical]:
+            body = {"key_id": ring.current().key_id, "elements": [canonical, variant]}
+            refused = await http.post("/v1/oprf/evaluate", json=body, headers=AUTH)
+            assert refused.status_code == 422
+            problem = refused.json()
+            assert problem["errors"][0]["field"] == "elements.1"
+            assert "non-canonical" in problem["errors"][0]["message"]
+        padded = {"key_id": ring.current().key_id, "elements": [canonical[:-1] + "="]}
+        refused = await http.post("/v1/oprf/evaluate", json=padded, headers=AUTH)
+        assert refused.status_code == 422

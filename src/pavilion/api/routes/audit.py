@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from pavilion.api.deps import RuntimeDep, require
-from pavilion.api.problems import AUTHENTICATED
+from pavilion.api.problems import AUTHENTICATED, problem_responses
 from pavilion.api.schemas.audit import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -16,6 +16,7 @@ from pavilion.api.schemas.audit import (
     LeafOut,
     LeafPage,
 )
+from pavilion.errors import BadRequest
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 
@@ -32,7 +33,7 @@ async def latest_checkpoint(rt: RuntimeDep, who: Auditor) -> CheckpointOut:
         size=checkpoint.size,
         root_hash=checkpoint.root_hash,
         note=checkpoint.note,
-        verifier_key=rt.audit.verifier_key,
+        verifier_key=rt.audit.verifier_key_for(who.tenant_id),
     )
 
 
@@ -53,13 +54,30 @@ async def inclusion_proof(
     return InclusionProofOut.model_validate(proof)
 
 
-@router.get("/proofs/consistency")
+@router.get(
+    "/proofs/consistency",
+    responses=problem_responses(
+        notes={
+            400: "first is 0: RFC 9162 (2.1.4) defines consistency proofs from a tree of at "
+            "least one leaf only"
+        }
+    ),
+)
 async def consistency_proof(
     rt: RuntimeDep,
     who: Auditor,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[
+        int, Query(ge=0, description="The older tree size: 1 or more (0 answers 400).")
+    ],
+    second: Annotated[int, Query(ge=0, description="The newer tree size, at most the log's.")],
 ) -> ConsistencyProofOut:
+    """RFC 9162 PROOF(first, D[second]) for 0 < first <= second (empty when they are equal)."""
+    if first == 0:
+        raise BadRequest(
+            "RFC 9162 defines no consistency proof from the empty tree (first must be at "
+            "least 1): every tree extends the empty one",
+            field="first",
+        )
     proof = await rt.audit.consistency(who.tenant_id, first, second)
     return ConsistencyProofOut.model_validate(proof)
 

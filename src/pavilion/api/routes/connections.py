@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.api.problems import AUTHENTICATED, problem_responses
 from pavilion.api.schemas.connections import AdequacyOut, ProviderHealthOut
-from pavilion.connect.residency import ResidencyService
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 from pavilion.workflows.connections import provider_health
@@ -37,7 +36,7 @@ async def get_provider_health(provider_id: str, rt: RuntimeDep, who: Reader) -> 
 
 @router.get("/v1/residency/adequacy")
 async def get_adequacy(rt: RuntimeDep, who: Reader) -> AdequacyOut:
-    lists = await ResidencyService(rt.db).get(who.tenant_id)
+    lists = await rt.residency.get(who.tenant_id)
     return AdequacyOut(adequacy={k: list(v) for k, v in sorted(lists.items())})
 
 
@@ -49,5 +48,5 @@ async def put_adequacy(
     who: ResidencyAdmin,
 ) -> AdequacyOut:
     """Replace the jurisdictions the tenant accepts as adequate for residents of one."""
-    lists = await ResidencyService(rt.db).set(who.tenant_id, residency, body.jurisdictions)
+    lists = await rt.residency.set(who.tenant_id, residency, body.jurisdictions)
     return AdequacyOut(adequacy={k: list(v) for k, v in sorted(lists.items())})

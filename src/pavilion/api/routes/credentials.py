@@ -65,7 +65,25 @@ def _max_age(seconds: int | None) -> timedelta | None:
 async def issue_credential(
     body: vc_api.IssueRequest, rt: RuntimeDep, who: Issuer
 ) -> IssuedCredentialOut:
-    """Secure an unsecured VC 2.0 credential as vc+jwt (default), SD-JWT VC or JWT VC."""
+    """Secure an unsecured VC 2.0 credential as vc+jwt (default), SD-JWT VC or JWT VC.
+
+    The credential must keep every MUST of the VC Data Model 2.0 (sections 4 and 5); a broken
+    one is a 422 naming the member and the section. The issuer is this connector (an
+    `issuer` naming anyone else is refused), and `id` defaults to a fresh `urn:uuid:`.
+
+    **Validity runs from now.** The connector vouches from the moment it signs: `validFrom`
+    defaults to the issuance time and may not be earlier (beyond a 60 s clock leeway: 422 on
+    `credential.validFrom`); `validUntil` defaults to the issuance time plus the template's
+    maximum age (student status: 30 days; one year for a type without a template) and must be
+    later than the issuance time (422 on `credential.validUntil`), so no credential is signed
+    already expired. For a template's type the `DataProviderAttestation` evidence records the
+    issuance time as `asOf` unless the credential gives its own.
+
+    **What comes back.** `vc2_jose` and `sd_jwt_vc`: an `EnvelopedVerifiableCredential`
+    (`@context` a list, `id` `data:application/vc+jwt,...` or `data:application/dc+sd-jwt,...`).
+    `jwt_vc`: the compact JWT (VC 1.1 section 6.3.1, `typ` `JWT`, `sub` = the subject's `id`)
+    as a string, since a VC 1.1 credential has no VC 2.0 envelope.
+    """
     options = body.options
     issued = await rt.credentials.issue_vc_api(
         who.tenant_id,
@@ -77,7 +95,7 @@ async def issue_credential(
         provider_id=options.providerId,
         status_lists=rt.status_lists if options.status else None,
     )
-    return IssuedCredentialOut.model_validate({"verifiableCredential": issued.envelope()})
+    return IssuedCredentialOut.model_validate({"verifiableCredential": issued.secured_form()})
 
 
 async def _verify(

@@ -18,13 +18,24 @@ class EnvelopedCredentialOut(ResponseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    context: str | list[str] = Field(alias="@context")
-    id: str = Field(description="data:<media type>,<secured credential>")
+    context: list[str] = Field(
+        alias="@context",
+        description="An ordered set whose first item is https://www.w3.org/ns/credentials/v2 "
+        "(VC Data Model 2.0 section 4.3).",
+    )
+    id: str = Field(
+        description="data:application/vc+jwt,<JWS> (VC-JOSE-COSE) or "
+        "data:application/dc+sd-jwt,<SD-JWT> (SD-JWT VC)"
+    )
     type: str
 
 
 class IssuedCredentialOut(ResponseModel):
-    verifiableCredential: EnvelopedCredentialOut
+    verifiableCredential: EnvelopedCredentialOut | str = Field(
+        description="vc2_jose and sd_jwt_vc: an EnvelopedVerifiableCredential. jwt_vc: the "
+        "compact JWT itself (typ JWT, VC Data Model 1.1 section 6.3.1): a VC 1.1 credential is "
+        "not a VC 2.0 one, so it has no VC 2.0 envelope."
+    )
 
 
 class VcProblemDetailOut(ResponseModel):

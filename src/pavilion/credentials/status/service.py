@@ -40,6 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pavilion.audit.journal import Transition
 from pavilion.audit.log import AuditLog, digest
 from pavilion.credentials.status.allocation import StatusListFull, allocate_index
 from pavilion.credentials.status.bitstring import (
@@ -317,6 +318,22 @@ class StatusListService:
                 f"status index {reservation.idx} of group {reservation.group_id} is not reserved "
                 "(already bound to a credential)"
             )
+
+    def binding(
+        self, tenant_id: str, reservation: StatusReservation, credential_id: str
+    ) -> Transition:
+        """``bind`` as a guarded change that the journal applies with its batch."""
+        if reservation.tenant_id != tenant_id:
+            raise InvalidRequest("the reservation belongs to another tenant", field="tenant_id")
+        return Transition(
+            model=StatusListEntry,
+            row_id=reservation.entry_id,
+            guard="state",
+            expected="reserved",
+            values={"credential_id": credential_id, "state": "valid", "updated_at": self._clock()},
+            conflict=f"status index {reservation.idx} of group {reservation.group_id} is not "
+            "reserved (already bound to a credential)",
+        )
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)

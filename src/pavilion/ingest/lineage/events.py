@@ -76,6 +76,9 @@ class PavilionLookupRunFacet(RunFacet):
     schemaValid: bool
     status: str
     decision: str | None
+    #: Lookups of this outcome counted in the window that starts at ``windowStart``.
+    lookups: int = 1
+    windowStart: str | None = None
 
     @staticmethod
     def _get_schema() -> str:
@@ -248,6 +251,8 @@ def lookup_event(
     decision: str | None,
     credential_issued: bool,
     run_id: str | None = None,
+    lookups: int = 1,
+    window_start: datetime | None = None,
 ) -> RunEvent:
     """One lookup's run: DP answer -> decision (and credential); no identifier, no value."""
     source_ns = dp_namespace(provider_id)
@@ -321,6 +326,8 @@ def lookup_event(
                     schemaValid=schema_valid,
                     status=status,
                     decision=decision,
+                    lookups=lookups,
+                    windowStart=_time(window_start) if window_start is not None else None,
                 )
             },
         ),

@@ -218,13 +218,23 @@ async def test_vc2_header_rules_typ_and_cty() -> None:
 
 
 def test_envelopes_are_data_urls_and_open_back() -> None:
+    """VC Data Model 2.0 4.13.1 (an enveloped credential's id is a data: URL) and 4.3 (the
+    value of @context MUST be an ordered set whose first item is the VC 2.0 context)."""
     envelope = vc2.envelope("a.b.c")
     assert envelope == {
-        "@context": "https://www.w3.org/ns/credentials/v2",
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
         "id": "data:application/vc+jwt,a.b.c",
         "type": "EnvelopedVerifiableCredential",
     }
     assert vc2.open_envelope(envelope, field="vc") == ("application/vc+jwt", "a.b.c")
+    # Read leniently: the one-string form a client may send still opens.
+    single = {**envelope, "@context": "https://www.w3.org/ns/credentials/v2"}
+    assert vc2.open_envelope(single, field="vc") == ("application/vc+jwt", "a.b.c")
+    presentation = vc2.envelope(
+        "a.b.c", "application/vp+jwt", kind="EnvelopedVerifiablePresentation"
+    )
+    assert presentation["@context"] == ["https://www.w3.org/ns/credentials/v2"]
+    assert presentation["type"] == "EnvelopedVerifiablePresentation"
     assert vc2.parse_data_url("data:application/dc+sd-jwt,a%7Eb~", field="x") == (
         "application/dc+sd-jwt",
         "a~b~",

@@ -13,6 +13,7 @@ from credentials_support import NOW, es256, issue, options, trust_for
 from pavilion import jose
 from pavilion.credentials import issuance, sd_jwt, vc2, vc_api, verifier
 from pavilion.credentials.report import CheckFailed
+from pavilion.credentials.sd_jwt.encoding import digests_in
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.credentials.timeutil import numeric_date, parse_date_time_stamp, validity_check
 from pavilion.credentials.trust import x509 as trust_x509
@@ -37,9 +38,14 @@ def test_secured_forms_map_media_types_to_formats() -> None:
     assert vc_api.secured_form(_envelope("application/dc+sd-jwt", "a.b.c~"), field="vc")[1] is (
         CredentialFormat.SD_JWT_VC
     )
-    assert vc_api.secured_form(_envelope("application/jwt", "a.b.c"), field="vc")[1] is (
-        CredentialFormat.JWT_VC
-    )
+    # Only the media types registered for what an envelope holds (VC-JOSE-COSE, SD-JWT VC):
+    # a VC 1.1 JWT is no VC 2.0 credential, and vc+sd-jwt is not an SD-JWT VC.
+    for media_type, reason in (
+        ("application/jwt", "send the compact JWT itself"),
+        ("application/vc+sd-jwt", "application/dc\\+sd-jwt"),
+    ):
+        with pytest.raises(InvalidRequest, match=reason):
+            vc_api.secured_form(_envelope(media_type, "a.b.c"), field="vc")
     with pytest.raises(InvalidRequest) as raised:
         vc_api.secured_form(_envelope("application/vp+jwt", "a.b.c"), field="vc")
     assert raised.value.field == "vc"
@@ -110,7 +116,7 @@ def test_sd_jwt_edge_rules() -> None:
     with pytest.raises(ValueError, match="JWK object"):
         jose.holder_key("not a mapping")  # type: ignore[arg-type]
     nested = {"a": [{"_sd": ["d1"]}, [{"...": "d2"}]], "_sd": ["d0"]}
-    assert sorted(sd_jwt._digests_in(nested)) == ["d0", "d1", "d2"]
+    assert sorted(digests_in(nested)) == ["d0", "d1", "d2"]
     deep: dict[str, Any] = {}
     cursor = deep
     for _ in range(40):

@@ -1,18 +1,10 @@
-"""RFC 9497 oblivious PRFs (OPRF, VOPRF, POPRF) for the ristretto255-SHA512 suite.
+"""The three protocol variants of RFC 9497: OPRF, VOPRF and POPRF clients and servers.
 
-Section numbers below are those of RFC 9497 unless another RFC is named. The group is
-ristretto255 on libsodium (:mod:`pavilion.privacy.ristretto`), the hash SHA-512 (§4.1).
-Everything is pure and synchronous; libsodium releases the GIL during scalar multiplications.
-
-Wire values are ``bytes``: elements are 32-byte ristretto255 encodings, scalars 32 bytes
-little-endian, a proof is ``c || s`` (64 bytes) and an output is 64 bytes. Every element or
-scalar that arrives from the other party is deserialized (validated) before use. On the server's
-hot path the validation of a blinded element is fused into the scalar multiplication:
-libsodium decodes the point (rejecting non-canonical encodings) and rejects an identity
-product, which for a non-zero key happens exactly when the point is the identity.
-
-The blind of :meth:`OPRFClient.blind` and the proof nonce ``r`` of the servers' ``blind_evaluate``
-are drawn from libsodium's CSPRNG; both can be injected for known-answer tests only.
+Blind, Finalize and Evaluate (§3.3), with the DLEQ proofs of the verifiable modes (§2.2):
+GenerateProof and VerifyProof over composites, batched. Every element or scalar that arrives
+from the other party is deserialized (validated) before use; on the server's hot path the
+validation of a blinded element is fused into the scalar multiplication. The blind and the
+proof nonce ``r`` come from libsodium's CSPRNG and can be injected for known-answer tests only.
 """
 
 from __future__ import annotations
@@ -20,266 +12,50 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import ClassVar, Final
+from typing import ClassVar
 
-from pavilion.errors import CryptoError, VerificationFailed
 from pavilion.privacy import ristretto as r255
+from pavilion.privacy.oprf.suite import (
+    MAX_BATCH,
+    PROOF_BYTES,
+    SCALAR_BYTES,
+    SUITES,
+    BatchEvaluation,
+    Blinded,
+    DeserializeError,
+    Evaluation,
+    InvalidInput,
+    InverseError,
+    Mode,
+    POPRFBlinded,
+    Suite,
+    VerifyError,
+    check_length,
+    deserialize_element,
+    deserialize_scalar,
+    is_zero,
+    lp,
+    nonzero_scalar,
+)
 from pavilion.privacy.ristretto import IDENTITY, RistrettoError
-
-IDENTIFIER: Final = b"ristretto255-SHA512"
-ELEMENT_BYTES: Final = r255.ELEMENT_BYTES  # Ne
-SCALAR_BYTES: Final = r255.SCALAR_BYTES  # Ns
-OUTPUT_BYTES: Final = 64  # Nh
-PROOF_BYTES: Final = 2 * SCALAR_BYTES
-SEED_BYTES: Final = SCALAR_BYTES
-MAX_INPUT_BYTES: Final = 0xFFFF  # §5.1: input and info are length-prefixed with I2OSP(.., 2)
-MAX_BATCH: Final = 0xFFFF  # §2.2.1: composite index i is encoded with I2OSP(i, 2)
-
-_ZERO_SCALAR: Final = bytes(SCALAR_BYTES)
-_SHA512_BLOCK: Final = 128  # s_in_bytes of SHA-512 (RFC 9380 §5.3.1)
-_SHA512_DIGEST: Final = 64  # b_in_bytes of SHA-512
-_XMD_Z_PAD: Final = hashlib.sha512(bytes(_SHA512_BLOCK))  # state after Z_pad, copied per call
-
-
-class Mode(IntEnum):
-    """Protocol variants and their identifiers (§3.1)."""
-
-    OPRF = 0x00
-    VOPRF = 0x01
-    POPRF = 0x02
-
-
-class OPRFError(CryptoError):
-    """Root of the RFC 9497 errors (§5.3)."""
-
-
-class DeserializeError(OPRFError):
-    """An element or scalar failed to deserialize (§4.1): wrong length, non-canonical, identity."""
-
-
-class InvalidInput(OPRFError):
-    """An input maps to the identity, the POPRF tweaked key is the identity, or a value is
-    out of range (InvalidInputError, §3.3.1, §3.3.3)."""
-
-
-class InverseError(InvalidInput):
-    """The POPRF tweaked private key ``skS + m`` is zero and has no inverse (§3.3.3)."""
-
-
-class DeriveKeyPairError(OPRFError):
-    """DeriveKeyPair found no non-zero scalar in 256 attempts (§3.2.1)."""
-
-
-class VerifyError(OPRFError, VerificationFailed):
-    """A VOPRF or POPRF proof failed to verify (§2.2.2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPair:
-    """A server key pair: ``sk`` serialized scalar, ``pk = sk * G`` serialized element."""
-
-    sk: bytes = field(repr=False)
-    pk: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Blinded:
-    """The output of Blind (§3.3.1): the secret blind the client keeps, the element it sends."""
-
-    blind: bytes = field(repr=False)
-    blinded_element: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class POPRFBlinded(Blinded):
-    """The output of POPRF Blind (§3.3.3), with the tweaked key the client verifies against."""
-
-    tweaked_key: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """A verifiable BlindEvaluate result: the evaluated element and its proof (§3.3.2)."""
-
-    evaluated_element: bytes
-    proof: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BatchEvaluation:
-    """Evaluated elements of a batch with one proof over all of them (§2.2.1 batching)."""
-
-    evaluated_elements: tuple[bytes, ...]
-    proof: bytes
-
-
-def expand_message_xmd(msg: bytes, dst: bytes, len_in_bytes: int) -> bytes:
-    """expand_message_xmd with SHA-512 (RFC 9380 §5.3.1)."""
-    ell = -(-len_in_bytes // _SHA512_DIGEST)
-    if not 0 < len_in_bytes <= 0xFFFF or ell > 255:
-        raise InvalidInput(f"len_in_bytes {len_in_bytes} is out of range for expand_message_xmd")
-    if len(dst) > 255:
-        raise InvalidInput("a DST longer than 255 bytes is not supported")
-    dst_prime = dst + bytes((len(dst),))
-    h = _XMD_Z_PAD.copy()
-    h.update(msg + len_in_bytes.to_bytes(2, "big") + b"\x00" + dst_prime)
-    b_0 = h.digest()
-    b_i = hashlib.sha512(b_0 + b"\x01" + dst_prime).digest()
-    blocks = [b_i]
-    x_0 = int.from_bytes(b_0, "big")
-    for i in range(2, ell + 1):
-        mixed = (x_0 ^ int.from_bytes(b_i, "big")).to_bytes(_SHA512_DIGEST, "big")
-        b_i = hashlib.sha512(mixed + bytes((i,)) + dst_prime).digest()
-        blocks.append(b_i)
-    return b"".join(blocks)[:len_in_bytes]
-
-
-def context_string(mode: Mode) -> bytes:
-    """``"OPRFV1-" || I2OSP(mode, 1) || "-" || identifier`` (§3.1)."""
-    return b"OPRFV1-" + bytes((mode,)) + b"-" + IDENTIFIER
-
-
-def _i2osp2(n: int) -> bytes:
-    return n.to_bytes(2, "big")
-
-
-def _lp(data: bytes) -> bytes:
-    """``I2OSP(len(data), 2) || data``."""
-    return _i2osp2(len(data)) + data
-
-
-def _check_length(value: bytes, what: str) -> None:
-    if len(value) > MAX_INPUT_BYTES:
-        raise InvalidInput(f"{what} is longer than {MAX_INPUT_BYTES} bytes")
-
-
-def _is_zero(s: bytes) -> bool:
-    return hmac.compare_digest(s, _ZERO_SCALAR)
-
-
-@dataclass(frozen=True, slots=True)
-class _Suite:
-    """The mode-bound functions of ristretto255-SHA512 (§4.1)."""
-
-    mode: Mode
-    group_dst: bytes
-    scalar_dst: bytes
-    seed_dst: bytes
-    derive_dst: bytes
-
-    @classmethod
-    def of(cls, mode: Mode) -> _Suite:
-        context = context_string(mode)
-        return cls(
-            mode=mode,
-            group_dst=b"HashToGroup-" + context,
-            scalar_dst=b"HashToScalar-" + context,
-            seed_dst=b"Seed-" + context,
-            derive_dst=b"DeriveKeyPair" + context,
-        )
-
-    def hash_to_group(self, msg: bytes) -> bytes:
-        """HashToGroup: hash_to_ristretto255 (RFC 9380 App. B) with the suite DST; the
-        identity is an InvalidInputError (§3.3.1)."""
-        element = r255.from_hash(expand_message_xmd(msg, self.group_dst, r255.HASH_BYTES))
-        if hmac.compare_digest(element, IDENTITY):
-            raise InvalidInput("input maps to the identity element")
-        return element
-
-    def hash_to_scalar(self, msg: bytes, dst: bytes | None = None) -> bytes:
-        """HashToScalar: 64 uniform bytes, little-endian, reduced modulo L (§4.1)."""
-        uniform = expand_message_xmd(msg, self.scalar_dst if dst is None else dst, 64)
-        return r255.scalar_reduce(uniform)
-
-    def composite_weights(self, b: bytes, cs: Sequence[bytes], ds: Sequence[bytes]) -> list[bytes]:
-        """The per-element weights ``d_i`` of ComputeComposites (§2.2.1)."""
-        seed = hashlib.sha512(_lp(b) + _lp(self.seed_dst)).digest()
-        prefix = _lp(seed)
-        return [
-            self.hash_to_scalar(prefix + _i2osp2(i) + _lp(c) + _lp(d) + b"Composite")
-            for i, (c, d) in enumerate(zip(cs, ds, strict=True))
-        ]
-
-    def challenge(self, b: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes) -> bytes:
-        """The Fiat-Shamir challenge of GenerateProof and VerifyProof (§2.2.1, §2.2.2)."""
-        return self.hash_to_scalar(_lp(b) + _lp(m) + _lp(z) + _lp(t2) + _lp(t3) + b"Challenge")
-
-    def tweak(self, info: bytes) -> bytes:
-        """``m = HashToScalar("Info" || I2OSP(len(info), 2) || info)`` (§3.3.3)."""
-        _check_length(info, "info")
-        return self.hash_to_scalar(b"Info" + _lp(info))
-
-
-_SUITES: Final = {mode: _Suite.of(mode) for mode in Mode}
-
-
-def deserialize_element(data: bytes) -> bytes:
-    """DeserializeElement (§4.1): a canonical ristretto255 encoding that is not the identity."""
-    data = bytes(data)
-    if (
-        len(data) != ELEMENT_BYTES
-        or not r255.is_valid_point(data)
-        or hmac.compare_digest(data, IDENTITY)
-    ):
-        raise DeserializeError("not a valid non-identity ristretto255 element")
-    return data
-
-
-def deserialize_scalar(data: bytes) -> bytes:
-    """DeserializeScalar (§4.1): 32 bytes little-endian, in [0, L - 1] (constant time)."""
-    data = bytes(data)
-    if len(data) != SCALAR_BYTES or not hmac.compare_digest(
-        r255.scalar_reduce(data + _ZERO_SCALAR), data
-    ):
-        raise DeserializeError("not a canonical ristretto255 scalar")
-    return data
-
-
-def _nonzero_scalar(data: bytes, what: str) -> bytes:
-    scalar = deserialize_scalar(data)
-    if _is_zero(scalar):
-        raise InvalidInput(f"{what} is zero")
-    return scalar
-
-
-def generate_key_pair() -> KeyPair:
-    """A random key pair (§3.2): ``sk`` from libsodium's CSPRNG, never zero."""
-    sk = r255.scalar_random()
-    return KeyPair(sk, r255.scalarmult_base(sk))
-
-
-def derive_key_pair(seed: bytes, info: bytes, mode: Mode) -> KeyPair:
-    """DeriveKeyPair (§3.2.1): deterministic key pair from a 32-byte seed and public info."""
-    if len(seed) != SEED_BYTES:
-        raise InvalidInput(f"seed must be {SEED_BYTES} bytes")
-    _check_length(info, "info")
-    suite = _SUITES[mode]
-    derive_input = bytes(seed) + _lp(bytes(info))
-    for counter in range(256):
-        sk = suite.hash_to_scalar(derive_input + bytes((counter,)), suite.derive_dst)
-        if not _is_zero(sk):
-            return KeyPair(sk, r255.scalarmult_base(sk))
-    raise DeriveKeyPairError("no valid key in 256 attempts")
 
 
 def _finalize_hash(input: bytes, element: bytes, info: bytes | None = None) -> bytes:
     """The Finalize/Evaluate output hash (§3.3.1, §3.3.3)."""
-    framed_info = b"" if info is None else _lp(info)
-    return hashlib.sha512(_lp(input) + framed_info + _lp(element) + b"Finalize").digest()
+    framed_info = b"" if info is None else lp(info)
+    return hashlib.sha512(lp(input) + framed_info + lp(element) + b"Finalize").digest()
 
 
-def _blind(suite: _Suite, input: bytes, blind: bytes | None) -> Blinded:
+def _blind(suite: Suite, input: bytes, blind: bytes | None) -> Blinded:
     """Blind (§3.3.1); ``blind`` overrides the random scalar for known-answer tests."""
-    _check_length(input, "input")
-    scalar = r255.scalar_random() if blind is None else _nonzero_scalar(blind, "blind")
+    check_length(input, "input")
+    scalar = r255.scalar_random() if blind is None else nonzero_scalar(blind, "blind")
     return Blinded(scalar, r255.scalarmult(scalar, suite.hash_to_group(bytes(input))))
 
 
 def _unblind(blind: bytes, evaluated_element: bytes) -> bytes:
     """``SerializeElement(ScalarInverse(blind) * evaluatedElement)`` (§3.3.1)."""
-    return r255.scalarmult(r255.scalar_invert(_nonzero_scalar(blind, "blind")), evaluated_element)
+    return r255.scalarmult(r255.scalar_invert(nonzero_scalar(blind, "blind")), evaluated_element)
 
 
 def _evaluate_blinded(k: bytes, blinded_element: bytes) -> bytes:
@@ -303,7 +79,7 @@ def _linear_combination(weights: Sequence[bytes], elements: Sequence[bytes]) -> 
 
 
 def _generate_proof(
-    suite: _Suite,
+    suite: Suite,
     k: bytes,
     b: bytes,
     cs: Sequence[bytes],
@@ -312,7 +88,7 @@ def _generate_proof(
     r: bytes | None,
 ) -> bytes:
     """GenerateProof(k, G, B, C, D) with ComputeCompositesFast (§2.2.1); ``r`` is for tests."""
-    nonce = r255.scalar_random() if r is None else _nonzero_scalar(r, "proof nonce")
+    nonce = r255.scalar_random() if r is None else nonzero_scalar(r, "proof nonce")
     m = _linear_combination(suite.composite_weights(b, cs, ds), cs)
     z = r255.scalarmult(k, m)
     t2 = r255.scalarmult_base(nonce)
@@ -323,7 +99,7 @@ def _generate_proof(
 
 
 def _verify_proof(
-    suite: _Suite, b: bytes, cs: Sequence[bytes], ds: Sequence[bytes], proof: bytes
+    suite: Suite, b: bytes, cs: Sequence[bytes], ds: Sequence[bytes], proof: bytes
 ) -> None:
     """VerifyProof(G, B, C, D, proof) with ComputeComposites (§2.2.2); raises VerifyError."""
     if len(proof) != PROOF_BYTES:
@@ -366,7 +142,7 @@ def _client_batch(
     if not len(inputs) == len(blinds) == len(blinded_elements) == count:
         raise InvalidInput("inputs, blinds and elements differ in number")
     for x in inputs:
-        _check_length(x, "input")
+        check_length(x, "input")
     return (
         [deserialize_element(e) for e in evaluated_elements],
         [deserialize_element(e) for e in blinded_elements],
@@ -380,11 +156,11 @@ class OPRFClient:
 
     def blind(self, input: bytes, *, blind: bytes | None = None) -> Blinded:
         """Blind (§3.3.1); pass ``blind`` only for deterministic known-answer tests."""
-        return _blind(_SUITES[self.mode], input, blind)
+        return _blind(SUITES[self.mode], input, blind)
 
     def finalize(self, input: bytes, blind: bytes, evaluated_element: bytes) -> bytes:
         """Finalize (§3.3.1): the 64-byte PRF output."""
-        _check_length(input, "input")
+        check_length(input, "input")
         return _finalize_hash(bytes(input), _unblind(blind, deserialize_element(evaluated_element)))
 
 
@@ -395,15 +171,15 @@ class _Server:
 
     def __init__(self, sk: bytes, pk: bytes | None = None) -> None:
         """``sk`` is a serialized non-zero scalar; ``pk``, when given, must be ``sk * G``."""
-        self._sk = _nonzero_scalar(sk, "private key")
+        self._sk = nonzero_scalar(sk, "private key")
         self.public_key = r255.scalarmult_base(self._sk)
         if pk is not None and not hmac.compare_digest(deserialize_element(pk), self.public_key):
             raise InvalidInput("public key does not match the private key")
 
     def _output(self, k: bytes, input: bytes, info: bytes | None = None) -> bytes:
         """Evaluate (§3.3.1, §3.3.3): hash ``k * HashToGroup(input)`` with input (and info)."""
-        _check_length(input, "input")
-        element = _SUITES[self.mode].hash_to_group(bytes(input))
+        check_length(input, "input")
+        element = SUITES[self.mode].hash_to_group(bytes(input))
         return _finalize_hash(bytes(input), r255.scalarmult(k, element), info)
 
 
@@ -431,7 +207,7 @@ class VOPRFClient:
 
     def blind(self, input: bytes, *, blind: bytes | None = None) -> Blinded:
         """Blind (§3.3.1); pass ``blind`` only for deterministic known-answer tests."""
-        return _blind(_SUITES[self.mode], input, blind)
+        return _blind(SUITES[self.mode], input, blind)
 
     def finalize(
         self,
@@ -458,7 +234,7 @@ class VOPRFClient:
     ) -> list[bytes]:
         """Finalize a batch evaluated under one proof (§2.2.2, §3.3.2)."""
         evaluated, blinded = _client_batch(inputs, blinds, evaluated_elements, blinded_elements)
-        _verify_proof(_SUITES[self.mode], self.public_key, blinded, evaluated, proof)
+        _verify_proof(SUITES[self.mode], self.public_key, blinded, evaluated, proof)
         return _verified_outputs(inputs, blinds, evaluated, None)
 
 
@@ -480,7 +256,7 @@ class VOPRFServer(_Server):
         blinded = [bytes(e) for e in blinded_elements]
         evaluated = [_evaluate_blinded(self._sk, e) for e in blinded]
         proof = _generate_proof(
-            _SUITES[self.mode], self._sk, self.public_key, blinded, evaluated, r=r
+            SUITES[self.mode], self._sk, self.public_key, blinded, evaluated, r=r
         )
         return BatchEvaluation(tuple(evaluated), proof)
 
@@ -500,7 +276,7 @@ class POPRFClient:
     def blind(self, input: bytes, info: bytes, *, blind: bytes | None = None) -> POPRFBlinded:
         """Blind (§3.3.3): also the tweaked key ``m * G + pkS``; InvalidInput if it is the
         identity. Pass ``blind`` only for deterministic known-answer tests."""
-        suite = _SUITES[self.mode]
+        suite = SUITES[self.mode]
         m = suite.tweak(bytes(info))
         try:
             t = r255.scalarmult_base(m)
@@ -546,10 +322,10 @@ class POPRFClient:
         tweaked_key: bytes,
     ) -> list[bytes]:
         """Finalize a batch evaluated under one proof and one info (§2.2.2, §3.3.3)."""
-        _check_length(info, "info")
+        check_length(info, "info")
         evaluated, blinded = _client_batch(inputs, blinds, evaluated_elements, blinded_elements)
         key = deserialize_element(tweaked_key)
-        _verify_proof(_SUITES[self.mode], key, evaluated, blinded, proof)
+        _verify_proof(SUITES[self.mode], key, evaluated, blinded, proof)
         return _verified_outputs(inputs, blinds, evaluated, bytes(info))
 
 
@@ -560,8 +336,8 @@ class POPRFServer(_Server):
 
     def _tweaked_key(self, info: bytes) -> bytes:
         """``t = skS + m``; InverseError if zero (§3.3.3)."""
-        t = r255.scalar_add(self._sk, _SUITES[self.mode].tweak(bytes(info)))
-        if _is_zero(t):
+        t = r255.scalar_add(self._sk, SUITES[self.mode].tweak(bytes(info)))
+        if is_zero(t):
             raise InverseError("skS + m is zero for this info")
         return t
 
@@ -582,7 +358,7 @@ class POPRFServer(_Server):
         blinded = [bytes(e) for e in blinded_elements]
         evaluated = [_evaluate_blinded(t_inverse, e) for e in blinded]
         proof = _generate_proof(
-            _SUITES[self.mode], t, r255.scalarmult_base(t), evaluated, blinded, r=r
+            SUITES[self.mode], t, r255.scalarmult_base(t), evaluated, blinded, r=r
         )
         return BatchEvaluation(tuple(evaluated), proof)
 

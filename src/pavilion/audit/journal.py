@@ -1,0 +1,196 @@
+"""The journal: audited writes of one tenant, committed together (group commit).
+
+A verification's record (its row, the credential's rows, the status binding, the
+idempotency record) and the audit leaf that commits to it are one write. Written one
+transaction each, a verification cost its own commit, a head-row lock and a head update,
+and on SQLite a turn behind the single writer. Here concurrent writes of a tenant join one
+transaction: the audit head is read and written once per batch (``AuditLog.append_many``),
+the rows of a table go in as one multi-row insert, and the commit is shared.
+
+The guarantees stay those of one transaction per write:
+- nothing is acknowledged before it is committed (each caller awaits its batch's commit);
+- a leaf exists exactly when the rows it records do (same transaction);
+- when a batch fails, each of its writes is retried alone, so a write that cannot commit
+  (an idempotency key a concurrent request took, a status index already bound) fails only
+  its own caller, with its own error.
+A write runs again when its batch is retried, so it builds its rows afresh on each call.
+
+A write does no I/O itself: it puts its rows into the ``Batch`` (``insert``) and states the
+guarded changes it needs (``transition``: "this row, if still in that state, takes these
+values"). The journal then writes each table's rows as one multi-row insert and each kind of
+transition as one ``UPDATE ... WHERE id IN (...) AND <guard> RETURNING id``; a guard that
+misses fails the batch with the write's own conflict. So a batch costs the same number of
+statements whatever its size: the commit, the audit head and one statement per table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import case, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pavilion.audit.log import AuditLog, AuditReceipt
+from pavilion.errors import Conflict
+from pavilion.store.database import Database
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Row ``row_id`` of ``model``, if its ``guard`` column still holds ``expected``, takes
+    ``values``; otherwise the write fails with ``Conflict(conflict)``."""
+
+    model: Any  # an ORM model with an ``id`` primary key
+    row_id: str
+    guard: str
+    expected: Any
+    values: dict[str, Any]
+    conflict: str
+
+
+@dataclass
+class Batch:
+    """What the writes of one transaction add: rows per table, guarded transitions."""
+
+    inserts: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+    def insert(self, model: Any, row: dict[str, Any]) -> None:
+        self.inserts.setdefault(model, []).append(row)
+
+    def transition(self, change: Transition) -> None:
+        self.transitions.append(change)
+
+
+#: Given the batch and its leaf's receipt, add the write's rows; return the answer.
+Write = Callable[[Batch, AuditReceipt], T]
+
+
+@dataclass
+class JournalEntry(Generic[T]):
+    """One audited write: the leaf's event (ids, hashes, outcomes; never PII) and the rows."""
+
+    event: dict[str, Any]
+    write: Write[T]
+
+
+@dataclass
+class _Pending:
+    entry: JournalEntry[Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass
+class _Lane:
+    items: list[_Pending] = field(default_factory=list)
+    flushing: bool = False
+
+
+class Journal:
+    def __init__(self, db: Database, audit: AuditLog, *, max_batch: int = 256) -> None:
+        self._db = db
+        self._audit = audit
+        self._max_batch = max_batch
+        self._lanes: dict[str, _Lane] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Transactions committed and writes they carried (tests, metrics, the benchmark).
+        self.transactions = 0
+        self.writes = 0
+
+    async def write(self, tenant_id: str, entry: JournalEntry[T]) -> T:
+        """Commit ``entry`` (alone or in a batch); return its answer once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        lane = self._lanes.setdefault(tenant_id, _Lane())
+        lane.items.append(_Pending(entry, future))
+        if not lane.flushing:
+            lane.flushing = True
+            task = loop.create_task(self._drain(tenant_id, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # Shielded: a caller that goes away (a client disconnect) does not cancel the batch.
+        return await asyncio.shield(future)
+
+    async def _drain(self, tenant_id: str, lane: _Lane) -> None:
+        try:
+            while lane.items:
+                batch = lane.items[: self._max_batch]
+                del lane.items[: self._max_batch]
+                await self._commit(tenant_id, batch)
+        finally:
+            lane.flushing = False
+            if not lane.items:
+                self._lanes.pop(tenant_id, None)
+
+    async def _commit(self, tenant_id: str, batch: list[_Pending]) -> None:
+        answers: list[Any] = []
+        try:
+            async with self._db.transaction(tenant_id) as session:
+                receipts = await self._audit.append_many(
+                    session, tenant_id, [p.entry.event for p in batch]
+                )
+                rows = Batch()
+                for pending, receipt in zip(batch, receipts, strict=True):
+                    answers.append(pending.entry.write(rows, receipt))
+                await _apply(session, rows)
+        except Exception as exc:  # rolled back: retry each write alone to find the one
+            if len(batch) == 1:
+                _settle(batch[0].future, error=exc)
+                return
+            for pending in batch:
+                await self._commit(tenant_id, [pending])
+            return
+        self.transactions += 1
+        self.writes += len(batch)
+        for pending, answer in zip(batch, answers, strict=True):
+            _settle(pending.future, answer=answer)
+
+    async def aclose(self) -> None:
+        """Wait for the batches in flight (a stopping worker acknowledges what it took)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _apply(session: AsyncSession, batch: Batch) -> None:
+    for model, rows in batch.inserts.items():
+        await session.execute(insert(model), rows)  # one multi-row insert per table
+    groups: dict[tuple[Any, str, Any, tuple[str, ...]], list[Transition]] = {}
+    for change in batch.transitions:
+        shape = (change.model, change.guard, change.expected, tuple(sorted(change.values)))
+        groups.setdefault(shape, []).append(change)
+    for (model, guard, expected, names), changes in groups.items():
+        ids = [c.row_id for c in changes]
+        values = {
+            name: case({c.row_id: c.values[name] for c in changes}, value=model.id)
+            for name in names
+        }
+        done = set(
+            (
+                await session.execute(
+                    update(model)
+                    .where(model.id.in_(ids), getattr(model, guard) == expected)
+                    .values(values)
+                    .returning(model.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalars()
+        )
+        missed = next((c for c in changes if c.row_id not in done), None)
+        if missed is not None:
+            raise Conflict(missed.conflict)
+
+
+def _settle(
+    future: asyncio.Future[Any], *, answer: Any = None, error: BaseException | None = None
+) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(answer)
+    else:
+        future.set_exception(error)

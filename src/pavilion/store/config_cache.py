@@ -1,0 +1,78 @@
+"""Tenant configuration served from memory on the hot path, with invalidation.
+
+A verification needs its provider, the provider's endpoints and the tenant's residency
+adequacy lists: reading them from the database on every request cost a transaction and
+four statements. They change rarely and only through this service, so each worker keeps
+what it read for ``ttl`` seconds. A change made through this worker drops the tenant's
+entries at once (the service that writes calls ``invalidate``); a change made through
+another worker or node is seen within ``ttl``.
+
+Concurrent misses of one key share one load (single flight), and a load that started
+before an invalidation is not stored, so a stale value never outlives the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Entries kept at most; past it the cache is emptied (tenants x providers stays far below).
+MAX_ENTRIES = 50_000
+
+
+@dataclass
+class _Entry:
+    value: Any
+    expires: float
+
+
+class ConfigCache:
+    def __init__(self, ttl: float, *, timer: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._timer = timer
+        self._entries: dict[tuple[str, Hashable], _Entry] = {}
+        self._loading: dict[tuple[str, Hashable], asyncio.Future[Any]] = {}
+        self._generation: dict[str, int] = {}
+        #: Loads that went to the database (for tests and the benchmark).
+        self.loads = 0
+
+    async def get(self, tenant_id: str, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+        """The cached value of ``key`` for ``tenant_id``, loaded by ``load`` when missing."""
+        full = (tenant_id, key)
+        entry = self._entries.get(full)
+        if entry is not None and entry.expires > self._timer():
+            value: T = entry.value
+            return value
+        pending = self._loading.get(full)
+        if pending is not None:
+            shared: T = await asyncio.shield(pending)
+            return shared
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[full] = future
+        generation = self._generation.get(tenant_id, 0)
+        try:
+            self.loads += 1
+            loaded = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a load nobody else awaited must not warn
+            raise
+        finally:
+            self._loading.pop(full, None)
+        future.set_result(loaded)
+        if self.ttl > 0 and self._generation.get(tenant_id, 0) == generation:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[full] = _Entry(loaded, self._timer() + self.ttl)
+        return loaded
+
+    def invalidate(self, tenant_id: str) -> None:
+        """Forget everything cached for ``tenant_id`` (its configuration just changed)."""
+        self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
+        for full in [k for k in self._entries if k[0] == tenant_id]:
+            del self._entries[full]
