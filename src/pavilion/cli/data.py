@@ -165,12 +165,11 @@ def dry_run(
 
     Example: pavilion data dry-run --tenant acme-university --provider $PROVIDER_ID roster.csv
     """
-    import yaml
-
+    from pavilion.parsing import load_yaml
     from pavilion.workflows import roster_dry_run
 
     media = _format_of(sample, data_format)
-    document = yaml.safe_load(profile.read_text("utf-8")) if profile is not None else None
+    document = load_yaml(profile.read_text("utf-8"), what=str(profile)) if profile else None
 
     async def work(rt: Runtime) -> DryRunResult:
         return await roster_dry_run.dry_run(

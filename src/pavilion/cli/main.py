@@ -151,6 +151,11 @@ def serve(
     from pavilion.workflows.server_tls import tls_context
 
     rt = build_runtime(s)
+    # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
+    # lifespan would print uvicorn's traceback before the message.
+    import asyncio
+
+    asyncio.run(_check_database_role(rt))
     ssl_context = tls_context(s, rt.keystore)  # a bad certificate or key stops here
     server = build_server(create_app(rt), ssl_context=ssl_context)
     serve_in_foreground(server, s.host, s.port, tls=ssl_context is not None, on_listening=announce)
@@ -174,6 +179,13 @@ def _serve_workers(s: Settings, workers: int, announce: Callable[[str], None]) -
         ssl_context_factory=factory.ssl_context if tls else None,
         on_listening=announce,
     )
+
+
+async def _check_database_role(rt: Runtime) -> None:
+    try:
+        await rt.db.check_role(allow_bypass=rt.settings.allow_rls_bypass)
+    finally:
+        await rt.db.dispose()  # the pool's connections belong to this event loop
 
 
 @app.command()

@@ -186,11 +186,12 @@ def providers_register(
     import yaml
     from pydantic import ValidationError
 
+    from pavilion.parsing import load_yaml
     from pavilion.providers.schemas import ProviderIn
 
     document: Any = None
     try:
-        document = yaml.safe_load(spec.read_text("utf-8"))
+        document = load_yaml(spec.read_text("utf-8"), what=str(spec))
         if api_key_env is not None:
             document = _with_api_key(spec, document, os.environ.get(api_key_env, "").strip())
         provider_in = ProviderIn.model_validate(document)

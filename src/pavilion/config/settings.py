@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="Larger request headers (all of them) get 431."
+    )
     ingest_max_upload_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=1024,

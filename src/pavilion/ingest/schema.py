@@ -34,6 +34,7 @@ from pavilion.ingest.canonical import (
     TARGET,
     CanonicalType,
 )
+from pavilion.parsing import load_yaml
 
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 
@@ -409,7 +410,7 @@ def mapped_type(source: FieldSpec, rule: FieldMapping) -> CanonicalType | None:
 def parse_profile(text: str | bytes, *, where: str = "profile") -> Profile:
     """Read a profile from YAML or JSON (JSON is YAML) and validate it, naming the bad field."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text, what=where)
     except yaml.YAMLError as exc:
         raise InvalidRequest(f"{where}: not valid YAML or JSON: {exc}", field=where) from exc
     if not isinstance(document, dict):

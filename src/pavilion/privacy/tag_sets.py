@@ -20,7 +20,6 @@ PRF keyed by the DP.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.errors import Conflict, InvalidRequest, NotFound, VerificationFailed
 from pavilion.jose import b64url, b64url_decode, jwk_thumbprint, unverified_payload
+from pavilion.parsing import loads_json
 from pavilion.privacy.errors import TagSetReplay
 from pavilion.privacy.models import TagSet, TagSetChunk, TagSetSigningKey
 from pavilion.privacy.psi import EncodedSet, TagSetManifest, verify_manifest
@@ -397,7 +397,7 @@ class TagSetService:
 
 def verify_manifest_unchecked(tag_set: TagSet) -> TagSetManifest:
     """The manifest of a stored tag set (its signature was checked when the upload began)."""
-    return TagSetManifest.from_claims(json.loads(unverified_payload(tag_set.manifest)))
+    return TagSetManifest.from_claims(loads_json(unverified_payload(tag_set.manifest)))
 
 
 async def _signing_key(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pavilion.api.deprecation import RouteOptions, add_alias
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.base import INT32_MAX, UNIX_TIME_MAX
 from pavilion.api.schemas.privacy import (
     AnoncredsCredentialOut,
     AnoncredsOfferOut,
@@ -144,7 +145,7 @@ _CHUNK_ROUTE: Final[RouteOptions] = {
 @psi_router.put("/tag-sets/{upload_id}/chunks/{seq}", **_CHUNK_ROUTE)
 async def put_tag_set_chunk(
     upload_id: Annotated[str, Path(max_length=36)],
-    seq: Annotated[int, Path(ge=0)],
+    seq: Annotated[int, Path(ge=0, le=INT32_MAX)],
     request: Request,
     rt: RuntimeDep,
     who: TagSetPusher,
@@ -390,7 +391,7 @@ async def registry_deltas(
     registry_id: Annotated[str, Path(max_length=36)],
     rt: RuntimeDep,
     who: Reader,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=UNIX_TIME_MAX, description="Unix time.")] = 0,
 ) -> StatusListDeltaList:
     """Status lists published after ``since`` (Unix time): revoked indices and accumulator."""
     items = await rt.privacy.anoncreds.deltas(who.tenant_id, registry_id, since=since)

@@ -66,7 +66,7 @@ from pavilion.credentials.status.token_status_list import (
     TokenStatusList,
     status_list_jwt_header,
 )
-from pavilion.errors import Conflict, InvalidRequest, NotFound, StorageError
+from pavilion.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable
 from pavilion.jose import sign_compact
 from pavilion.keystore.base import Keystore
 from pavilion.store.base import new_id
@@ -270,7 +270,7 @@ class StatusListService:
                     continue  # another caller refilled it, or rolled the list over
                 if not await self._refill(group):
                     await self._close_group(group)
-        raise StorageError(
+        raise StorageUnavailable(  # contention that a retry resolves
             f"could not reserve a status list index after {MAX_RESERVE_ATTEMPTS} attempts"
         )
 
