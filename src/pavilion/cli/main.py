@@ -21,6 +21,7 @@ from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
     from pavilion.config.settings import Settings
+    from pavilion.runtime import Runtime
     from pavilion.store.migrate import UpgradeReport
 
 EXIT_CODES = "Exit codes: 0 done, 1 refused or a failed check (the reason on stderr), 2 usage."
