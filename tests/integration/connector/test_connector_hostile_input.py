@@ -260,3 +260,23 @@ async def test_every_unexpected_500_is_logged_with_its_cause_and_place() -> None
 
 def test_storage_unavailable_says_when_to_retry() -> None:
     assert StorageUnavailable("x").retry_after_s > 0
+
+
+async def test_a_deprecated_alias_takes_a_non_latin_id(api: Api) -> None:
+    # The alias's Link header is built before the route runs; a header is Latin-1 only.
+    response = await api.client.get("/v1/providers/日本/rosters", headers=api.auth("dp-admin"))
+    _assert_problem(response, 404)
+
+
+def test_the_successor_link_percent_encodes_the_path_parameters() -> None:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from pavilion.api.deprecation import _mark
+
+    request = Request({"type": "http", "path_params": {"provider_id": "日本"}, "headers": []})
+    response = Response()
+    _mark("/v1/providers/{provider_id}/roster-uploads")(request, response)
+    assert response.headers["link"] == (
+        '</v1/providers/%E6%97%A5%E6%9C%AC/roster-uploads>; rel="successor-version"'
+    )
