@@ -223,6 +223,6 @@ def test_refusing_a_superuser_prints_only_the_message(
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
+    assert done.returncode != 0
     assert "superuser or BYPASSRLS role" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

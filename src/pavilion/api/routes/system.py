@@ -77,7 +77,7 @@ async def metrics_reader(
             "description": "Prometheus text exposition format",
             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 403),
+        **problem_responses(401, 403, 422),
     },
 )
 async def metrics() -> Response:

@@ -53,14 +53,16 @@ class RotationIn(BaseModel):
 
 
 def _token_out(issued: IssuedToken) -> TokenOut:
-    return TokenOut(
+    out = TokenOut(
         id=issued.id,
         tenant_id=issued.tenant_id,
         name=issued.name,
         role=issued.role,
         token=issued.secret,
-        expires_at=issued.expires_at.isoformat() if issued.expires_at else None,
     )
+    if issued.expires_at is not None:  # absent, not null, for a token without an expiry
+        out.expires_at = issued.expires_at.isoformat()
+    return out
 
 
 def _seconds(value: int | None) -> timedelta | None:
@@ -91,7 +93,12 @@ async def list_tenants(
     return TenantPage(items=tenants, next=next_cursor(tenants, limit, lambda t: t.id))
 
 
-@router.post("/{tenant_id}/tokens", status_code=201, responses=problem_responses(400, 404))
+@router.post(
+    "/{tenant_id}/tokens",
+    status_code=201,
+    responses=problem_responses(400, 404),
+    response_model_exclude_unset=True,
+)
 async def create_token(
     tenant_id: str,
     body: TokenIn,
@@ -109,6 +116,7 @@ async def create_token(
     "/{tenant_id}/tokens/{token_id}/rotate",
     status_code=201,
     responses=problem_responses(404),
+    response_model_exclude_unset=True,
 )
 async def rotate_token(
     tenant_id: str,
