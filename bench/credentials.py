@@ -55,7 +55,7 @@ from pavilion.credentials import issuance, sd_jwt, templates, verifier
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.keystore.pkcs11 import Pkcs11Config, Pkcs11Token
 from pavilion.keystore.signer import Signer
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 MESSAGE = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIn0." + b"x" * 400  # a credential's signing input

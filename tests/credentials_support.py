@@ -25,7 +25,7 @@ from pavilion.credentials.trust import x509 as trust_x509
 from pavilion.jose import b64url, b64url_decode
 from pavilion.keystore.pkcs11 import Pkcs11Config
 from pavilion.keystore.signer import Signer
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ISSUER = "https://connector.example"

@@ -9,7 +9,8 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
     ├── ServerStartFailed           a server that cannot bind its address or start
     ├── InvalidRequest              a request that breaks a rule (names the field)     422
     │   ├── PayloadTooLarge         a body over the configured limit                  413
-    │   └── BadRequest              a request the protocol defines no answer for      400
+    │   ├── BadRequest              a request the protocol defines no answer for      400
+    │   └── StorageRefusedValue     a value the database cannot hold (out of range)   422
     ├── AuthenticationFailed        no or unknown credentials                          401
     ├── PermissionDenied            a role or tenant that may not do this              403
     ├── NotFound                    an unknown tenant, provider, proof, ...            404
@@ -20,7 +21,8 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
     │   └── ProviderBadResponse     an answer that breaks the DP's declared schema     502
     ├── CryptoError                 keystore, signature or proof failures               500
     │   └── VerificationFailed      a signature, proof or checkpoint that fails        422
-    └── StorageError                the database failed                                503
+    └── StorageError                the database failed (logged with its cause)        500
+        └── StorageUnavailable      unreachable, or busy past its timeout: retry      503
 
 Each domain draws the errors it adds, under the class above that they extend, where they
 live (``tests/unit/core/test_core_error_tree.py`` holds every drawing to the code):
@@ -43,11 +45,19 @@ Internal signals, outside the tree: raised and caught inside one module, never l
     CanonicalizationError       pavilion/credentials/data_integrity/canon.py
                                     pyld failed: becomes a CheckFailed or an InvalidRequest
 
-Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by one table in
-``store/database.py``, anoncreds-rs's by one table in ``credentials/anoncreds/engine.py``,
-httpx's at the one call site of each HTTP client (the DP client, its token fetcher, the remote
-status resolver, the OPRF client, the agent's roster push); PKCS#11's, for now, at each
-operation of the keystore's PKCS#11 worker.
+Parse errors that subclass the parsers' own (``json.JSONDecodeError``, ``yaml.YAMLError``), so
+that every caller answering malformed input answers these alike:
+
+    NestingTooDeep              pavilion/parsing.py               JSON nested past the limit
+    YamlNestingTooDeep          pavilion/parsing.py               YAML nested past the limit
+
+Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by SQLSTATE class and
+one table in ``store/database.py`` (a refused value 422, an unreachable or busy database 503,
+anything else 500; an integrity error passes through to the caller that answers the race, and
+one no caller answers is a 409 at the HTTP edge), anoncreds-rs's by one table in
+``credentials/anoncreds/engine.py``, httpx's at the one call site of each HTTP client (the DP
+client, its token fetcher, the remote status resolver, the OPRF client, the agent's roster
+push); PKCS#11's, for now, at each operation of the keystore's PKCS#11 worker.
 """
 
 from __future__ import annotations
@@ -174,6 +184,22 @@ class VerificationFailed(CryptoError):
     title = "Verification failed"
 
 
+class StorageRefusedValue(InvalidRequest):
+    code = "invalid-value"
+    title = "Value refused by storage"
+
+
 class StorageError(PavilionError):
     code = "storage"
+    title = "Storage failure"
+
+
+class StorageUnavailable(StorageError):
+    code = "storage-unavailable"
     title = "Storage unavailable"
+
+    def __init__(
+        self, detail: str, *, retry_after_s: int = 2, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after_s = retry_after_s

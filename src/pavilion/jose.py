@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from pavilion.errors import VerificationFailed
+from pavilion.parsing import loads_json
 
 #: The JWS algorithms the connector signs with and accepts.
 ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
@@ -136,7 +137,7 @@ def verify_compact(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], di
     try:
         key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
         result = jws.deserialize_compact(token, key_set, algorithms=list(ALLOWED_ALGORITHMS))
-        payload = json.loads(result.payload)
+        payload = loads_json(result.payload)
     except (JoseError, ValueError) as exc:
         raise VerificationFailed(f"credential signature does not verify: {exc}") from exc
     if not isinstance(payload, dict):

@@ -34,6 +34,7 @@ from pavilion.privacy.tag_sets import TagSetService
 from pavilion.providers.service import ProviderService
 from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
+from pavilion.store.idempotency import RecentAnswers
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -78,6 +79,8 @@ class Runtime:
     journal: Journal
     #: Lookup outcomes counted and written as lineage once per window.
     lookup_lineage: LookupLineage
+    #: Answers this worker stored under an Idempotency-Key (replays without a read).
+    idempotency: RecentAnswers = field(default_factory=RecentAnswers)
     clock: Callable[[], datetime] = field(default=_utc_now)
     #: Canonical roster records (what roster uploads replace and lookups read).
     rosters: RosterStore = field(default_factory=SqlRosterStore)

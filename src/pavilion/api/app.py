@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from pavilion import __version__
 from pavilion.api import problems
-from pavilion.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from pavilion.api.middleware import MetricsMiddleware, RequestGuardMiddleware
 from pavilion.api.routes import audit, connections, providers, system, tenants, verifications
 from pavilion.api.routes import credentials as credential_routes
 from pavilion.api.routes import ingest as ingest_routes
@@ -51,6 +51,9 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
         responses=problems.problem_responses(500),
+        # We export Prometheus metrics ourselves; FastAPI's OpenTelemetry hooks would look up
+        # the global providers (and the environment) on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
     problems.install(app)
@@ -63,9 +66,10 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     app.include_router(privacy_routes.router)  # PSI, ZK predicates, private releases, receipts
     app.include_router(ingest_routes.router)  # roster uploads, mappings, quality, lineage
     app.add_middleware(
-        BodyLimitMiddleware,
+        RequestGuardMiddleware,
         max_bytes=runtime.settings.max_body_bytes,
         streamed_paths=ingest_routes.STREAMED_PATHS,
+        max_header_bytes=runtime.settings.max_header_bytes,
     )
     app.add_middleware(MetricsMiddleware)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypedDict, Unpack
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -35,7 +36,10 @@ def deprecation_headers(successor: str) -> dict[str, str]:
 
 def _mark(successor: str) -> Callable[[Request, Response], None]:
     def mark(request: Request, response: Response) -> None:
-        path = successor.format(**request.path_params)
+        # Path parameters percent-encoded: a header is Latin-1, a path parameter any text.
+        path = successor.format(
+            **{k: quote(str(v), safe="") for k, v in request.path_params.items()}
+        )
         response.headers.update(deprecation_headers(path))
 
     return mark

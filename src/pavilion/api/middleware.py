@@ -1,42 +1,64 @@
-"""Pure ASGI middleware: body size limit and request metrics."""
+"""Pure ASGI middleware: the request guard (header, path, body and JSON limits) and request
+metrics."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pavilion.api.problems import PROBLEM_BASE, PROBLEM_JSON
 from pavilion.observability import stages
 from pavilion.observability.metrics import HTTP_REQUEST_LATENCY
+from pavilion.parsing import NestingTooDeep, loads_json, text_problem
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over the limit with 413, whether or not Content-Length is honest.
+class RequestGuardMiddleware:
+    """What every request must pass before the app sees it, each refused as problem+json:
+
+    - headers over ``max_header_bytes`` in all (names and values): 431;
+    - a NUL character in the path or the query: 422;
+    - a body over ``max_body_bytes``, whether or not Content-Length is honest: 413;
+    - a JSON body nested deeper than :data:`~pavilion.parsing.MAX_NESTING` levels, or holding a
+      NUL or a lone surrogate in any key or string (no database column can keep them): 422.
 
     The body is buffered here (it is small by definition) and replayed to the app, because
-    an error raised while the framework reads the body would be turned into a 400.
+    an error raised while the framework reads the body would be turned into a 400. Routes that
+    stream their body under a limit of their own (roster uploads) pass unbuffered.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, streamed_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        streamed_paths: tuple[str, ...] = (),
+        max_header_bytes: int = 16_384,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        # Routes that stream their body under a limit of their own (roster uploads): regexes
-        # matched against the whole path; their bodies pass through unbuffered.
+        self.max_header_bytes = max_header_bytes
+        # Routes that stream their body: regexes matched against the whole path.
         self.streamed = [re.compile(p) for p in streamed_paths]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if any(p.fullmatch(scope.get("path", "")) for p in self.streamed):
+        refusal = self._check_head(scope)
+        if refusal is not None:
+            await _refuse(scope, send, refusal)
+            return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS") or any(
+            p.fullmatch(scope.get("path", "")) for p in self.streamed
+        ):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(scope, send)
+                await self._too_large(scope, send)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -47,44 +69,107 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(scope, send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        body = b"".join(chunks)
+        problem = _json_body_problem(scope, body)
+        if problem is not None:
+            refusal = Refusal(422, "invalid-request", "Invalid request", problem, "body")
+            await _refuse(scope, send, refusal)
+            return
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE + "payload-too-large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"the request body exceeds {self.max_bytes} bytes",
-                "instance": scope.get("path", ""),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    def _check_head(self, scope: Scope) -> Refusal | None:
+        headers = scope.get("headers", [])
+        size = sum(len(name) + len(value) for name, value in headers)
+        if size > self.max_header_bytes:
+            return Refusal(
+                431,
+                "request-header-fields-too-large",
+                "Request header fields too large",
+                f"the request's headers exceed {self.max_header_bytes} bytes",
+                "headers",
+            )
+        query = scope.get("query_string", b"")
+        if "\x00" in scope.get("path", "") or b"\x00" in query or b"%00" in query:
+            return Refusal(
+                422,
+                "invalid-request",
+                "Invalid request",
+                "the path and the query may not contain the NUL character (U+0000)",
+                "path" if "\x00" in scope.get("path", "") else "query",
+            )
+        return None
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        detail = f"the request body exceeds {self.max_bytes} bytes"
+        await _refuse(scope, send, Refusal(413, "payload-too-large", "Payload too large", detail))
+
+
+def _json_body_problem(scope: Scope, body: bytes) -> str | None:
+    """Why a JSON body cannot be taken (too deep, or unstorable text), or None. A body that
+    is not JSON at all is left to the framework, which answers it as malformed JSON."""
+    media = b""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media = value.partition(b";")[0].strip().lower()
+    if not body or not (media == b"application/json" or media.endswith(b"+json")):
+        return None
+    try:
+        document = loads_json(body, what="the JSON body")
+    except NestingTooDeep as exc:
+        return str(exc)
+    except ValueError:
+        return None
+    return text_problem(document)
+
+
+class Refusal(NamedTuple):
+    """A request the guard answers itself, as a problem."""
+
+    status: int
+    code: str
+    title: str
+    detail: str
+    field: str | None = None
+
+
+async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
+    status = refusal.status
+    problem: dict[str, object] = {
+        "type": PROBLEM_BASE + refusal.code,
+        "title": refusal.title,
+        "status": status,
+        "detail": refusal.detail,
+        "instance": scope.get("path", ""),
+    }
+    if refusal.field is not None:
+        problem["errors"] = [{"field": refusal.field, "message": refusal.detail}]
+    body = json.dumps(problem).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class MetricsMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pavilion import errors
@@ -55,10 +57,11 @@ _MEANINGS: Final[Mapping[int, str]] = {
     404: "Not found",
     409: "The current state forbids this",
     413: "The body is over the configured limit",
+    431: "The request's headers are over the configured limit",
     422: "Invalid request: `errors` names each broken field",
     500: "The connector failed unexpectedly; the error is logged without request data",
     502: "The data provider answered, but not to its declared schema",
-    503: "A dependency is unavailable; see Retry-After",
+    503: "A dependency (the database, a data provider) is unavailable; see Retry-After",
 }
 
 
@@ -91,7 +94,8 @@ STATUS: dict[type[errors.PavilionError], int] = {
     errors.ProviderBadResponse: 502,
     errors.ProviderError: 502,
     errors.VerificationFailed: 422,
-    errors.StorageError: 503,
+    errors.StorageUnavailable: 503,
+    errors.StorageError: 500,
     errors.ConfigurationError: 500,
     errors.CryptoError: 500,
 }
@@ -137,9 +141,8 @@ def _from_pavilion(request: Request, exc: errors.PavilionError) -> JSONResponse:
         headers["Retry-After"] = str(retry_after)
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = 'Bearer realm="pavilion"'
-    expected = errors.ProviderError | errors.StorageError | IdentityProviderUnavailable
-    if status >= 500 and not isinstance(exc, expected):
-        log.error("internal error", error=type(exc).__name__, path=request.url.path)
+    if status >= 500:
+        _log_server_error(request, exc, status)
     return problem(
         status,
         exc.title,
@@ -182,6 +185,14 @@ def _from_validation(request: Request, exc: RequestValidationError) -> JSONRespo
 
 
 def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # the framework could not read the body (not UTF-8, say)
+        return problem(
+            400,
+            "Malformed JSON",
+            f"the request body could not be parsed: {exc.detail}",
+            code="malformed-json",
+            instance=request.url.path,
+        )
     titles = {404: "Not found", 405: "Method not allowed"}
     return problem(
         exc.status_code,
@@ -193,8 +204,42 @@ def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
+def _log_server_error(request: Request, exc: BaseException, status: int) -> None:
+    """Every 5xx is logged with its cause: the error's class and code, the class of what it was
+    raised from, and where in the code it was raised (file and line). Never its message,
+    arguments or the request's data: those may hold what the caller sent."""
+    cause = exc.__cause__ or exc.__context__
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    fields: dict[str, Any] = {
+        "status": status,
+        "error": type(exc).__name__,
+        "cause": type(cause).__name__ if cause is not None else None,
+        "raised_at": f"{frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else None,
+        "method": request.method,
+        "route": getattr(request.scope.get("route"), "path", None),
+    }
+    if isinstance(exc, errors.PavilionError):
+        fields["code"] = exc.code
+        fields.update({k: v for k, v in exc.extra.items() if k in ("cause", "sqlstate")})
+    emit = log.warning if status in (502, 503) else log.error
+    emit("server error", **{k: v for k, v in fields.items() if v is not None})
+
+
+def _from_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    """A constraint the database enforced and no caller answered (callers answer the races
+    they expect): the write conflicts with stored data."""
+    log.warning("constraint refused a write", cause=type(exc.orig).__name__, path=request.url.path)
+    return problem(
+        409,
+        "Conflict",
+        "the request conflicts with stored data (a database constraint refused it)",
+        code="conflict",
+        instance=request.url.path,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", error=type(exc).__name__, path=request.url.path)
+    _log_server_error(request, exc, 500)
     return problem(
         500,
         "Internal error",
@@ -225,6 +270,7 @@ def _publish_problems_as_problem_json(app: FastAPI) -> None:
 def install(app: FastAPI) -> None:
     _publish_problems_as_problem_json(app)
     app.add_exception_handler(errors.PavilionError, _from_pavilion)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _from_integrity)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _from_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _from_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="Larger request headers (all of them) get 431."
+    )
     ingest_max_upload_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=1024,
@@ -400,18 +403,23 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return settings_cls(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(_explain(exc)) from exc
+        raise ConfigurationError(_explain(exc, config_file)) from exc
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"--config {config_file}: not valid YAML: {exc}") from exc
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, config_file: Path | None = None) -> str:
+    """One line per error, naming the variable (and the key of the --config file, if one was
+    given); a rule that spans several settings names them in its own message."""
     lines = ["Invalid settings:"]
     for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
-        env = f"PAVILION_{name.upper()}" if error["loc"] else name
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "is not a known setting (check its spelling)"
-        lines.append(f"  {env} ({name} in YAML): {message}")
+        if not error["loc"]:
+            lines.append(f"  {message}")
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        where = f" ({name} in {config_file})" if config_file is not None else ""
+        lines.append(f"  PAVILION_{name.upper()}{where}: {message}")
     return "\n".join(lines)

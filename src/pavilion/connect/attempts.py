@@ -11,7 +11,6 @@ ejection) and in metrics.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pavilion.connect.routing import Route
 from pavilion.connect.tls import tls_failure
 from pavilion.errors import PavilionError, ProviderBadResponse
 from pavilion.observability.metrics import DP_CALL_LATENCY
+from pavilion.parsing import loads_json
 from pavilion.providers.types import Endpoint, ProviderConnection
 
 DEADLINE_HEADER = "x-request-deadline-ms"
@@ -267,7 +267,7 @@ def parse_answer(
     provider: ProviderConnection, endpoint: Endpoint, response: httpx.Response, attempts: int
 ) -> LookupResult:
     try:
-        body = json.loads(response.content)
+        body = loads_json(response.content, what="the answer")
     except ValueError as exc:
         raise ProviderBadResponse(f"provider {provider.name!r} answered with invalid JSON") from exc
     if not isinstance(body, dict) or not isinstance(body.get("found"), bool):

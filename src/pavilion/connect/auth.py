@@ -33,6 +33,7 @@ import jwt
 
 from pavilion.connect.events import ConnectionEvent, EventSink, endpoint_label
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
+from pavilion.parsing import loads_json
 from pavilion.providers.auth_schemas import load_private_key
 from pavilion.providers.types import DpAuthSettings, ProviderConnection
 
@@ -254,7 +255,7 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
-        body = response.json()
+        body = loads_json(response.content, what="the token answer")
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

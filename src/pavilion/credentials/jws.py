@@ -20,6 +20,7 @@ from joserfc.jws import JWSRegistry
 
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.jose import ALLOWED_ALGORITHMS, b64url_decode_strict
+from pavilion.parsing import loads_json
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: The key a JOSE algorithm needs: (kty, crv). Anything else is refused before any crypto runs.
@@ -70,7 +71,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _strict_json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+        return loads_json(data.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckFailed(
             CheckName.SCHEMA, f"malformed_{what}", f"the JWS {what} is not valid JSON: {exc}"

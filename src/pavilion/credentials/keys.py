@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pavilion.errors import ConfigurationError, CryptoError
 from pavilion.keystore.pkcs11.token import Pkcs11Token
 from pavilion.keystore.signer import Algorithm, Signer
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 Backend = Literal["software", "pkcs11"]
 

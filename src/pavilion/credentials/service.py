@@ -8,7 +8,8 @@
   ``choose``;
 * issuance (:mod:`~pavilion.credentials.issuing`): ``issuing_key``, ``issue_for_decision``,
   ``issuance_row``, ``issuance_values``, ``issue_vc_api``, ``complete_document``;
-* verification (:mod:`~pavilion.credentials.verifying`): ``trust_context``, ``verify``.
+* verification (:mod:`~pavilion.credentials.verifying`): ``trust_context``, ``verify``,
+  ``verify_vp_jwt``.
 
 The parts share one short-lived configuration cache
 (:mod:`~pavilion.credentials.config_cache`), so certifying a DP drops the tenant's cached
@@ -72,6 +73,7 @@ class CredentialService:
         self.complete_document = issuer.complete_document
         self.trust_context = verifier.trust_context
         self.verify = verifier.verify
+        self.verify_vp_jwt = verifier.verify_vp_jwt
 
     @property
     def issuer_id(self) -> str:

@@ -6,7 +6,8 @@ Shapes follow the VC-API (w3c-ccg/vc-api ``issuer.yml`` and ``verifier.yml``):
   ``{"verifiableCredential": <EnvelopedVerifiableCredential>}``;
 * ``POST /credentials/verify``: ``{"verifiableCredential": <enveloped>, "options": {...}}``;
 * ``POST /presentations/verify``: ``{"verifiablePresentation": <enveloped>, "options":
-  {"challenge", "domain"}}`` or the proofless ``{"presentation": {...}}``;
+  {"challenge", "domain"}}`` (a ``vp+jwt`` or an SD-JWT VC with its Key-Binding JWT) or the
+  proofless ``{"presentation": {...}}``;
 
 and a verification answers 200 ``{"verified", "credential"|"verifiablePresentation",
 "problemDetails", "results"}`` whether or not the credential verified (malformed input is a
@@ -26,7 +27,8 @@ from typing import Any, NotRequired, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pavilion import jose
-from pavilion.credentials import sd_jwt, vc2
+from pavilion.credentials import presentations, sd_jwt, vc2
+from pavilion.credentials.jws import parse_compact
 from pavilion.credentials.report import (
     CheckFailed,
     CheckName,
@@ -95,7 +97,10 @@ class VerifyCredentialOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     maxAge: int | None = Field(
-        default=None, ge=1, description="A stricter maximum age of the DP's data, in seconds."
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="A stricter maximum age of the DP's data, in seconds.",
     )
 
 
@@ -114,7 +119,7 @@ class VerifyPresentationOptions(BaseModel):
     challenge: str | None = Field(default=None, max_length=500, description="The KB-JWT nonce.")
     domain: str | None = Field(default=None, max_length=500, description="The KB-JWT audience.")
     returnPresentation: bool = False
-    maxAge: int | None = Field(default=None, ge=1)
+    maxAge: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class VerifyPresentationRequest(BaseModel):
@@ -144,10 +149,16 @@ def secured_form(value: object, *, field: str) -> tuple[str, CredentialFormat | 
     return token, fmt
 
 
-def secured_presentation(value: object, *, field: str) -> str:
-    """The SD-JWT+KB of an enveloped presentation (or of the string itself)."""
+#: The two secured presentations ``/presentations/verify`` takes.
+SD_JWT_PRESENTATION = "sd-jwt"
+VP_JWT_PRESENTATION = presentations.VP_FORMAT
+
+
+def secured_presentation(value: object, *, field: str) -> tuple[str, str]:
+    """(secured form, kind) of a presentation: an SD-JWT VC with its Key-Binding JWT, or a
+    VC 2.0 presentation secured with JOSE (``vp+jwt``), enveloped or as the string itself."""
     if isinstance(value, str):
-        return value
+        return value, _kind_of(value)
     try:
         media_type, token = vc2.open_envelope(
             value, field=field, expected_type=vc2.ENVELOPED_PRESENTATION
@@ -157,13 +168,27 @@ def secured_presentation(value: object, *, field: str) -> str:
             media_type, token = vc2.open_envelope(value, field=field)
         except CheckFailed:
             raise InvalidRequest(first.reason, field=field) from first
+    if media_type == presentations.VP_MEDIA_TYPE:
+        return token, VP_JWT_PRESENTATION
     if MEDIA_FORMATS.get(media_type) is not CredentialFormat.SD_JWT_VC:
         raise InvalidRequest(
-            f"{field}: media type {media_type!r} is not accepted; present an SD-JWT VC with a "
+            f"{field}: media type {media_type!r} is not accepted; present a VC 2.0 presentation "
+            f"secured with JOSE ({presentations.VP_MEDIA_TYPE}) or an SD-JWT VC with a "
             f"Key-Binding JWT ({sd_jwt.SD_JWT_VC_MEDIA_TYPE})",
             field=field,
         )
-    return token
+    return token, SD_JWT_PRESENTATION
+
+
+def _kind_of(token: str) -> str:
+    """vp+jwt when the compact JWS says so in its typ; an SD-JWT otherwise."""
+    if "~" not in token:
+        try:
+            if parse_compact(token).header.get("typ") == presentations.VP_TYP:
+                return VP_JWT_PRESENTATION
+        except CheckFailed:
+            pass
+    return SD_JWT_PRESENTATION
 
 
 _PROBLEM_TYPES = {
@@ -307,4 +332,50 @@ def combined_result(
     )
     if presentation is not None:
         body["verifiablePresentation"] = presentation
+    return body
+
+
+def vp_jwt_result(
+    presented: presentations.VerifiedPresentation,
+    reports: list[tuple[str, IntegrityReport]],
+    *,
+    challenge: str,
+    domain: str,
+) -> PresentationResult:
+    """A ``vp+jwt``'s result: its own checks, then each credential's with its holder binding.
+
+    ``verified`` needs the presentation and every credential to verify; ``holder.valid`` says
+    whether every credential is bound to the holder (a bearer credential is not).
+    """
+    own = presented.report
+    binding = own.get(CheckName.KEY_BINDING)
+    bound_here = binding is not None and binding.status is CheckStatus.PASS
+    results = [credential_result(report) for _, report in reports]
+    holder_bound = bool(reports) and all(
+        (check := report.get(CheckName.KEY_BINDING)) is not None
+        and check.status is CheckStatus.PASS
+        for _, report in reports
+    )
+    signature = own.get(CheckName.SIGNATURE)
+    proof = ProofResult(
+        valid=signature is not None and signature.status is CheckStatus.PASS,
+        input=own.header or {},
+    )
+    body = PresentationResult(
+        verified=own.verified and all(report.verified for _, report in reports),
+        problemDetails=[
+            *problem_details(own),
+            *(problem for result in results for problem in result["problemDetails"]),
+        ],
+        results=PresentationResults(
+            challenge=BindingResult(valid=bound_here, input=challenge),
+            domain=BindingResult(valid=bound_here, input=domain),
+            holder=BindingResult(valid=bound_here and holder_bound, input=presented.holder),
+            proof=[proof, *(p for result in results for p in result["results"]["proof"])],
+        ),
+        checks=[c.to_json() for c in own.checks],
+        credentialResults=results,
+    )
+    if own.verified and own.claims is not None:
+        body["credentials"] = [r["credential"] for r in results if "credential" in r]
     return body

@@ -2,6 +2,9 @@
 
 ``verify`` builds the trust context (the keystore's JWKS, the tenant's roots, accreditations
 from the database) and runs the pure checks of :mod:`pavilion.credentials.verifier`.
+``verify_vp_jwt`` checks a VC-JOSE-COSE presentation (:mod:`pavilion.credentials.presentations`:
+the holder's key by did:key, or did:web when a fetcher is configured), then each enveloped
+credential in it as ``verify`` does, and whether each belongs to the holder.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from pavilion.credentials import verifier
+from pavilion.credentials import presentations, vc_api, verifier
+from pavilion.credentials.data_integrity.did import DidWebFetcher, Resolver
 from pavilion.credentials.issuing import CredentialKeystore
 from pavilion.credentials.report import CheckName, IntegrityReport, failed
 from pavilion.credentials.templates import CredentialFormat
@@ -27,10 +31,45 @@ class CredentialVerifier:
         trust: TrustRoots,
         *,
         clock: Callable[[], datetime],
+        did_web: DidWebFetcher | None = None,
     ) -> None:
         self._keystore = keystore
         self._trust = trust
         self._clock = clock
+        self._holders = Resolver(did_web=did_web)
+
+    async def verify_vp_jwt(
+        self,
+        tenant_id: str,
+        token: str,
+        *,
+        audience: str,
+        nonce: str,
+        status_lookup: verifier.StatusLookup | None = None,
+        max_age: timedelta | None = None,
+    ) -> tuple[presentations.VerifiedPresentation, list[tuple[str, IntegrityReport]]]:
+        """The presentation's checks, and each credential's (path, report) with its binding.
+
+        A credential item whose envelope names no accepted media type raises InvalidRequest
+        (a 422 naming it), as on ``/credentials/verify``.
+        """
+        expect = presentations.Expectations(audience=audience, nonce=nonce, now=self._clock())
+        presented = await presentations.verify_vp_jwt(token, self._holders, expect)
+        reports: list[tuple[str, IntegrityReport]] = []
+        if not presented.verified:
+            return presented, reports
+        for path, item in presented.credentials:
+            secured, fmt = vc_api.secured_form(item, field=path)
+            report = await self.verify(
+                tenant_id,
+                secured,
+                status_lookup=status_lookup,
+                max_age=max_age,
+                expected_format=fmt,
+            )
+            report.add(presentations.holder_binding(report, presented.holder, presented.holder_jwk))
+            reports.append((path, report))
+        return presented, reports
 
     async def trust_context(
         self,

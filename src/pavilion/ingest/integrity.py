@@ -31,6 +31,7 @@ from joserfc.jwk import JWKRegistry
 from pavilion.errors import InvalidRequest, VerificationFailed
 from pavilion.jose import b64url, b64url_decode, sign_compact, verify_compact
 from pavilion.keystore.signer import Signer
+from pavilion.parsing import loads_json
 
 MANIFEST_TYPE: Final = "pavilion-batch-manifest+jws"
 SIGNATURE_HEADER: Final = "x-jws-signature"
@@ -84,7 +85,7 @@ def parse_detached_jws(token: str) -> DetachedJws:
             "the upload signature must not carry the payload (RFC 7515 Appendix F)", field=where
         )
     try:
-        header = json.loads(b64url_decode(parts[0]))
+        header = loads_json(b64url_decode(parts[0]))
         signature = b64url_decode(parts[2])
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(

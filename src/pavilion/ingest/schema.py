@@ -34,6 +34,7 @@ from pavilion.ingest.canonical import (
     TARGET,
     CanonicalType,
 )
+from pavilion.parsing import load_yaml
 
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 
@@ -409,7 +410,7 @@ def mapped_type(source: FieldSpec, rule: FieldMapping) -> CanonicalType | None:
 def parse_profile(text: str | bytes, *, where: str = "profile") -> Profile:
     """Read a profile from YAML or JSON (JSON is YAML) and validate it, naming the bad field."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text, what=where)
     except yaml.YAMLError as exc:
         raise InvalidRequest(f"{where}: not valid YAML or JSON: {exc}", field=where) from exc
     if not isinstance(document, dict):
@@ -432,3 +433,13 @@ def validate_profile(document: dict[str, Any], *, where: str = "profile") -> Pro
             field=first["field"],
             errors=errors,
         ) from exc
+
+
+def profile_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a profile document, for editors and for
+    ``pavilion data mapping schema`` (docs/schemas/profile.schema.json is this output)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Profile.model_json_schema(by_alias=True),
+        "title": "Pavilion DP profile (record schema and mapping)",
+    }

@@ -29,13 +29,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pavilion.errors import ConfigurationError, CryptoError
-from pavilion.jose import b64url, jwk_thumbprint
 from pavilion.keystore.base import (
     DEFAULT_KEYS,
     KEY_STATES,
@@ -59,62 +57,12 @@ from pavilion.keystore.base import (
     new_key_name,
 )
 from pavilion.keystore.signer import Algorithm, Signer
+from pavilion.keystore.software_signer import SoftwareSigner
 
-__all__ = ["Purpose", "SoftwareKeystore", "SoftwareSigner", "StoredKey", "public_jwk_of"]
+__all__ = ["Purpose", "SoftwareKeystore", "StoredKey"]
 
 _FORMAT_VERSION = 1
 T = TypeVar("T")
-
-
-class SoftwareSigner:
-    """A Signer over an in-memory pyca private key."""
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        self._key = private_key
-        self._jwk = public_jwk_of(private_key.public_key())
-        self._kid = self._jwk["kid"]
-
-    @property
-    def key_id(self) -> str:
-        return self._kid
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return "EdDSA" if isinstance(self._key, ed25519.Ed25519PrivateKey) else "ES256"
-
-    def public_jwk(self) -> dict[str, str]:
-        return dict(self._jwk)
-
-    async def sign(self, message: bytes) -> bytes:
-        return self.sign_blocking(message)
-
-    def sign_blocking(self, message: bytes) -> bytes:
-        if isinstance(self._key, ed25519.Ed25519PrivateKey):
-            return self._key.sign(message)
-        r, s = decode_dss_signature(self._key.sign(message, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def public_jwk_of(
-    public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
-) -> dict[str, str]:
-    """The public JWK with ``kid`` (RFC 7638 thumbprint) and ``alg``."""
-    jwk: dict[str, str]
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "alg": "EdDSA"}
-    else:
-        numbers = public_key.public_numbers()
-        jwk = {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": b64url(numbers.x.to_bytes(32, "big")),
-            "y": b64url(numbers.y.to_bytes(32, "big")),
-            "alg": "ES256",
-        }
-    jwk["use"] = "sig"
-    jwk["kid"] = jwk_thumbprint(jwk)
-    return jwk
 
 
 @dataclass(frozen=True)

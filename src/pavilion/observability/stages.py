@@ -53,11 +53,20 @@ def charge(stage_name: str, seconds: float) -> None:
 class _TimedCoroutine(Coroutine[Any, Any, Any]):
     """Wraps a task's coroutine; charges each step's thread CPU to its current stage."""
 
-    __slots__ = ("_coro", "stage")
+    __slots__ = ("_coro", "mark", "stage")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], stage_name: str) -> None:
         self._coro = coro
         self.stage = stage_name
+        self.mark = 0.0  # thread CPU clock when this step, or its current stage, began
+
+    def switch(self, stage_name: str) -> str:
+        """Charge the step so far to the current stage and go on in ``stage_name``."""
+        now = _clock()
+        _totals[self.stage] = _totals.get(self.stage, 0.0) + (now - self.mark)
+        self.mark = now
+        previous, self.stage = self.stage, stage_name
+        return previous
 
     def send(self, value: Any) -> Any:
         return self._step(self._coro.send, value)
@@ -73,11 +82,11 @@ class _TimedCoroutine(Coroutine[Any, Any, Any]):
 
     def _step(self, step: Any, *args: Any) -> Any:
         outer, _now.running = _now.running, self
-        started = _clock()
+        self.mark = _clock()
         try:
             return step(*args)
         finally:
-            _totals[self.stage] = _totals.get(self.stage, 0.0) + (_clock() - started)
+            _totals[self.stage] = _totals.get(self.stage, 0.0) + (_clock() - self.mark)
             _now.running = outer
 
 
@@ -110,15 +119,16 @@ def stage(name: str) -> Iterator[None]:
     if current is None:
         yield
         return
-    previous, current.stage = current.stage, name
+    previous = current.switch(name)
     try:
         yield
     finally:
-        current.stage = previous
+        # The block may end in a later step of the same task: that task is running now.
+        current.switch(previous)
 
 
 def enter(name: str) -> None:
     """Move the running task to stage ``name`` until it names another (no block to close)."""
     current = _now.running
     if current is not None:
-        current.stage = name
+        current.switch(name)

@@ -43,6 +43,7 @@ from joserfc.jwk import OKPKey
 
 from pavilion.errors import InvalidRequest, VerificationFailed
 from pavilion.jose import b64url, b64url_decode, jwk_thumbprint
+from pavilion.parsing import loads_json
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import DPProofInvalid
 
@@ -394,7 +395,7 @@ def verify_manifest(token: str, public_jwk: Mapping[str, Any]) -> TagSetManifest
     try:
         key = OKPKey.import_key(dict(public_jwk))
         result = jws.deserialize_compact(token, key, algorithms=[MANIFEST_ALG])
-        claims = json.loads(result.payload)
+        claims = loads_json(result.payload)
     except (JoseError, ValueError) as exc:
         raise VerificationFailed(
             f"the tag set manifest's signature does not verify with the DP's key: {exc}"

@@ -8,7 +8,6 @@ routing allowed them; connection failures, timeouts and 5xx move on to the next 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import httpx
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
 from pavilion.jose import b64url, b64url_decode_canonical
 from pavilion.observability.metrics import DP_CALL_LATENCY
+from pavilion.parsing import loads_json
 from pavilion.privacy import oprf
 from pavilion.privacy.errors import EvaluationRateLimited
 
@@ -138,7 +138,7 @@ def _parse(provider: _Provider, response: httpx.Response, count: int) -> tuple[l
             f"provider {name!r} answered HTTP {response.status_code} to an OPRF evaluation"
         )
     try:
-        body: Any = json.loads(response.content)
+        body: Any = loads_json(response.content)
         evaluated = [b64url_decode_canonical(e) for e in body["evaluated"]]
         proof = b64url_decode_canonical(body["proof"])
     except (ValueError, KeyError, TypeError) as exc:

@@ -34,6 +34,7 @@ from pavilion.audit.merkle import leaf_hash, verify_inclusion
 from pavilion.errors import NotFound, PavilionError
 from pavilion.jose import sign_compact
 from pavilion.keystore.signer import Signer
+from pavilion.parsing import loads_json
 from pavilion.privacy.errors import ReceiptInvalid
 from pavilion.privacy.models import PrivacyReceipt
 from pavilion.store.base import new_id
@@ -250,7 +251,7 @@ def verify_receipt_signature(token: str, jwks: Mapping[str, Any]) -> dict[str, A
         with warnings.catch_warnings():  # "EdDSA" is the Signer's name for Ed25519 (RFC 9864)
             warnings.simplefilter("ignore", SecurityWarning)
             result = jws.deserialize_compact(token, keys, algorithms=["EdDSA", "ES256"])
-        payload = json.loads(result.payload)
+        payload = loads_json(result.payload)
     except (JoseError, ValueError, TypeError) as exc:
         raise ReceiptInvalid(f"the receipt's signature does not verify: {exc}") from exc
     if result.protected.get("typ") != RECEIPT_TYP:

@@ -8,12 +8,15 @@ would). Row-level security policies read it NULL-safely.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,30 +25,104 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from pavilion.errors import ConfigurationError, PavilionError, StorageError
+from pavilion.errors import (
+    ConfigurationError,
+    PavilionError,
+    StorageError,
+    StorageRefusedValue,
+    StorageUnavailable,
+)
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 
-#: How a database failure crosses into the exception tree; the first match wins, as in httpx's
-#: map of httpcore's exceptions. ``None`` lets the error through unchanged: a unique constraint
-#: that a concurrent request won is expected, and its caller answers it (409, or a replay).
-_DATABASE_ERRORS: Final[tuple[tuple[type[DBAPIError], type[PavilionError] | None], ...]] = (
-    (IntegrityError, None),
-    (DBAPIError, StorageError),
+#: SQLSTATE classes (and codes) of a database that cannot serve now but may soon: connection
+#: exceptions, too many connections or no resources, an administrator's shutdown or a server
+#: starting up, a serialization failure or deadlock a retry resolves.
+_UNAVAILABLE_SQLSTATES: Final = ("08", "53", "57P", "40001", "40P01", "55P03")
+#: SQLite's words for the same (a file it cannot open, a lock held past busy_timeout, I/O).
+_SQLITE_UNAVAILABLE: Final = (
+    "unable to open database file",
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "database or disk is full",
 )
+
+
+def _classify(exc: BaseException) -> type[PavilionError] | None:
+    """Which error of the tree a database failure is: ``StorageRefusedValue`` for a value the
+    database cannot hold (SQLSTATE class 22, or a driver that refuses to bind it: an integer
+    past 64 bits, a NUL, a lone surrogate), ``StorageUnavailable`` for a database that is
+    unreachable or busy, ``StorageError`` for anything else; ``None`` for an integrity error,
+    which its caller answers (409, or a replay)."""
+    if isinstance(exc, IntegrityError):
+        return None
+    if isinstance(exc, SQLAlchemyTimeoutError | ConnectionError | TimeoutError | socket.gaierror):
+        return StorageUnavailable
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StorageUnavailable
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    if state.startswith("22"):
+        return StorageRefusedValue
+    if state.startswith(_UNAVAILABLE_SQLSTATES):
+        return StorageUnavailable
+    causes = [orig, getattr(orig, "__cause__", None)]
+    if any(isinstance(c, OverflowError | UnicodeEncodeError | ValueError) for c in causes):
+        return StorageRefusedValue  # the driver would not bind the value (asyncpg, sqlite3)
+    if isinstance(exc, InterfaceError) or isinstance(orig, ConnectionError | TimeoutError):
+        return StorageUnavailable
+    message = str(orig).lower()
+    if isinstance(exc, OperationalError) and message.startswith(_SQLITE_UNAVAILABLE):
+        return StorageUnavailable
+    return StorageError
+
+
+_MESSAGES: Final[dict[type[PavilionError], str]] = {
+    StorageRefusedValue: "a value in the request cannot be stored (out of range, or text "
+    "with a NUL or a lone surrogate)",
+    StorageUnavailable: "the database is unavailable; retry shortly",
+    StorageError: "the database failed",
+}
+
+
+def _raise_classified(exc: BaseException) -> None:
+    """Raise the tree's error for ``exc`` (from it), or return to let it through unchanged."""
+    ours = _classify(exc)
+    if ours is None:
+        return
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    extra = {"cause": cause} | ({"sqlstate": state} if state else {})
+    if ours is StorageRefusedValue:
+        raise StorageRefusedValue(_MESSAGES[ours], field="body") from exc
+    raise ours(f"{_MESSAGES[ours]} ({cause})", extra=extra) from exc
+
+
+def _on_driver_error(context: ExceptionContext) -> None:
+    """SQLAlchemy's ``handle_error`` hook: a driver error raised while a statement runs that
+    SQLAlchemy does not wrap (sqlite3's OverflowError for an integer past 64 bits) is
+    classified here, where it is known to come from the database and not the caller."""
+    original = context.original_exception
+    if not isinstance(original, DBAPIError | IntegrityError) and isinstance(
+        original, OverflowError | UnicodeEncodeError
+    ):
+        _raise_classified(original)
 
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Database errors leave as the tree's (``raise ... from`` the driver's), by the table."""
+    """Database errors leave as the tree's (raised ``from`` the driver's), by :func:`_classify`."""
     try:
         yield
-    except DBAPIError as exc:
-        for library_error, ours in _DATABASE_ERRORS:
-            if isinstance(exc, library_error):
-                if ours is None:
-                    raise
-                raise ours(f"database error: {type(exc.orig).__name__}") from exc
+    except (
+        DBAPIError,
+        SQLAlchemyTimeoutError,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+    ) as exc:
+        _raise_classified(exc)
         raise
 
 
@@ -73,6 +150,7 @@ def _sqlite_begin_deferred(conn: Connection) -> None:
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "handle_error", _on_driver_error)
     event.listen(
         engine.sync_engine, "begin", _sqlite_begin_immediate if writer else _sqlite_begin_deferred
     )
@@ -89,6 +167,7 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+            event.listen(self.engine.sync_engine, "handle_error", _on_driver_error)
             self._read_engine = self.engine
         else:
             # SQLite has one writer at a time. One writer connection makes writers queue in

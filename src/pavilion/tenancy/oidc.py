@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -36,6 +35,7 @@ from joserfc.jwk import KeySet
 
 from pavilion.config.settings import OidcProvider
 from pavilion.errors import AuthenticationFailed, PavilionError
+from pavilion.parsing import loads_json
 from pavilion.tenancy.identities import principal_for
 from pavilion.tenancy.service import Principal
 
@@ -177,7 +177,7 @@ class OidcVerifier:
                 f"the OIDC provider's JWKS answered {response.status_code}"
             )
         try:
-            document = json.loads(response.content)
+            document = loads_json(response.content)
             public = [k for k in document["keys"] if isinstance(k, dict) and "d" not in k]
             return KeySet.import_key_set({"keys": [k for k in public if k.get("kty") != "oct"]})
         except (ValueError, KeyError, TypeError, JoseError) as exc:
@@ -188,7 +188,7 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims before verification: only to choose the provider and key."""
     try:
         compact = jws.extract_compact(token.encode("ascii"))
-        claims = json.loads(compact.payload)
+        claims = loads_json(compact.payload)
     except (JoseError, ValueError, UnicodeEncodeError) as exc:
         raise AuthenticationFailed("the access token is not a well-formed JWT") from exc
     if not isinstance(claims, dict):

@@ -42,7 +42,7 @@ from pavilion.observability.metrics import CREDENTIALS_ISSUED, VERIFICATIONS
 from pavilion.observability.stages import stage
 from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.store.base import new_id
-from pavilion.store.idempotency import IdempotencyRecord, find_replay
+from pavilion.store.idempotency import Answer, IdempotencyRecord, find_replay
 from pavilion.verification.claims import Claim, Decision, Outcome, decide
 from pavilion.verification.models import Verification
 from pavilion.verification.schemas import VerificationRequest, VerificationResponse
@@ -98,9 +98,12 @@ async def run_verification(
     """
     with stage("admit"):
         fingerprint = request_hash(request)
-        replay = await _replay(rt, tenant_id, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
+        if idempotency_key is not None:
+            # A replay this worker answered is served from memory. Any other replay is found
+            # when its write meets the stored record (persist), so no read precedes the work.
+            recent = rt.idempotency.get(tenant_id, SCOPE, idempotency_key, fingerprint)
+            if recent is not None:
+                return VerificationResult(recent.status_code, recent.response, replayed=True)
         admitted = await admit(rt, tenant_id, request)
     try:
         with stage("plan"):
@@ -309,11 +312,14 @@ async def persist(
     try:
         body = await rt.journal.write(tenant_id, JournalEntry(event, write))
     except IntegrityError:
-        # A concurrent request with the same Idempotency-Key won the race: answer as it did.
+        # The Idempotency-Key was answered before (or by a concurrent request that won the
+        # race): answer as it did, or 409 if it came with another body.
         replay = await _replay(rt, tenant_id, idempotency_key, fingerprint)
         if replay is None:
             raise
         return replay
+    if idempotency_key is not None:
+        rt.idempotency.put(tenant_id, SCOPE, idempotency_key, Answer(fingerprint, 201, body))
 
     claim_type = admitted.claim.type.value
     rt.lookup_lineage.record(  # counted; one lineage event per outcome per window

@@ -53,7 +53,9 @@ class PredicateClaimIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: PredicateKind
-    threshold: int | None = Field(default=None, description="age_over: 13, 16, 18, 21, 25, 65")
+    threshold: int | None = Field(
+        default=None, ge=1, le=150, description="age_over: 13, 16, 18, 21, 25, 65"
+    )
     start: date | None = Field(default=None, description="birth_date_between: first day")
     end: date | None = Field(default=None, description="birth_date_between: last day")
     group: str | None = Field(default=None, min_length=1, max_length=200)

@@ -363,7 +363,7 @@ async def test_tenant_default_format_and_holder_binding_through_verifications(
 
 async def test_proofless_presentation_verifies_each_credential(api: Api) -> None:
     first = (await _issue(api, "vc2_jose"))["verifiableCredential"]
-    second = (await _issue(api, "jwt_vc"))["verifiableCredential"]
+    second = (await _issue(api, "sd_jwt_vc"))["verifiableCredential"]
     presentation = {
         "@context": ["https://www.w3.org/ns/credentials/v2"],
         "type": ["VerifiablePresentation"],

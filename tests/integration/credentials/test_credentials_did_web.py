@@ -21,7 +21,7 @@ from pavilion.credentials import jsonld
 from pavilion.credentials.data_integrity import multikey, proofs
 from pavilion.credentials.data_integrity.did import HttpDidWebFetcher, Resolver
 from pavilion.credentials.report import CheckFailed
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 from pavilion.serving import BackgroundServer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

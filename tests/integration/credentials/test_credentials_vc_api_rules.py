@@ -10,6 +10,7 @@ import jwt
 
 from connector_support import Api
 from pavilion.credentials.timeutil import parse_date_time_stamp
+from presentation_support import Holder, envelope_presentation
 
 SUBJECT_ID = "did:example:ebfeb1f712ebc6f1c276e12ec21"
 STUDENT_VC: dict[str, Any] = {
@@ -90,3 +91,134 @@ async def test_a_vc11_jwt_is_the_jwt_itself_with_sub_for_the_subject(api: Api) -
     )
     assert refused.status_code == 422
     assert "compact JWT" in refused.json()["detail"]
+
+
+# -- presentations -----------------------------------------------------------------------------
+
+DOMAIN = "https://verifier.example"
+CHALLENGE = "n-0S6_WzA2Mj"
+
+
+async def present(api: Api, presentation: Any, **options: Any) -> dict[str, Any]:
+    response = await api.client.post(
+        "/presentations/verify",
+        json={
+            "verifiablePresentation": presentation,
+            "options": {"challenge": CHALLENGE, "domain": DOMAIN, **options},
+        },
+        headers=api.auth("broker"),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _issue_for(api: Api, holder: Holder, fmt: str) -> Any:
+    subject = {"id": holder.did, "studentStatus": {"current": True}}
+    response = await api.client.post(
+        "/credentials/issue",
+        json={
+            "credential": {**STUDENT_VC, "credentialSubject": subject},
+            "options": {"format": fmt, "holderJwk": holder.public_jwk()}
+            if fmt == "sd_jwt_vc"
+            else {"format": fmt},
+        },
+        headers=api.auth("tenant-admin"),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["verifiableCredential"]
+
+
+async def test_an_enveloped_vp_jwt_verifies_with_its_holders_credentials(api: Api) -> None:
+    """VC-JOSE-COSE: a presentation secured with JOSE (typ vp+jwt) carrying enveloped
+    credentials, signed by the holder's key, for this verifier's domain and challenge."""
+    holder = Holder.ed25519()
+    credentials = [
+        await _issue_for(api, holder, "vc2_jose"),
+        await _issue_for(api, holder, "sd_jwt_vc"),
+    ]
+    token = holder.present(credentials, audience=DOMAIN, nonce=CHALLENGE)
+    result = await present(api, envelope_presentation(token), returnPresentation=True)
+    assert result["verified"] is True, result
+    assert result["problemDetails"] == []
+    assert result["results"]["holder"] == {"valid": True, "input": holder.did}
+    assert result["results"]["challenge"] == {"valid": True, "input": CHALLENGE}
+    assert result["results"]["domain"] == {"valid": True, "input": DOMAIN}
+    assert [c["verified"] for c in result["credentialResults"]] == [True, True]
+    bindings = [
+        next(c for c in r["checks"] if c["check"] == "key_binding")["status"]
+        for r in result["credentialResults"]
+    ]
+    assert bindings == ["pass", "pass"]
+    assert {c["check"]: c["status"] for c in result["checks"]}["signature"] == "pass"
+    assert result["verifiablePresentation"]["type"] == "EnvelopedVerifiablePresentation"
+    compact = await present(api, token)  # the compact JWS itself, recognised by its typ
+    assert compact["verified"] is True
+
+
+async def test_a_vp_jwt_fails_for_a_stolen_credential_or_a_replay(api: Api) -> None:
+    holder, thief = Holder.p256(), Holder.p256()
+    stolen = await _issue_for(api, holder, "vc2_jose")
+    theft = await present(api, thief.present([stolen], audience=DOMAIN, nonce=CHALLENGE))
+    assert theft["verified"] is False
+    assert theft["results"]["holder"]["valid"] is False
+    assert any(p["code"] == "holder_not_subject" for p in theft["problemDetails"])
+    replay = await present(api, holder.present([stolen], audience=DOMAIN, nonce="an-old-one"))
+    assert replay["verified"] is False
+    assert any(p["code"] == "vp_wrong_nonce" for p in replay["problemDetails"])
+    assert "credentialResults" not in replay or replay["credentialResults"] == []
+
+
+async def test_a_secured_presentation_needs_a_challenge_and_a_domain(api: Api) -> None:
+    holder = Holder.ed25519()
+    response = await api.client.post(
+        "/presentations/verify",
+        json={"verifiablePresentation": holder.present([]), "options": {"domain": DOMAIN}},
+        headers=api.auth("broker"),
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "options.challenge"
+
+
+async def test_proofless_presentations_keep_the_data_model_rules(api: Api) -> None:
+    """VC Data Model 2.0 4.13: id a URL, a holder object with an id, type including
+    VerifiablePresentation, each verifiableCredential an object."""
+    envelope = await issue(api, "vc2_jose")
+    base = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiablePresentation"],
+    }
+    cases = [
+        ({**base, "id": "not a url", "verifiableCredential": [envelope]}, "presentation.id"),
+        (
+            {**base, "holder": {"name": "x"}, "verifiableCredential": [envelope]},
+            "presentation.holder.id",
+        ),
+        ({**base, "holder": 7, "verifiableCredential": [envelope]}, "presentation.holder"),
+        (
+            {**base, "type": ["Presentation"], "verifiableCredential": [envelope]},
+            "presentation.type",
+        ),
+        ({**base, "verifiableCredential": ["eyJ.a.b"]}, "presentation.verifiableCredential[0]"),
+    ]
+    for presentation, field in cases:
+        response = await api.client.post(
+            "/presentations/verify", json={"presentation": presentation}, headers=api.auth("broker")
+        )
+        assert response.status_code == 422, response.text
+        problem = response.json()
+        assert problem["errors"][0]["field"] == field
+        assert "VC Data Model 2.0, section 4." in problem["detail"]
+    ok = await api.client.post(
+        "/presentations/verify",
+        json={
+            "presentation": {
+                **base,
+                "holder": {"id": "did:example:holder"},
+                "verifiableCredential": [envelope],
+            }
+        },
+        headers=api.auth("broker"),
+    )
+    assert ok.status_code == 200
+    assert ok.json()["verified"] is True

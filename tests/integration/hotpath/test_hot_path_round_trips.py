@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from connector_support import Api
+from pavilion.store.idempotency import RecentAnswers
 from pavilion.synth.roster import StudentRecord
 
 #: One verification alone: BEGIN, set_config, head lock, audit leaf, head update, the
@@ -114,23 +114,42 @@ async def test_concurrent_verifications_share_commits(
     assert report.size == len(batch) + 1
 
 
-@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
-async def test_a_replayed_request_reads_and_writes_nothing_new(
+async def test_a_replay_on_the_worker_that_answered_touches_no_database(
     api: Api, roster: list[StudentRecord]
 ) -> None:
     provider = await api.register_provider()
     record = next(r for r in roster if r.enrolment_status == "enrolled")
     headers = {"idempotency-key": "replay-1"}
     body = {"type": "student_status"}
-    first = await api.verify(
-        provider["id"], body, {"student_id": record.student_id}, headers=headers
-    )
+    ids = {"student_id": record.student_id}
+    first = await api.verify(provider["id"], body, ids, headers=headers)
     with counting(api) as trips:
-        again = await api.verify(
-            provider["id"], body, {"student_id": record.student_id}, headers=headers
-        )
+        again = await api.verify(provider["id"], body, ids, headers=headers)
     assert again.json() == first.json()
-    # Answered from the stored response: one read, nothing written.
-    verbs = [s.split()[0].upper() for s in trips.statements]
-    assert verbs.count("SELECT") == 1
-    assert not {"INSERT", "UPDATE", "DELETE"} & set(verbs)
+    assert trips.total == 0
+    other = await api.verify(
+        provider["id"], {"type": "age_over", "threshold": 18}, ids, headers=headers
+    )
+    assert other.status_code == 409
+
+
+async def test_a_replay_on_another_worker_is_answered_from_the_stored_record(
+    api: Api, roster: list[StudentRecord]
+) -> None:
+    provider = await api.register_provider()
+    record = next(r for r in roster if r.enrolment_status == "enrolled")
+    headers = {"idempotency-key": "replay-2"}
+    body = {"type": "student_status"}
+    ids = {"student_id": record.student_id}
+    first = await api.verify(provider["id"], body, ids, headers=headers)
+    api.rt.idempotency = RecentAnswers()  # another worker: nothing in its memory
+    again = await api.verify(provider["id"], body, ids, headers=headers)
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    report = await api.rt.audit.verify(api.tenant_id)
+    assert report.size == 1  # the replay wrote no second verification
+    api.rt.idempotency = RecentAnswers()
+    other = await api.verify(
+        provider["id"], {"type": "age_over", "threshold": 18}, ids, headers=headers
+    )
+    assert other.status_code == 409

@@ -466,9 +466,9 @@ async def test_a_failed_write_leaves_nothing_behind(
 
     async def replace_then_fail(session: Any, *args: Any) -> None:
         await original(session, *args)  # the new rows are written, then the database fails
-        from pavilion.errors import StorageError
+        from pavilion.errors import StorageUnavailable
 
-        raise StorageError("database error: disk full")
+        raise StorageUnavailable("database error: disk full")
 
     monkeypatch.setattr(api.rt.rosters, "replace", replace_then_fail)
     failed = await push(api.client, dp, provider_id, csv_bytes(roster(10, seed=99)))

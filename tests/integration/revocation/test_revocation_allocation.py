@@ -280,7 +280,7 @@ async def test_reservation_gives_up_with_a_clear_error_after_losing_every_race(
     await opener.reserve(TENANT)  # the open list, and a batch this other process holds
     svc = service(runtime, token_size=4096)
     resyncs = 0
-    real_resync = svc._resync
+    real_resync = svc._allocator._resync
 
     async def counting_resync(group: object) -> None:
         nonlocal resyncs
@@ -290,8 +290,8 @@ async def test_reservation_gives_up_with_a_clear_error_after_losing_every_race(
     async def always_taken(group: object, indices: list[int]) -> list[tuple[int, str]]:
         return []  # another process won every draw
 
-    monkeypatch.setattr(svc, "_insert_reserved", always_taken)
-    monkeypatch.setattr(svc, "_resync", counting_resync)
+    monkeypatch.setattr(svc._allocator, "_insert_reserved", always_taken)
+    monkeypatch.setattr(svc._allocator, "_resync", counting_resync)
     with pytest.raises(StorageError, match="could not reserve a status list index after 64"):
         await svc.reserve(TENANT)
     assert resyncs == 64  # each lost batch of 32 re-reads the used indices

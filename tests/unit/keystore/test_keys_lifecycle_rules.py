@@ -22,7 +22,7 @@ from pavilion.keystore.base import (
     find_key,
     new_key_name,
 )
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 
 def meta(key_id: str, state: str, created: str, purpose: str = "credential-signing") -> KeyMeta:

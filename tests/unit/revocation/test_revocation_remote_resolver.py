@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pavilion.credentials.status.resolver import RemoteStatusResolver, StatusUnavailable
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 BASE = "https://foreign.example/status/"

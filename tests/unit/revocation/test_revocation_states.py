@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pavilion.credentials.status.service import (
-    ReservedList,
-    StatusListConfig,
-    StatusReservation,
-    new_list_id,
-    tenant_of_list,
-)
 from pavilion.credentials.status.states import (
     StatusConflict,
     check_action,
@@ -19,6 +12,13 @@ from pavilion.credentials.status.states import (
     published_states,
     supports_suspension,
     transition,
+)
+from pavilion.credentials.status.types import (
+    ReservedList,
+    StatusListConfig,
+    StatusReservation,
+    new_list_id,
+    tenant_of_list,
 )
 from pavilion.errors import InvalidRequest, NotFound
 

@@ -16,6 +16,7 @@ from pavilion.api.schemas.audit import (
     LeafOut,
     LeafPage,
 )
+from pavilion.api.schemas.base import INT32_MAX
 from pavilion.errors import BadRequest
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
@@ -47,8 +48,8 @@ async def latest_checkpoint_note(rt: RuntimeDep, who: Auditor) -> str:
 async def inclusion_proof(
     rt: RuntimeDep,
     who: Auditor,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    index: Annotated[int, Query(ge=0, le=INT32_MAX)],
+    tree_size: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
 ) -> InclusionProofOut:
     proof = await rt.audit.inclusion(who.tenant_id, index, tree_size)
     return InclusionProofOut.model_validate(proof)
@@ -67,9 +68,12 @@ async def consistency_proof(
     rt: RuntimeDep,
     who: Auditor,
     first: Annotated[
-        int, Query(ge=0, description="The older tree size: 1 or more (0 answers 400).")
+        int,
+        Query(ge=0, le=INT32_MAX, description="The older tree size: 1 or more (0 answers 400)."),
     ],
-    second: Annotated[int, Query(ge=0, description="The newer tree size, at most the log's.")],
+    second: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="The newer tree size, at most the log's.")
+    ],
 ) -> ConsistencyProofOut:
     """RFC 9162 PROOF(first, D[second]) for 0 < first <= second (empty when they are equal)."""
     if first == 0:
@@ -86,7 +90,7 @@ async def consistency_proof(
 async def list_leaves(
     rt: RuntimeDep,
     who: Auditor,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LeafPage:
     items = [

@@ -29,7 +29,7 @@ from pavilion.api.schemas.credentials import (
     TemplateOut,
 )
 from pavilion.api.schemas.verifications import RefreshedVerificationOut
-from pavilion.credentials import vc_api
+from pavilion.credentials import data_model, vc_api
 from pavilion.credentials.jsonld import JsonLdError, check_document
 from pavilion.credentials.report import IntegrityReport
 from pavilion.credentials.templates import TEMPLATES, CredentialFormat
@@ -140,16 +140,40 @@ async def verify_credential(
     "/presentations/verify",
     summary="Verify a presentation (VC-API)",
     response_model_exclude_unset=True,
-    responses=problem_responses(400),
+    responses=problem_responses(
+        400,
+        notes={
+            422: "The presentation breaks the VC Data Model 2.0 (section 4.13: `errors` names "
+            "the member), names no challenge or domain, or holds an envelope of an unknown "
+            "media type"
+        },
+    ),
 )
 async def verify_presentation(
     body: vc_api.VerifyPresentationRequest, rt: RuntimeDep, who: Verifier
 ) -> PresentationVerificationOut:
-    """An SD-JWT VC with a Key-Binding JWT (domain = aud, challenge = nonce), or a proofless
-    presentation of enveloped credentials (each verified; no holder binding)."""
+    """Verify a presentation, one of three kinds:
+
+    * **VC 2.0 secured with JOSE** (`vp+jwt`, VC-JOSE-COSE), enveloped
+      (`EnvelopedVerifiablePresentation`, `data:application/vp+jwt,...`) or as the compact JWS:
+      `typ` `vp+jwt`, no `vc`/`vp` claims, `kid` the holder's DID URL (did:key) listed for
+      authentication, `holder` (if given) its controller, `aud` = `options.domain`, `nonce` =
+      `options.challenge`, `iat` at most 5 minutes old; every credential in it an
+      `EnvelopedVerifiableCredential`, each verified and checked to belong to the holder (its
+      `cnf` key is the presenting key, or its subject `id` is the holder; a credential naming
+      neither is a bearer credential: `key_binding` not checked).
+    * **An SD-JWT VC with its Key-Binding JWT** (domain = `aud`, challenge = `nonce`).
+    * **A proofless presentation** (`presentation`, or a `verifiablePresentation` object that
+      is not enveloped): each enveloped credential verified on its own; no holder binding.
+
+    Every presentation keeps the rules of VC Data Model 2.0 section 4.13: `@context` first
+    the VC 2.0 context, `id` a single URL, `type` including `VerifiablePresentation`, a
+    `holder` object with an `id` URL, each `verifiableCredential` an object (422 naming the
+    member and the section otherwise).
+    """
     options = body.options
     value = body.verifiablePresentation
-    if isinstance(value, dict) and "verifiableCredential" in value:
+    if isinstance(value, dict) and not _enveloped(value):
         return await _proofless(rt, who.tenant_id, value, options, return_it=True)
     if body.presentation is not None:
         return await _proofless(rt, who.tenant_id, body.presentation, options, return_it=False)
@@ -158,26 +182,48 @@ async def verify_presentation(
             "send verifiablePresentation (or a proofless presentation)",
             field="verifiablePresentation",
         )
-    token = vc_api.secured_presentation(value, field="verifiablePresentation")
+    token, kind = vc_api.secured_presentation(value, field="verifiablePresentation")
     if not options.challenge or not options.domain:
         raise InvalidRequest(
-            "an SD-JWT presentation is checked against options.challenge (the nonce) and "
+            "a secured presentation is checked against options.challenge (the nonce) and "
             "options.domain (the audience)",
             field="options.challenge" if not options.challenge else "options.domain",
         )
-    report = await _verify(
-        rt,
-        who.tenant_id,
-        token,
-        max_age=options.maxAge,
-        audience=options.domain,
-        nonce=options.challenge,
-        presentation=True,
-    )
-    result = vc_api.presentation_result(report, challenge=options.challenge, domain=options.domain)
+    if kind == vc_api.VP_JWT_PRESENTATION:
+        presented, reports = await rt.credentials.verify_vp_jwt(
+            who.tenant_id,
+            token,
+            audience=options.domain,
+            nonce=options.challenge,
+            status_lookup=rt.status_lists.resolve_status,
+            max_age=_max_age(options.maxAge),
+        )
+        result = vc_api.vp_jwt_result(
+            presented, reports, challenge=options.challenge, domain=options.domain
+        )
+    else:
+        report = await _verify(
+            rt,
+            who.tenant_id,
+            token,
+            max_age=options.maxAge,
+            audience=options.domain,
+            nonce=options.challenge,
+            presentation=True,
+        )
+        result = vc_api.presentation_result(
+            report, challenge=options.challenge, domain=options.domain
+        )
     if options.returnPresentation:
         result["verifiablePresentation"] = value
     return PresentationVerificationOut.model_validate(result)
+
+
+def _enveloped(value: dict[str, Any]) -> bool:
+    """An envelope (of a presentation, or of an SD-JWT+KB in a credential envelope)."""
+    types = value.get("type")
+    kinds = ("EnvelopedVerifiablePresentation", "EnvelopedVerifiableCredential")
+    return any(t in kinds for t in (types if isinstance(types, list) else [types]))
 
 
 async def _proofless(
@@ -192,9 +238,7 @@ async def _proofless(
         raise InvalidRequest(
             "embedded Data Integrity proofs are not supported", field="presentation.proof"
         )
-    types = presentation.get("type")
-    if "VerifiablePresentation" not in (types if isinstance(types, list) else [types]):
-        raise InvalidRequest("type must include VerifiablePresentation", field="presentation.type")
+    data_model.check_presentation(presentation)  # 422 naming the member (section 4.13)
     try:
         check_document(presentation, where="presentation")
     except JsonLdError as exc:

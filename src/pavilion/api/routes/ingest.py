@@ -7,11 +7,10 @@ had before are deprecated aliases for one release.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +18,7 @@ from pavilion.api import problems
 from pavilion.api.deprecation import RouteOptions, add_alias
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.base import INT32_MAX
 from pavilion.api.schemas.ingest import (
     BatchOut,
     DryRunOut,
@@ -31,6 +31,7 @@ from pavilion.api.schemas.ingest import (
 from pavilion.errors import InvalidRequest, PayloadTooLarge
 from pavilion.ingest.formats import CONTENT_TYPES
 from pavilion.ingest.lineage.graph import render
+from pavilion.parsing import loads_json
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
 from pavilion.workflows import roster_dry_run, roster_profiles, roster_reports, roster_upload
@@ -121,7 +122,7 @@ async def upload_roster(
     x_roster_as_of: Annotated[
         str | None, Header(description="When the DP's data was current (ISO 8601).")
     ] = None,
-    mapping_version: Annotated[int | None, Query(ge=1)] = None,
+    mapping_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
 ) -> Any:
     try:
         batch = await roster_upload.upload_roster(
@@ -195,7 +196,7 @@ async def get_quarantine(
     rt: RuntimeDep,
     who: RosterReader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after_row: Annotated[int, Query(ge=0)] = 0,
+    after_row: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> QuarantineOut:
     found = await roster_reports.quarantine(
         rt, who.tenant_id, batch_id, limit=limit, after_row=after_row
@@ -208,7 +209,7 @@ async def _document(request: Request) -> str | dict[str, Any]:
     media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
     if media == "application/json":
         try:
-            document = json.loads(raw)
+            document = loads_json(raw, what="the profile")
         except ValueError as exc:
             raise InvalidRequest("the profile is not valid JSON", field="body") from exc
         if not isinstance(document, dict):
@@ -252,7 +253,12 @@ async def list_mappings(provider_id: str, rt: RuntimeDep, who: Reader) -> list[P
     summary="One version of a profile",
     responses=problem_responses(404),
 )
-async def get_mapping(provider_id: str, version: int, rt: RuntimeDep, who: Reader) -> ProfileOut:
+async def get_mapping(
+    provider_id: str,
+    version: Annotated[int, Path(ge=1, le=INT32_MAX)],
+    rt: RuntimeDep,
+    who: Reader,
+) -> ProfileOut:
     found = await roster_profiles.get_profile(rt, who.tenant_id, provider_id, version)
     return ProfileOut.model_validate(found)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pavilion.api.deprecation import RouteOptions, add_alias
 from pavilion.api.deps import RuntimeDep, require
 from pavilion.api.problems import AUTHENTICATED, problem_responses
+from pavilion.api.schemas.base import INT32_MAX, UNIX_TIME_MAX
 from pavilion.api.schemas.privacy import (
     AnoncredsCredentialOut,
     AnoncredsOfferOut,
@@ -107,6 +108,17 @@ async def register_tag_set_key(
     return Ed25519PublicJwkOut.model_validate(public)
 
 
+@psi_router.get("/providers/{provider_id}/tag-set-key", responses=problem_responses(404))
+async def get_tag_set_key(
+    provider_id: ProviderId, rt: RuntimeDep, who: TagSetPusher
+) -> Ed25519PublicJwkOut:
+    """The DP's registered tag-set signing key (404 until one is registered): the DP agent
+    checks it before computing any tag."""
+    await rt.providers.get(who.tenant_id, provider_id)
+    public = await rt.privacy.tag_sets.get_key(who.tenant_id, provider_id)
+    return Ed25519PublicJwkOut.model_validate(public)
+
+
 @psi_router.post("/providers/{provider_id}/tag-sets", **_BEGIN_ROUTE)
 async def begin_tag_set(
     provider_id: ProviderId, body: TagSetBeginIn, rt: RuntimeDep, who: TagSetPusher
@@ -133,7 +145,7 @@ _CHUNK_ROUTE: Final[RouteOptions] = {
 @psi_router.put("/tag-sets/{upload_id}/chunks/{seq}", **_CHUNK_ROUTE)
 async def put_tag_set_chunk(
     upload_id: Annotated[str, Path(max_length=36)],
-    seq: Annotated[int, Path(ge=0)],
+    seq: Annotated[int, Path(ge=0, le=INT32_MAX)],
     request: Request,
     rt: RuntimeDep,
     who: TagSetPusher,
@@ -379,7 +391,7 @@ async def registry_deltas(
     registry_id: Annotated[str, Path(max_length=36)],
     rt: RuntimeDep,
     who: Reader,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=UNIX_TIME_MAX, description="Unix time.")] = 0,
 ) -> StatusListDeltaList:
     """Status lists published after ``since`` (Unix time): revoked indices and accumulator."""
     items = await rt.privacy.anoncreds.deltas(who.tenant_id, registry_id, since=since)

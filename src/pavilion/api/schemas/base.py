@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
+#: The largest value of a 32-bit integer column (row numbers, versions, audit indexes): the
+#: bound of every integer a request sends that is stored or compared as one.
+INT32_MAX = 2**31 - 1
+#: The last second of year 9999 as Unix time: the bound of every timestamp a request sends.
+UNIX_TIME_MAX = 253_402_300_799
+
 
 class ResponseModel(BaseModel):
     """A response body. A member the model does not name is an error rather than silently

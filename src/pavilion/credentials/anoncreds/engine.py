@@ -43,6 +43,7 @@ from anoncreds import (
 )
 
 from pavilion.errors import CryptoError, InvalidRequest, VerificationFailed
+from pavilion.parsing import loads_json
 
 SCHEMA_NAME: Final = "pavilion-eligibility"
 SCHEMA_VERSION: Final = "1.0"
@@ -386,7 +387,7 @@ def generate_nonce() -> str:
 def presentation_identifiers(presentation_json: str) -> list[dict[str, Any]]:
     """The schema, credential definition, registry ids and timestamps a presentation uses."""
     try:
-        identifiers = json.loads(presentation_json)["identifiers"]
+        identifiers = loads_json(presentation_json)["identifiers"]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidRequest(
             "not an AnonCreds presentation (no identifiers)", field="presentation"

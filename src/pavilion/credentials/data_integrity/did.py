@@ -31,6 +31,7 @@ from pavilion.credentials.data_integrity.multikey import (
     public_key_from_jwk,
 )
 from pavilion.credentials.report import CheckFailed, CheckName
+from pavilion.parsing import loads_json
 
 #: An async fetch of a did:web document: the https URL in, the parsed JSON out.
 DidWebFetcher = Callable[[str], Awaitable[Any]]
@@ -193,7 +194,7 @@ class HttpDidWebFetcher:
         if len(response.content) > _MAX_DOCUMENT_BYTES:
             raise _fail("bad_controller_document", f"{url}: the DID document is too large")
         try:
-            return response.json()
+            return loads_json(response.content, what="the DID document")
         except ValueError as exc:
             raise _fail("bad_controller_document", f"{url}: the DID document is not JSON") from exc
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 from pavilion.credentials.jws import CompactJws, parse_compact
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.jose import b64url, b64url_decode_strict, compact_json
+from pavilion.parsing import loads_json
 
 SD_JWT_VC_TYP = "dc+sd-jwt"
 SD_JWT_VC_MEDIA_TYPE = "application/dc+sd-jwt"
@@ -92,7 +92,7 @@ def decode_disclosure(disclosure: str) -> list[Any]:
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url"
         )
     try:
-        value = json.loads(b64url_decode_strict(disclosure).decode("utf-8"))
+        value = loads_json(b64url_decode_strict(disclosure).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise CheckFailed(
             CheckName.DISCLOSURES, "malformed_disclosure", "a disclosure is not base64url JSON"

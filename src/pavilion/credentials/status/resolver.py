@@ -16,7 +16,6 @@ an unanchored URL, plain HTTP to anything but loopback, a fetch that fails, a wr
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pavilion.credentials.status.bitstring import BitstringStatusList
 from pavilion.credentials.status.token_status_list import STATUS_LIST_JWT_TYP, TokenStatusList
 from pavilion.errors import PavilionError, VerificationFailed
 from pavilion.jose import b64url_decode, verify_compact
+from pavilion.parsing import loads_json
 
 #: Largest status list or JWKS document fetched (bytes).
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -131,7 +131,7 @@ class RemoteStatusResolver:
             jwks_url, "trusted JWKS", "application/jwk-set+json, application/json"
         )
         try:
-            document = json.loads(raw)
+            document = loads_json(raw)
         except ValueError as exc:
             raise StatusUnavailable(f"trusted JWKS {jwks_url} is not JSON") from exc
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
@@ -236,7 +236,7 @@ def _instant(value: object, uri: str) -> datetime:
 
 def _unverified_header(token: str, uri: str) -> dict[str, Any]:
     try:
-        header = json.loads(b64url_decode(token.split(".", maxsplit=1)[0]))
+        header = loads_json(b64url_decode(token.split(".", maxsplit=1)[0]))
     except (ValueError, IndexError) as exc:
         raise StatusUnavailable(f"status list {uri} is not a compact JWS") from exc
     if not isinstance(header, dict):

@@ -40,7 +40,7 @@ from pavilion.credentials.timeutil import iso
 from pavilion.errors import CryptoError, InvalidRequest
 from pavilion.jose import b64url_decode
 from pavilion.keystore.signer import Signer
-from pavilion.keystore.software import public_jwk_of
+from pavilion.keystore.software_signer import public_jwk_of
 
 #: How long a thread may wait for the Signer (an HSM worker) to sign one certificate.
 SIGN_TIMEOUT_S = 30.0

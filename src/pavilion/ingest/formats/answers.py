@@ -11,6 +11,7 @@ from defusedxml import DefusedXmlException
 from pavilion.errors import ProviderBadResponse
 from pavilion.ingest.errors import MalformedUpload
 from pavilion.ingest.formats.xml import PROLOG_LIMIT, local_name, reject_dtd
+from pavilion.parsing import MAX_NESTING, nesting_depth_exceeds
 
 
 def parse_lookup_answer(
@@ -29,6 +30,12 @@ def parse_lookup_answer(
         answer = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ProviderBadResponse("the provider answered with invalid JSON") from exc
+    except RecursionError:
+        raise ProviderBadResponse(
+            f"the provider's answer nests deeper than {MAX_NESTING} levels"
+        ) from None
+    if nesting_depth_exceeds(answer, MAX_NESTING):
+        raise ProviderBadResponse(f"the provider's answer nests deeper than {MAX_NESTING} levels")
     if not isinstance(answer, dict):
         raise ProviderBadResponse("the provider's answer is not a JSON object")
     return answer

@@ -10,6 +10,7 @@ from pavilion.ingest.errors import MalformedUpload
 from pavilion.ingest.formats.core import BOM, Format, RawBatch
 from pavilion.ingest.formats.ndjson import read_ndjson
 from pavilion.ingest.schema import RecordSchema
+from pavilion.parsing import MAX_NESTING
 
 
 def read_json_array(path: Path, schema: RecordSchema) -> RawBatch:
@@ -25,6 +26,12 @@ def read_json_array(path: Path, schema: RecordSchema) -> RawBatch:
         ) from exc
     except msgspec.DecodeError as exc:
         raise MalformedUpload(f"the upload is not valid JSON: {exc}", field="body") from exc
+    except RecursionError:  # msgspec recurses once per level, even over a Raw element
+        raise MalformedUpload(
+            f"the upload nests deeper than the parser's stack allows (at most {MAX_NESTING} "
+            "levels are taken)",
+            field="body",
+        ) from None
     if not elements:
         raise MalformedUpload("the upload holds no records", field="body")
     # Outside strings JSON whitespace may be replaced freely; inside strings a raw line break

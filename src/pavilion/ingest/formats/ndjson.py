@@ -17,6 +17,7 @@ from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, MalformedUpload, 
 from pavilion.ingest.formats.core import LINE, ROW, Format, RawBatch, numbered
 from pavilion.ingest.formats.text import lines
 from pavilion.ingest.schema import FieldType, RecordSchema
+from pavilion.parsing import loads_json
 
 #: The first character of a JSON value of each declared type ('n' is null, always allowed).
 _TOKEN_START: Final = {
@@ -105,7 +106,7 @@ def _decode_flagged(
     """Rows with a wrongly typed value, decoded one by one; the wrong values become null."""
     rows: list[dict[str, Any]] = []
     for row, text in bad.select(ROW, "text").iter_rows():
-        value = json.loads(text)
+        value = loads_json(text)
         record: dict[str, Any] = {ROW: row}
         for column in dtype.fields:
             item = value.get(column.name) if isinstance(value, dict) else None
@@ -201,7 +202,7 @@ def _json_syntax_errors(records: pl.DataFrame, *, row_of_line: bool) -> Malforme
     problems: list[Issue] = []
     for row, line, text in records.select(ROW, LINE, "text").iter_rows():
         try:
-            value = json.loads(text)
+            value = loads_json(text)
         except ValueError as exc:
             message = f"not valid JSON: {exc.msg} at column {exc.colno}"  # type: ignore[attr-defined]
         else:

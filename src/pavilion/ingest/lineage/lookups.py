@@ -54,6 +54,7 @@ class LookupLineage:
         self._counts: Counter[LookupShape] = Counter()
         self._window_start: datetime | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def record(self, shape: LookupShape) -> None:
         """Count one lookup (no I/O: this runs on the hot path)."""
@@ -109,17 +110,19 @@ class LookupLineage:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._stopping = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._window)
+    async def _run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._window)
             await self.flush()
 
     async def aclose(self) -> None:
+        """Stop the window timer (never in the middle of a write) and write what is counted."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await self._task
             self._task = None
         await self.flush()

@@ -24,7 +24,7 @@ from pavilion.credentials.data_integrity.canon import canonicalize
 from pavilion.credentials.data_integrity.did import Resolver
 from pavilion.credentials.report import CheckFailed, CheckName
 from pavilion.errors import InvalidRequest
-from pavilion.keystore.software import SoftwareSigner
+from pavilion.keystore.software_signer import SoftwareSigner
 
 VECTORS = Path(__file__).parents[3] / "data" / "data_integrity"
 ISSUER = "https://vc.example/issuers/5678"

@@ -113,6 +113,31 @@ async def test_jwt_vc_carries_sub_for_the_subjects_id() -> None:
     assert report.verified, report.to_json()
 
 
+async def test_a_jwt_vc_has_no_vc2_envelope() -> None:
+    """A VC 1.1 JWT is no VC 2.0 credential: the VC-API returns the JWT itself."""
+    signer = es256()
+    document = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": "urn:uuid:8a6c2f30-2a5e-4b8e-9f4b-2d3c3f0e9a11",
+        "type": ["VerifiableCredential"],
+        "issuer": ISSUER,
+        "validFrom": iso(NOW),
+        "validUntil": iso(NOW + timedelta(days=1)),
+        "credentialSubject": {"name": "x"},
+    }
+    issued = await issuance.issue_document(
+        document,
+        fmt=CredentialFormat.JWT_VC,
+        template=None,
+        key=issuance.IssuingKey(signer),
+        issued_at=NOW,
+    )
+    assert issued.secured_form() == issued.token
+    assert issued.media_type == "application/jwt"
+    with pytest.raises(InvalidRequest, match=r"no VC 2\.0 envelope"):
+        issued.envelope()
+
+
 async def test_jwt_vc_without_a_subject_id_has_no_sub() -> None:
     token, signer = await _jwt_vc(dict(STUDENT))
     assert "sub" not in split_jws(token)[1]

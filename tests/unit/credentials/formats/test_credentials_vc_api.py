@@ -53,15 +53,22 @@ def test_secured_forms_map_media_types_to_formats() -> None:
         vc_api.secured_form({"type": "VerifiableCredential"}, field="vc")
 
 
-def test_presentations_are_sd_jwt_with_key_binding_only() -> None:
-    assert vc_api.secured_presentation("x~y", field="vp") == "x~y"
+def test_presentations_are_vp_jwt_or_sd_jwt_with_key_binding() -> None:
+    assert vc_api.secured_presentation("x~y", field="vp") == ("x~y", "sd-jwt")
     enveloped = _envelope("application/dc+sd-jwt", "a.b.c~kb", "EnvelopedVerifiablePresentation")
-    assert vc_api.secured_presentation(enveloped, field="vp") == "a.b.c~kb"
+    assert vc_api.secured_presentation(enveloped, field="vp") == ("a.b.c~kb", "sd-jwt")
     # An SD-JWT+KB in a credential envelope is accepted too.
     assert vc_api.secured_presentation(_envelope("application/dc+sd-jwt", "a.b.c~kb"), field="vp")
+    # VC-JOSE-COSE: a VC 2.0 presentation secured with JOSE, enveloped or by its typ.
+    vp = _envelope("application/vp+jwt", "a.b.c", "EnvelopedVerifiablePresentation")
+    assert vc_api.secured_presentation(vp, field="vp") == ("a.b.c", "vp+jwt")
+    header = jose.b64url(b'{"alg":"ES256","typ":"vp+jwt"}')
+    compact = f"{header}.{jose.b64url(b'{}')}.{jose.b64url(b'sig')}"
+    assert vc_api.secured_presentation(compact, field="vp") == (compact, "vp+jwt")
+    assert vc_api.secured_presentation("not.a.jws", field="vp")[1] == "sd-jwt"
     with pytest.raises(InvalidRequest, match="vp\\+jwt"):
         vc_api.secured_presentation(
-            _envelope("application/vp+jwt", "a.b.c", "EnvelopedVerifiablePresentation"), field="vp"
+            _envelope("application/vc+jwt", "a.b.c", "EnvelopedVerifiablePresentation"), field="vp"
         )
     with pytest.raises(InvalidRequest) as raised:
         vc_api.secured_presentation({"type": "VerifiablePresentation"}, field="vp")

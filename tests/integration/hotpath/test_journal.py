@@ -1,0 +1,104 @@
+"""The journal on both databases: batches share a commit, a bad write fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from pavilion.audit.journal import Batch, JournalEntry, Transition
+from pavilion.audit.log import AuditReceipt
+from pavilion.audit.models import AuditLeaf
+from pavilion.credentials.status.models import StatusListEntry
+from pavilion.errors import Conflict
+from pavilion.runtime import Runtime
+from pavilion.store.idempotency import IdempotencyRecord
+
+
+def _record(tenant_id: str, key: str) -> JournalEntry[int]:
+    def write(batch: Batch, receipt: AuditReceipt) -> int:
+        batch.insert(
+            IdempotencyRecord,
+            {
+                "tenant_id": tenant_id,
+                "scope": "journal-test",
+                "key": key,
+                "request_hash": "0" * 64,
+                "status_code": 201,
+                "response": {"index": receipt.index},
+            },
+        )
+        return receipt.index
+
+    return JournalEntry({"kind": "test", "key": key}, write)
+
+
+async def _count(rt: Runtime, tenant_id: str, model: Any) -> int:
+    async with rt.db.transaction(tenant_id, readonly=True) as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_concurrent_writes_share_transactions_and_keep_the_log_whole(
+    runtime: Runtime,
+) -> None:
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+    indices = await asyncio.gather(
+        *(runtime.journal.write(tenant, _record(tenant, f"k{i}")) for i in range(30))
+    )
+    assert sorted(indices) == list(range(30))
+    assert runtime.journal.writes == 30
+    assert runtime.journal.transactions < 30
+    assert (await runtime.audit.verify(tenant)).ok
+    assert await _count(runtime, tenant, IdempotencyRecord) == 30
+
+
+async def test_a_write_that_breaks_a_constraint_fails_alone(runtime: Runtime) -> None:
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+    await runtime.journal.write(tenant, _record(tenant, "taken"))
+    results = await asyncio.gather(
+        *(runtime.journal.write(tenant, _record(tenant, k)) for k in ("a", "taken", "b")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], IntegrityError)
+    assert [r for r in results if isinstance(r, int)] == sorted(
+        r for r in results if isinstance(r, int)
+    )
+    assert await _count(runtime, tenant, IdempotencyRecord) == 3
+    # The failed write left no audit leaf: a leaf exists exactly when its rows do.
+    assert await _count(runtime, tenant, AuditLeaf) == 3
+    assert (await runtime.audit.verify(tenant)).ok
+
+
+async def test_a_transition_whose_guard_misses_is_a_conflict(runtime: Runtime) -> None:
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+
+    def write(batch: Batch, _receipt: AuditReceipt) -> None:
+        batch.transition(
+            Transition(
+                model=StatusListEntry,
+                row_id="no-such-entry",
+                guard="state",
+                expected="reserved",
+                values={"state": "valid"},
+                conflict="status index 7 is not reserved",
+            )
+        )
+
+    with pytest.raises(Conflict, match="status index 7 is not reserved"):
+        await runtime.journal.write(tenant, JournalEntry({"kind": "test"}, write))
+    assert await _count(runtime, tenant, AuditLeaf) == 0
+
+
+async def test_closing_waits_for_the_batches_in_flight(runtime: Runtime) -> None:
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+    writes = [
+        asyncio.create_task(runtime.journal.write(tenant, _record(tenant, f"c{i}")))
+        for i in range(5)
+    ]
+    await asyncio.sleep(0)
+    await runtime.journal.aclose()
+    assert all(w.done() for w in writes)
+    assert await _count(runtime, tenant, IdempotencyRecord) == 5

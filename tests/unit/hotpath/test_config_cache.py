@@ -1,0 +1,135 @@
+"""The configuration cache: TTL, single flight, invalidation that beats an in-flight load."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pavilion.store.config_cache import ConfigCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_value_is_loaded_once_then_served_until_it_expires() -> None:
+    clock = Clock()
+    cache = ConfigCache(2.0, timer=clock)
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await cache.get("t1", "k", load) == 1
+    clock.now = 1.9
+    assert await cache.get("t1", "k", load) == 1
+    clock.now = 2.1
+    assert await cache.get("t1", "k", load) == 2
+    assert cache.loads == 2
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache = ConfigCache(2.0)
+    started = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+        return "value"
+
+    first = asyncio.create_task(cache.get("t1", "k", load))
+    await started.wait()
+    others = [asyncio.create_task(cache.get("t1", "k", load)) for _ in range(5)]
+    release.set()
+    assert await asyncio.gather(first, *others) == ["value"] * 6
+    assert calls == 1
+
+
+async def test_invalidation_drops_the_tenants_entries_only() -> None:
+    cache = ConfigCache(60.0)
+    values = iter(range(100))
+
+    async def load() -> int:
+        return next(values)
+
+    a = await cache.get("t1", "k", load)
+    b = await cache.get("t2", "k", load)
+    cache.invalidate("t1")
+    assert await cache.get("t1", "k", load) != a
+    assert await cache.get("t2", "k", load) == b
+
+
+async def test_a_load_that_began_before_an_invalidation_is_not_kept() -> None:
+    cache = ConfigCache(60.0)
+    release = asyncio.Event()
+    values = iter(["stale", "fresh"])
+
+    async def load() -> str:
+        value = next(values)
+        if value == "stale":
+            await release.wait()
+        return value
+
+    pending = asyncio.create_task(cache.get("t1", "k", load))
+    await asyncio.sleep(0)
+    cache.invalidate("t1")  # the configuration changed while the stale read was in flight
+    release.set()
+    assert await pending == "stale"  # that caller asked before the change
+    assert await cache.get("t1", "k", load) == "fresh"
+
+
+async def test_a_failed_load_is_not_cached_and_reaches_every_waiter() -> None:
+    cache = ConfigCache(60.0)
+    attempts = 0
+
+    async def load() -> int:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0)
+        if attempts == 1:
+            raise LookupError("no such provider")
+        return 7
+
+    results = await asyncio.gather(
+        cache.get("t1", "k", load), cache.get("t1", "k", load), return_exceptions=True
+    )
+    assert all(isinstance(r, LookupError) for r in results)
+    assert await cache.get("t1", "k", load) == 7
+
+
+async def test_ttl_zero_never_keeps_a_value() -> None:
+    cache = ConfigCache(0)
+    values = iter(range(10))
+
+    async def load() -> int:
+        return next(values)
+
+    assert [await cache.get("t", "k", load) for _ in range(3)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("count", [3])
+async def test_the_cache_empties_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    monkeypatch.setattr("pavilion.store.config_cache.MAX_ENTRIES", count)
+    cache = ConfigCache(60.0)
+
+    async def load() -> str:
+        return "v"
+
+    for key in range(count + 1):
+        await cache.get("t", key, load)
+    assert cache.loads == count + 1
+    await cache.get("t", count, load)  # the newest survives the purge
+    assert cache.loads == count + 1
