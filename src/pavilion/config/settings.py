@@ -249,7 +249,8 @@ class Settings(BaseSettings):
     lineage_file: Path | None = Field(
         default=None, description="Also append OpenLineage events to this file (JSON lines)."
     )
-    credential_ttl_seconds: int = Field(default=86_400, ge=60)
+    # A credential's validity is its template's maximum data age (credentials/templates.py),
+    # not a setting: a credential outliving the data it vouches for would be stale.
     # Status lists (revocation); see README "Revocation".
     status_list_bits: int = Field(default=2, description="1, 2, 4 or 8 (2 allows suspension).")
     status_list_size: int = Field(default=131_072, ge=16, le=16_777_216)
