@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     hsm_module: str = Field(default="", description="Path of the HSM vendor's PKCS#11 module.")
     hsm_token_label: str = Field(default="", description="Label of the PKCS#11 token.")
     hsm_pin: SecretStr = Field(default=SecretStr(""), description="User PIN; prefer the file.")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="A bearer token that may read /metrics (a Prometheus scraper's); without "
+        "it, /metrics answers a platform-admin API token only.",
+    )
     hsm_pin_file: Path | None = Field(default=None, description="File holding the user PIN.")
     hsm_slot: int | None = Field(default=None, ge=0, description="Only when labels repeat.")
     hsm_timeout_s: float = Field(default=30.0, gt=0, le=600)
@@ -243,7 +249,8 @@ class Settings(BaseSettings):
     lineage_file: Path | None = Field(
         default=None, description="Also append OpenLineage events to this file (JSON lines)."
     )
-    credential_ttl_seconds: int = Field(default=86_400, ge=60)
+    # A credential's validity is its template's maximum data age (credentials/templates.py),
+    # not a setting: a credential outliving the data it vouches for would be stale.
     # Status lists (revocation); see README "Revocation".
     status_list_bits: int = Field(default=2, description="1, 2, 4 or 8 (2 allows suspension).")
     status_list_size: int = Field(default=131_072, ge=16, le=16_777_216)
