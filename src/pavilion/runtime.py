@@ -75,7 +75,7 @@ class Runtime:
     #: Tenant configuration (providers, endpoints, adequacy) served from memory.
     config: ConfigCache
     residency: ResidencyService
-    #: Audited writes of a tenant committed together (verifications).
+    #: Audited writes of a tenant committed together (verifications, VC-API issuances).
     journal: Journal
     #: Lookup outcomes counted and written as lineage once per window.
     lookup_lineage: LookupLineage
@@ -125,6 +125,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
     client = provider_client or build_provider_client(settings, db, audit)
     config = ConfigCache(settings.config_cache_seconds)
     lineage = LineageEmitter(settings.lineage_file)
+    journal = Journal(db, audit, max_batch=settings.journal_max_batch)
     return Runtime(
         settings=settings,
         db=db,
@@ -136,7 +137,12 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
         credentials=CredentialService(
-            db, keystore, audit, issuer_keys_for(keystore), issuer_id=settings.issuer_id
+            db,
+            keystore,
+            audit,
+            issuer_keys_for(keystore),
+            journal,
+            issuer_id=settings.issuer_id,
         ),
         status_lists=StatusListService(
             db,
@@ -155,7 +161,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         ),
         config=config,
         residency=ResidencyService(db, config),
-        journal=Journal(db, audit, max_batch=settings.journal_max_batch),
+        journal=journal,
         lineage=lineage,
         lookup_lineage=LookupLineage(
             db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now

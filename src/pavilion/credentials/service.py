@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from pavilion.audit.journal import Journal
 from pavilion.audit.log import AuditLog
 from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.defaults import TemplateDefaults
@@ -46,6 +47,7 @@ class CredentialService:
         keystore: CredentialKeystore,
         audit: AuditLog,
         issuer_keys: IssuerKeyStore,
+        journal: Journal,
         *,
         issuer_id: str,
         clock: Callable[[], datetime] = _now,
@@ -54,7 +56,7 @@ class CredentialService:
         cache = ConfigCache()
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
         defaults = TemplateDefaults(db, cache, clock=clock)
-        issuer = CredentialIssuer(db, keystore, audit, trust, issuer_id=issuer_id, clock=clock)
+        issuer = CredentialIssuer(journal, keystore, trust, issuer_id=issuer_id, clock=clock)
         verifier = CredentialVerifier(keystore, trust, clock=clock)
         self.create_root = trust.create_root
         self.root = trust.root
