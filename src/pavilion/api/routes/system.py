@@ -1,14 +1,17 @@
-"""Health, readiness, metrics and the issuer's public keys."""
+"""Health, readiness, metrics and the issuer's public keys (JWKS, and its did:web document)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pavilion.api.deps import RuntimeDep
-from pavilion.api.schemas.system import Health, JsonWebKeySet, Readiness
+from pavilion.api.problems import problem_responses
+from pavilion.api.schemas.system import DidDocumentOut, Health, JsonWebKeySet, Readiness
+from pavilion.errors import NotFound
 from pavilion.observability.metrics import REGISTRY
 from pavilion.runtime import Runtime
 
@@ -65,3 +68,32 @@ async def jwks(rt: RuntimeDep, response: Response) -> JsonWebKeySet:
     """Public keys that verify the connector's credentials (current and not yet retired)."""
     response.headers["Cache-Control"] = "public, max-age=300"
     return JsonWebKeySet(keys=rt.keystore.public_jwks("credential-signing"))
+
+
+#: Where a did:web without a path keeps its document (did:web method specification, 3.2).
+DID_DOCUMENT_PATH = "/.well-known/did.json"
+
+
+class DidJsonResponse(JSONResponse):
+    media_type = "application/did+json"
+
+
+@router.get(
+    DID_DOCUMENT_PATH,
+    response_class=DidJsonResponse,
+    responses=problem_responses(
+        notes={404: "No did:web is configured: Data Integrity proofs name did:key issuers"}
+    ),
+)
+async def did_document(rt: RuntimeDep, response: Response) -> DidDocumentOut:
+    """The connector's did:web DID document (``PAVILION_DID_WEB``): every credential-signing
+    key that still verifies, as a Multikey listed for assertionMethod. A DID with a path
+    (``did:web:host:issuers:acme``) is served at that path too (``/issuers/acme/did.json``)."""
+    document = rt.credentials.did_document()
+    if document is None:
+        raise NotFound(
+            "this connector has no did:web (PAVILION_DID_WEB): its Data Integrity proofs are "
+            "signed as did:key"
+        )
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return DidDocumentOut.model_validate(document)
