@@ -47,8 +47,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# verify_e2e.py also checks the connector's CPU per verification against bench/budget.json.
 bench-quick: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done
+	@for script in bench/*.py; do \
+		check=; [ "$$script" = bench/verify_e2e.py ] && check=--check; \
+		echo "== $$script"; $(BIN)/python $$script --quick $$check || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pavilion .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \

@@ -45,6 +45,8 @@ from pavilion.errors import ConfigurationError, ServerStartFailed
 GRACEFUL_SHUTDOWN_S: Final = 5
 #: Seconds a background server may take to start before it counts as hung.
 STARTUP_TIMEOUT_S: Final = 15.0
+#: Seconds a worker process may leave the supervisor's health ping unanswered.
+WORKER_HEALTHCHECK_S: Final = 30
 
 
 _SslContextFactory = Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
@@ -235,6 +237,10 @@ def _config(
         lifespan=lifespan,
         timeout_graceful_shutdown=int(graceful_shutdown_s),
         ssl_context_factory=ssl_context_factory,
+        # A worker that does not answer the supervisor's ping in time is killed and replaced;
+        # a spawned worker answers only once it has imported the app, which on a loaded
+        # machine takes longer than uvicorn's default of 5 s.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 

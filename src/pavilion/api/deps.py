@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from pavilion.errors import AuthenticationFailed, PermissionDenied
 from pavilion.runtime import Runtime
 from pavilion.tenancy.oidc import looks_like_jwt
-from pavilion.tenancy.roles import Permission, allows
+from pavilion.tenancy.roles import Permission, allows, refusal
 from pavilion.tenancy.service import Principal
 
 
@@ -60,9 +60,7 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 
     async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not allows(principal.role, permission):
-            raise PermissionDenied(
-                f"role {principal.role.value} may not {permission.value.replace(':', ' ')}"
-            )
+            raise PermissionDenied(refusal(principal.role, permission))
         return principal
 
     return check

@@ -355,10 +355,7 @@ class AuditLog:
             if compact.size in wanted:
                 roots_at[compact.size] = compact.root()
         if head is not None and head.compact_range != compact.to_json():
-            problems.append(
-                f"head says size {head.size}, but the leaves give a different tree"
-                f" (size {compact.size})"
-            )
+            problems.append(_head_mismatch(head.size, head.compact_range, compact))
         for row in checkpoints:
             try:
                 checkpoint = verify_checkpoint(
@@ -376,3 +373,24 @@ class AuditLog:
         return AuditVerification(
             tenant_id, compact.size, compact.root().hex(), len(checkpoints), problems
         )
+
+
+def _head_mismatch(size: int, stored: str, recomputed: CompactRange) -> str:
+    """Where the leaves stop matching the head: the first leaf, or the span it lies in."""
+    try:
+        span = CompactRange.from_json(stored).first_difference(recomputed)
+    except PavilionError:
+        return f"head (size {size}) is unreadable; the leaves give size {recomputed.size}"
+    if span is None or span[0] == span[1]:
+        return f"head says size {size}, but the leaves give size {recomputed.size}"
+    start, end = span
+    if size != recomputed.size:
+        return (
+            f"head says size {size}, but the leaves give size {recomputed.size}: "
+            f"leaves {start}..{end - 1} are missing or extra"
+        )
+    where = f"leaf {start}" if end - start == 1 else f"one of leaves {start}..{end - 1}"
+    return (
+        f"{where} was rewritten (its event and stored hash both changed): the leaves "
+        f"{start}..{end - 1} no longer give the head's subtree root"
+    )

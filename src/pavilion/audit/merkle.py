@@ -231,6 +231,24 @@ class CompactRange:
             result = node_hash(peak, result)
         return result
 
+    def first_difference(self, other: CompactRange) -> tuple[int, int] | None:
+        """The leaves ``[start, end)`` under the first subtree root the two ranges disagree on,
+        or None when they are equal. Each root covers a known span of leaves (largest first),
+        so a changed leaf whose stored hash was rewritten too is found to within its span;
+        a span of one names the leaf. Ranges of different sizes differ from the shorter end.
+        """
+        if self.size != other.size:
+            return min(self.size, other.size), max(self.size, other.size)
+        start = 0
+        for bit in reversed(range(self.size.bit_length())):
+            if not self.size >> bit & 1:
+                continue
+            position = (self.size >> (bit + 1)).bit_count()
+            if self.peaks[position] != other.peaks[position]:
+                return start, start + (1 << bit)
+            start += 1 << bit
+        return None
+
     def to_json(self) -> str:
         """Compact JSON, ``{"size": n, "peaks": [lowercase hex, ...]}``, for one DB row."""
         document = {"size": self.size, "peaks": [peak.hex() for peak in self.peaks]}

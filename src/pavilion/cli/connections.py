@@ -8,6 +8,7 @@ once with ``--once``).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from pavilion.cli.output import PIPED_WIDTH
 from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
@@ -87,27 +89,42 @@ def render(healths: list[dict[str, Any]]) -> Table:
 
 
 def providers_status(
+    *,
     url: Annotated[
-        str, typer.Option(help="A running connector's base URL.", envvar="PAVILION_URL")
+        str,
+        typer.Option(metavar="URL", help="A running connector's base URL.", envvar="PAVILION_URL"),
     ] = "http://127.0.0.1:8600",
     token_env: Annotated[
-        str, typer.Option(help="Environment variable holding an API token.")
+        str, typer.Option(metavar="NAME", help="Environment variable holding an API token.")
     ] = "PAVILION_TOKEN",  # noqa: S107 (a variable name)
-    provider: Annotated[str | None, typer.Option(help="One provider id; default all.")] = None,
-    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    provider: Annotated[
+        str | None, typer.Option(metavar="ID", help="One provider id; default all.")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(min=0.2, metavar="SECONDS", help="Seconds between refreshes.")
+    ] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Print the table once and exit.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the health once as JSON (implies --once).")
+    ] = False,
 ) -> None:
-    """Live per-endpoint status, EWMA latency, error rate and breaker state of the DPs."""
+    """Live per-endpoint status, EWMA latency, error rate and breaker state of the DPs.
+
+    Example: PAVILION_TOKEN=$ADMIN_TOKEN pavilion providers status --once
+    """
     import httpx
 
     token = os.environ.get(token_env, "").strip()
     if not token:
         raise PavilionError(f"set ${token_env} to an API token that may read providers")
     # Wide enough for every column when the output is not a terminal (logs, pipes, tests).
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
     with httpx.Client(
         base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=5.0
     ) as client:
+        if as_json:
+            print(json.dumps(fetch_health(client, provider), indent=2))
+            return
         if once:
             console.print(render(fetch_health(client, provider)))
             return

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pavilion.cli.choices import CredentialFormat, Cryptosuite
 from pavilion.cli.context import resolve_tenant, run_async
+from pavilion.cli.output import JsonOption, print_json
+from pavilion.cli.output import err as err_console
+from pavilion.cli.output import out as console
 from pavilion.errors import PavilionError
 
 if TYPE_CHECKING:
@@ -32,11 +34,11 @@ if TYPE_CHECKING:
     from pavilion.keystore.software_signer import SoftwareSigner
     from pavilion.runtime import Runtime
 
-console = Console()
-err_console = Console(stderr=True)
-
-TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
-FileArg = Annotated[Path, typer.Argument(help="Input file.", exists=True, dir_okay=False)]
+TenantOption = Annotated[str, typer.Option(metavar="NAME|ID", help="Tenant name or id.")]
+FileArg = Annotated[
+    Path,
+    typer.Argument(metavar="FILE", help="The secured credential.", exists=True, dir_okay=False),
+]
 
 
 def _json_file(path: Path, what: str) -> Any:
@@ -66,17 +68,24 @@ def _secured_input(path: Path) -> tuple[str, credential_templates.CredentialForm
 
 def issue(
     tenant: TenantOption,
-    credential: Annotated[Path, typer.Argument(help="Unsecured VC 2.0 credential (JSON).")],
+    credential: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Unsecured VC 2.0 credential (JSON).")
+    ],
     *,
     fmt: Annotated[
-        CredentialFormat, typer.Option("--format", help="vc2_jose, sd_jwt_vc or jwt_vc.")
+        CredentialFormat, typer.Option("--format", help="How to secure it.")
     ] = CredentialFormat.VC2_JOSE,
     holder_jwk: Annotated[
-        Path | None, typer.Option(help="sd_jwt_vc: the holder's public JWK (JSON file).")
+        Path | None,
+        typer.Option(metavar="FILE", help="sd_jwt_vc: the holder's public JWK (JSON file)."),
     ] = None,
-    vct: Annotated[str | None, typer.Option(help="sd_jwt_vc for a type without template.")] = None,
+    vct: Annotated[
+        str | None,
+        typer.Option(metavar="URI", help="sd_jwt_vc: the vct for a type without a template."),
+    ] = None,
     provider: Annotated[
-        str | None, typer.Option(help="Sign with this DP's certified key (adds x5c).")
+        str | None,
+        typer.Option(metavar="ID", help="Sign with this DP's certified key (adds x5c)."),
     ] = None,
     status: Annotated[bool, typer.Option(help="Embed a status-list entry.")] = True,
     envelope: Annotated[bool, typer.Option(help="Print the VC-API envelope (JSON).")] = False,
@@ -85,7 +94,12 @@ def issue(
         typer.Option(help="Secure with an embedded Data Integrity proof instead (JSON-LD)."),
     ] = None,
 ) -> None:
-    """Secure a credential from a file and print it (standard output only)."""
+    """Secure a credential from a file and print it (standard output only).
+
+    examples/credential.json is an unsecured credential this accepts.
+
+    Example: pavilion credentials issue --tenant acme-university examples/credential.json > vc.txt
+    """
     from pavilion import jose
 
     document = _json_file(credential, "the credential")
@@ -158,17 +172,31 @@ def _verify_input(path: Path) -> tuple[str, Any, credential_templates.Credential
 
 def verify(
     tenant: TenantOption,
-    secured: Annotated[Path, typer.Argument(help="Secured credential or presentation file.")],
+    secured: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="Secured credential or presentation file."),
+    ],
     *,
-    audience: Annotated[str | None, typer.Option(help="Presentation: the expected aud.")] = None,
-    nonce: Annotated[str | None, typer.Option(help="Presentation: the expected nonce.")] = None,
-    max_age_days: Annotated[
-        float | None, typer.Option(help="Demand fresher DP data than the template.")
+    audience: Annotated[
+        str | None, typer.Option(metavar="URI", help="Presentation: the expected aud.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    nonce: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Presentation: the expected nonce.")
+    ] = None,
+    max_age_days: Annotated[
+        float | None,
+        typer.Option(metavar="DAYS", help="Demand fresher DP data than the template."),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Verify a credential (compact, enveloped, or JSON-LD with a Data Integrity proof) or a
-    presentation (SD-JWT VC or vp+jwt, with --audience and --nonce)."""
+    presentation (SD-JWT VC or vp+jwt, with --audience and --nonce).
+
+    Exit 1 when it does not verify; the report names each check and its reason (of the
+    presentation, then of each credential in it).
+
+    Example: pavilion credentials verify --tenant acme-university vc.txt
+    """
     kind, value, expected = _verify_input(secured)
     presentation = audience is not None or nonce is not None
     max_age = timedelta(days=max_age_days) if max_age_days is not None else None
@@ -217,7 +245,7 @@ def verify(
                 {"path": path, **report.to_json(), "claims": report.claims}
                 for path, report in reports[1:]
             ]
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         colours = {CheckStatus.PASS: "green", CheckStatus.FAIL: "red"}
         for path, report in reports:
@@ -252,14 +280,26 @@ def _holder_signer(path: Path) -> SoftwareSigner:
 
 def present(
     credential: FileArg,
-    holder_key: Annotated[Path, typer.Option(help="The holder's private JWK (JSON file).")],
-    audience: Annotated[str, typer.Option(help="The verifier (KB-JWT aud).")],
-    nonce: Annotated[str, typer.Option(help="The verifier's nonce.")],
+    holder_key: Annotated[
+        Path, typer.Option(metavar="FILE", help="The holder's private JWK (JSON file).")
+    ],
+    audience: Annotated[str, typer.Option(metavar="URI", help="The verifier (KB-JWT aud).")],
+    nonce: Annotated[str, typer.Option(metavar="TEXT", help="The verifier's nonce.")],
     reveal: Annotated[
-        list[str] | None, typer.Option(help="Top-level claims to disclose (default: all).")
+        list[str] | None,
+        typer.Option(
+            metavar="CLAIM",
+            help="A top-level claim to disclose; repeat for more (default: all).",
+        ),
     ] = None,
 ) -> None:
-    """Make an SD-JWT VC presentation with a Key-Binding JWT (what a wallet does)."""
+    """Make an SD-JWT VC presentation with a Key-Binding JWT (what a wallet does).
+
+    \b
+    Example:
+      pavilion credentials present vc.txt --holder-key holder.json --audience https://rp.example \\
+        --nonce n-1
+    """
     from pavilion.credentials import sd_jwt
 
     token, _ = _secured_input(credential)
@@ -279,10 +319,15 @@ def present(
 
 def trust_root(
     tenant: TenantOption,
-    common_name: Annotated[str | None, typer.Option(help="The root's CN.")] = None,
-    valid_days: Annotated[int, typer.Option(help="Validity of the root.")] = 3650,
+    common_name: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="The root's CN (default: the tenant).")
+    ] = None,
+    valid_days: Annotated[int, typer.Option(metavar="DAYS", help="Validity of the root.")] = 3650,
 ) -> None:
-    """Create the tenant's issuer root (X.509 CA; key in the keystore or HSM); print its PEM."""
+    """Create the tenant's issuer root (X.509 CA; key in the keystore or HSM); print its PEM.
+
+    Example: pavilion credentials trust-root --tenant acme-university > root.pem
+    """
 
     async def work(rt: Runtime) -> None:
         tenant_id = await resolve_tenant(rt, tenant)
@@ -297,14 +342,32 @@ def trust_root(
 
 def certify(
     tenant: TenantOption,
-    provider: Annotated[str, typer.Option(help="The provider id.")],
+    provider: Annotated[str, typer.Option(metavar="ID", help="The provider id.")],
     claim_type: Annotated[
-        list[str] | None, typer.Option(help="Accredited claim types (default: all of the DP's).")
+        list[str] | None,
+        typer.Option(
+            metavar="TYPE",
+            help="An accredited claim type; repeat for more (default: all of the DP's).",
+        ),
     ] = None,
-    valid_days: Annotated[int, typer.Option(help="Validity of the DP certificate.")] = 365,
-    algorithm: Annotated[str, typer.Option(help="ES256 or EdDSA.")] = "ES256",
+    valid_days: Annotated[
+        int, typer.Option(metavar="DAYS", help="Validity of the DP certificate.")
+    ] = 365,
+    algorithm: Annotated[
+        str,
+        typer.Option(
+            metavar="ALG",
+            help="ES256 or EdDSA: the DP's key signs its credentials (the way to issue EdDSA).",
+        ),
+    ] = "ES256",
 ) -> None:
-    """Certify a DP's issuing key under the tenant root and issue its accreditation."""
+    """Certify a DP's issuing key under the tenant root and issue its accreditation.
+
+    \b
+    Example:
+      pavilion credentials certify --tenant acme-university --provider $PROVIDER_ID \\
+        --claim-type student_status
+    """
     if algorithm not in ("ES256", "EdDSA"):
         raise PavilionError("--algorithm must be ES256 or EdDSA")
     chosen: Algorithm = "ES256" if algorithm == "ES256" else "EdDSA"
@@ -326,10 +389,26 @@ def certify(
     run_async(work)
 
 
-def templates() -> None:
-    """List the credential templates (versioned) and their maximum data age."""
+def templates(as_json: JsonOption = False) -> None:
+    """List the credential templates (versioned) and their maximum data age.
+
+    Example: pavilion credentials templates --json
+    """
     from pavilion.credentials.templates import TEMPLATES
 
+    if as_json:
+        print_json(
+            [
+                {
+                    "template": t.id,
+                    "type": t.credential_type,
+                    "vct": t.vct,
+                    "max_age_days": t.max_age.days,
+                }
+                for t in TEMPLATES.values()
+            ]
+        )
+        return
     table = Table("template", "type", "vct", "max age (days)")
     for template in TEMPLATES.values():
         table.add_row(
@@ -343,11 +422,22 @@ def templates() -> None:
 
 def set_default(
     tenant: TenantOption,
-    claim_type: Annotated[str, typer.Option(help="student_status, age_over or membership.")],
+    claim_type: Annotated[
+        str, typer.Option(metavar="TYPE", help="student_status, age_over or membership.")
+    ],
     fmt: Annotated[CredentialFormat, typer.Option("--format", help="The default format.")],
-    template: Annotated[str | None, typer.Option(help="e.g. student_status@1.")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="e.g. student_status@1 (default: the latest)."),
+    ] = None,
 ) -> None:
-    """Set the tenant's default template and format for a claim type."""
+    """Set the tenant's default template and format for a claim type.
+
+    \b
+    Example:
+      pavilion credentials set-default --tenant acme-university --claim-type student_status \\
+        --format sd_jwt_vc
+    """
     from pavilion.errors import InvalidRequest
 
     async def work(rt: Runtime) -> None:

@@ -8,14 +8,19 @@ runs verifications, verifies a credential against the JWKS, and prints the audit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.console import Console
@@ -39,7 +44,12 @@ class Tokens:
     auditor: str
 
 
+#: The smallest roster the demo accepts: seed 42 has a former student from the 12th record on.
+MIN_ROSTER_SIZE: Final = 50
+
+
 def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the main Typer app."""
     app.command("demo")(demo)
 
 
@@ -49,17 +59,57 @@ def demo(
     ] = False,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where to keep the demo's files; a fresh temporary folder if omitted."),
+        typer.Option(
+            metavar="DIR",
+            help="Where to keep the demo's files (kept afterwards); a temporary folder, "
+            "removed on every exit, if omitted.",
+        ),
     ] = None,
-    roster_size: Annotated[int, typer.Option(min=10, max=1_000_000)] = 1000,
+    roster_size: Annotated[
+        int,
+        typer.Option(
+            min=MIN_ROSTER_SIZE,
+            max=1_000_000,
+            metavar="N",
+            help="Students in the synthetic roster.",
+        ),
+    ] = 1000,
 ) -> None:
-    """Run the connector end to end on its embedded defaults (SQLite, software keystore)."""
+    """Run the connector end to end on its embedded defaults (SQLite, software keystore).
+
+    The temporary folder holds keys and tokens: it is removed however the demo ends (done,
+    an error, Ctrl-C or SIGTERM), --keep-running included.
+
+    Example: pavilion demo --keep-running
+    """
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="pavilion-demo-"))
     try:
-        _run(workdir, keep_running, roster_size)
+        with _sigterm_as_interrupt():
+            _run(workdir, keep_running, roster_size)
+    except KeyboardInterrupt:
+        console.print("stopped")
     finally:
-        if data_dir is None and not keep_running:
+        if data_dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+            console.print(f"removed {workdir} (its keys and tokens with it)", highlight=False)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the demo like Ctrl-C, so that the clean-up runs (signal handlers can only
+    be set from the main thread; elsewhere, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(workdir: Path, keep_running: bool, roster_size: int) -> None:
@@ -103,7 +153,10 @@ def _run(workdir: Path, keep_running: bool, roster_size: int) -> None:
     roster_path = workdir / "roster.csv"
     records = generate_roster(roster_size, seed=42, reference_date=DEFAULT_REFERENCE_DATE)
     write_roster(records, roster_path, "csv")
-    examples = pick_examples(records)
+    try:
+        examples = pick_examples(records)
+    except ValueError as exc:
+        raise PavilionError(f"--roster-size {roster_size}: {exc}") from exc
     console.print(f"3. synthetic roster of {roster_size} students written to {roster_path.name}")
 
     api_key = secrets.token_urlsafe(32)
@@ -278,6 +331,7 @@ def _wait(connector_url: str, agent_url: str, tokens: Tokens) -> None:
     console.print(f"connector: {connector_url}  (OpenAPI: {connector_url}/docs)")
     console.print(f"DP agent:  {agent_url}")
     console.print(f"platform-admin token: {tokens.platform}", markup=False)
+    console.print(f"tenant-admin token: {tokens.admin}", markup=False)
     console.print(f"broker token: {tokens.broker}", markup=False)
     console.print(f"auditor token: {tokens.auditor}", markup=False)
     console.print("press Ctrl-C to stop")

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.console import Console
 
-_err = Console(stderr=True)
+from pavilion.cli.output import err as _err
+from pavilion.cli.output import group
 
 
 def notice(old: str, new: str) -> None:
+    """One line on standard error naming the command that replaces ``old``."""
     _err.print(f"[yellow]'{old}' is deprecated and will be removed: use '{new}'[/yellow]")
 
 
@@ -33,6 +34,6 @@ def alias_command(
 
 def alias_group(parent: typer.Typer, name: str, new: str) -> typer.Typer:
     """A hidden group ``name`` under ``parent`` for the old names of ``new``'s commands."""
-    group = typer.Typer(help=f"Deprecated: use '{new}'.", no_args_is_help=True)
-    parent.add_typer(group, name=name, hidden=True)
-    return group
+    deprecated = group(f"Deprecated: use '{new}'.")
+    parent.add_typer(deprecated, name=name, hidden=True)
+    return deprecated

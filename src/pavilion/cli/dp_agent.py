@@ -37,11 +37,18 @@ def dp_agent(
     records: Annotated[
         Path,
         typer.Option(
-            "--records", dir_okay=False, help="Roster to serve: .csv (header row) or .json."
+            "--records",
+            metavar="FILE",
+            dir_okay=False,
+            help="Roster to serve: .csv (header row) or .json.",
         ),
     ],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8700,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, metavar="PORT", help="0 picks a free port.")
+    ] = 8700,
     api_key_env: Annotated[
         str | None,
         typer.Option(
@@ -51,43 +58,70 @@ def dp_agent(
     ] = None,
     api_key_file: Annotated[
         Path | None,
-        typer.Option(dir_okay=False, help="File holding the API key (surrounding spaces ignored)."),
+        typer.Option(
+            metavar="FILE",
+            dir_okay=False,
+            help="File holding the API key (surrounding spaces ignored).",
+        ),
     ] = None,
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Serve without an API key (local tests).")
     ] = False,
     security: Annotated[
         Path | None,
-        typer.Option(dir_okay=False, help="YAML/JSON: TLS, mutual TLS, OAuth2 (DP_AGENT.md)."),
+        typer.Option(
+            metavar="FILE",
+            dir_okay=False,
+            help="YAML/JSON: TLS, mutual TLS, OAuth2 (docs/DP_AGENT.md).",
+        ),
     ] = None,
-    latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to lookups.")] = 0.0,
+    latency_ms: Annotated[
+        float, typer.Option(min=0.0, metavar="MS", help="Delay added to lookups.")
+    ] = 0.0,
     latency_jitter_ms: Annotated[
-        float, typer.Option(min=0.0, help="Extra uniform random delay, up to this.")
+        float, typer.Option(min=0.0, metavar="MS", help="Extra uniform random delay, up to this.")
     ] = 0.0,
     error_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of lookups answered 500.")
+        float,
+        typer.Option(min=0.0, max=1.0, metavar="SHARE", help="Share of lookups answered 500."),
     ] = 0.0,
     garbage_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of lookups answered with garbage.")
+        float,
+        typer.Option(
+            min=0.0, max=1.0, metavar="SHARE", help="Share of lookups answered with garbage."
+        ),
     ] = 0.0,
     seed: Annotated[
-        int | None, typer.Option(help="Seed for fault injection, for repeatable runs.")
+        int | None,
+        typer.Option(metavar="N", help="Seed for fault injection, for repeatable runs."),
     ] = None,
     oprf_key_dir: Annotated[
         Path | None,
-        typer.Option(file_okay=False, help="Serve OPRF evaluations (PSI) with keys from here."),
+        typer.Option(
+            metavar="DIR",
+            file_okay=False,
+            help="Serve OPRF evaluations (PSI) with keys from here.",
+        ),
     ] = None,
     oprf_rate: Annotated[
-        float, typer.Option(min=0.001, help="OPRF evaluations per second per tenant.")
+        float,
+        typer.Option(min=0.001, metavar="N", help="OPRF evaluations per second per tenant."),
     ] = 20.0,
     oprf_burst: Annotated[
-        int, typer.Option(min=1, help="OPRF evaluations a tenant may make at once.")
+        int, typer.Option(min=1, metavar="N", help="OPRF evaluations a tenant may make at once.")
     ] = 2000,
     log_level: Annotated[
         LogLevel, typer.Option(case_sensitive=False, help="Logs are JSON lines on stderr.")
     ] = LogLevel.INFO,
 ) -> None:
-    """Run a DP agent that answers the connector's lookups from a roster file."""
+    """Run a DP agent that answers the connector's lookups from a roster file.
+
+    The API key comes from $PAVILION_DP_API_KEY (or --api-key-env / --api-key-file), never
+    the command line; the same key goes in the provider definition's auth.api_key. Prints
+    "DP agent serving N records on URL" on stderr once listening.
+
+    Example: PAVILION_DP_API_KEY=$(openssl rand -hex 24) pavilion dp-agent --records roster.csv
+    """
     from pydantic import ValidationError
 
     from pavilion.dpagent.config import AgentConfig, FaultConfig

@@ -2,69 +2,133 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pavilion.cli.context import run_async
+from pavilion.cli.output import JsonOption, group, out, print_json
 
 if TYPE_CHECKING:
+    from pavilion.keystore.base import KeyMeta
     from pavilion.runtime import Runtime
     from pavilion.workflows.key_lifecycle import KeyChange
 
-keys_app = typer.Typer(
-    help="Signing and key-encryption keys: create, list, rotate, activate, retire.",
-    no_args_is_help=True,
-)
-console = Console()
+keys_app = group("Signing and key-encryption keys: create, list, rotate, activate, retire.")
 ACTOR = "cli"
 KEY_ID_HELP = "kid or key name; a kid that starts with '-' goes after '--'."
 
 PurposeOption = Annotated[
     str,
-    typer.Option(help="credential-signing, audit-signing or key-encryption."),
+    typer.Option(metavar="PURPOSE", help="credential-signing, audit-signing or key-encryption."),
 ]
 AlgorithmOption = Annotated[
     str | None,
-    typer.Option(help="ES256 or EdDSA (signing), A256GCM (key encryption); default per purpose."),
+    typer.Option(
+        metavar="ALG",
+        help="ES256 or EdDSA (credential-signing), EdDSA (audit-signing), A256GCM "
+        "(key-encryption); the first is the default.",
+    ),
 ]
+KeyIdArgument = Annotated[str, typer.Argument(metavar="KEY_ID", help=KEY_ID_HELP)]
+
+#: What a running server does after a lifecycle step made by another process (this CLI).
+PICKUP = (
+    "a running server picks the change up at its next keystore refresh "
+    "(every PAVILION_KEY_USAGE_FLUSH_SECONDS, 30 s by default); restart it to switch at once"
+)
+
+
+def signs(meta: KeyMeta) -> str:
+    """What a key is used for now, in words: which active key signs what, and why an active
+    key may sign nothing (credentials are signed with the purpose's default algorithm)."""
+    from pavilion.keystore.base import default_algorithm
+
+    if meta.state == "retired":
+        return "nothing (retired, out of the JWKS)"
+    if meta.state in ("pending", "inactive"):
+        if meta.purpose == "key-encryption":
+            return "unwraps the data keys it wrapped" if meta.state == "inactive" else "nothing yet"
+        return "nothing (published in the JWKS, so its signatures still verify)"
+    if meta.purpose == "key-encryption":
+        return "wraps tenant data keys"
+    if meta.purpose == "audit-signing":
+        return "audit checkpoints, roster manifests, receipts"
+    if meta.algorithm == default_algorithm(meta.purpose):
+        return "credentials (the connector's own key)"
+    return (
+        f"nothing: the connector signs credentials with its active "
+        f"{default_algorithm(meta.purpose)} key; {meta.algorithm} signs only as a DP's "
+        "certified key (pavilion credentials certify --algorithm EdDSA)"
+    )
 
 
 def _print_change(change: KeyChange, verb: str) -> None:
     key = change.key
-    console.print(
-        f"key [bold]{key.key_id}[/bold] ({key.purpose} {key.algorithm}) {verb}: now "
-        f"{key.state}; audit leaf {change.audit_index} of the platform log"
+    out.print(
+        f"key {key.key_id} ({key.purpose} {key.algorithm}) {verb}: now "
+        f"{key.state}; audit leaf {change.audit_index} of the platform log",
+        highlight=False,
+        markup=False,
     )
     if change.previous_active:
-        console.print(
-            f"previous active key {change.previous_active} stays in the JWKS until retired"
+        out.print(
+            f"previous active key {change.previous_active} stays in the JWKS until retired",
+            highlight=False,
+            markup=False,
         )
+    if key.state == "active":
+        out.print(f"it signs {signs(key)}; {PICKUP}", highlight=False, markup=False)
 
 
 @keys_app.command("list")
 def keys_list(
-    purpose: Annotated[str | None, typer.Option(help="Only keys of this purpose.")] = None,
+    purpose: Annotated[
+        str | None, typer.Option(metavar="PURPOSE", help="Only keys of this purpose.")
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List every key (never key material)."""
+    """List every key (never key material): purpose, algorithm, state and what it signs.
 
-    async def work(rt: Runtime) -> None:
-        table = Table("key id", "purpose", "alg", "state", "created", "backend")
-        for meta in await rt.keys.list():
-            if purpose is None or meta.purpose == purpose:
-                table.add_row(
-                    meta.key_id,
-                    meta.purpose,
-                    meta.algorithm,
-                    meta.state,
-                    meta.created_at[:19],
-                    meta.backend,
-                )
-        console.print(table)
+    One key per purpose signs at a time: credentials with the active ES256 key (an active
+    EdDSA credential-signing key signs only as a DP's certified key), the audit log with its
+    EdDSA key.
 
-    run_async(work)
+    Example: pavilion keys list --purpose credential-signing
+    """
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        return [
+            {
+                "key_id": meta.key_id,
+                "purpose": meta.purpose,
+                "algorithm": meta.algorithm,
+                "state": meta.state,
+                "signs": signs(meta),
+                "created": meta.created_at,
+                "backend": meta.backend,
+            }
+            for meta in await rt.keys.list()
+            if purpose is None or meta.purpose == purpose
+        ]
+
+    rows = run_async(work)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("key id", "purpose", "alg", "state", "signs", "created", "backend")
+    for row in rows:
+        table.add_row(
+            row["key_id"],
+            row["purpose"],
+            row["algorithm"],
+            row["state"],
+            row["signs"],
+            row["created"][:19],
+            row["backend"],
+        )
+    out.print(table)
 
 
 @keys_app.command("create")
@@ -73,7 +137,10 @@ def keys_create(
     algorithm: AlgorithmOption = None,
     activate: Annotated[bool, typer.Option(help="Make it the active key at once.")] = False,
 ) -> None:
-    """Create a key inside the keystore (pending: published in the JWKS, not yet signing)."""
+    """Create a key inside the keystore (pending: published in the JWKS, not yet signing).
+
+    Example: pavilion keys create --purpose credential-signing --algorithm ES256
+    """
 
     async def work(rt: Runtime) -> None:
         change = await rt.keys.create(purpose, algorithm, activate=activate, actor=ACTOR)
@@ -84,7 +151,14 @@ def keys_create(
 
 @keys_app.command("rotate")
 def keys_rotate(purpose: PurposeOption, algorithm: AlgorithmOption = None) -> None:
-    """Create a key and make it sign; the old key stays in the JWKS until it is retired."""
+    """Create a key and make it sign; the old key stays in the JWKS until it is retired.
+
+    A running server switches at its next keystore refresh (PAVILION_KEY_USAGE_FLUSH_SECONDS,
+    30 s by default). Credentials sign with the ES256 key: rotating in an EdDSA
+    credential-signing key publishes it but does not change what signs.
+
+    Example: pavilion keys rotate --purpose credential-signing
+    """
 
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.rotate(purpose, algorithm, actor=ACTOR), "rotated in")
@@ -93,8 +167,11 @@ def keys_rotate(purpose: PurposeOption, algorithm: AlgorithmOption = None) -> No
 
 
 @keys_app.command("activate")
-def keys_activate(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> None:
-    """Make a pending (or inactive) key the one that signs."""
+def keys_activate(key_id: KeyIdArgument) -> None:
+    """Make a pending (or inactive) key the one that signs (one active key per algorithm).
+
+    Example: pavilion keys activate -- <kid from keys list>
+    """
 
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.activate(key_id, actor=ACTOR), "activated")
@@ -103,8 +180,11 @@ def keys_activate(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> N
 
 
 @keys_app.command("retire")
-def keys_retire(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> None:
-    """Retire a key for good: it leaves the JWKS and is never used again."""
+def keys_retire(key_id: KeyIdArgument) -> None:
+    """Retire a key for good: it leaves the JWKS and is never used again.
+
+    Example: pavilion keys retire -- <kid from keys list>
+    """
 
     async def work(rt: Runtime) -> None:
         _print_change(await rt.keys.retire(key_id, actor=ACTOR), "retired")
@@ -113,4 +193,5 @@ def keys_retire(key_id: Annotated[str, typer.Argument(help=KEY_ID_HELP)]) -> Non
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``keys`` to the main Typer app."""
     app.add_typer(keys_app, name="keys")

@@ -14,36 +14,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pavilion.cli.context import CliContext, cli_settings, enter, resolve_tenant, run_async
+from pavilion.cli.context import CliContext, cli_settings, enter
+from pavilion.cli.output import err, group, out
 from pavilion.errors import PavilionError
-from pavilion.tenancy.roles import Role
 
 if TYPE_CHECKING:
     from pavilion.config.settings import Settings
     from pavilion.runtime import Runtime
+    from pavilion.store.migrate import UpgradeReport
+
+EXIT_CODES = "Exit codes: 0 done, 1 refused or a failed check (the reason on stderr), 2 usage."
 
 app = typer.Typer(
     name="pavilion",
     help="Pavilion DP Connector: privacy-first eligibility verification.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens (shown once).", no_args_is_help=True)
-providers_app = typer.Typer(help="The DP registry.", no_args_is_help=True)
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+db_app = group("The database schema: create it or bring it up to date.")
 app.add_typer(db_app, name="db")
-app.add_typer(tenants_app, name="tenants")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(providers_app, name="providers")
-app.add_typer(audit_app, name="audit")
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -51,43 +43,82 @@ def _global_options(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="YAML settings file; PAVILION_* variables override it."),
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="YAML settings file; PAVILION_* variables override it.",
+        ),
     ] = None,
 ) -> None:
     # Logging starts when a command first asks for settings (CliContext.start_logging).
     enter(ctx, CliContext(config_file=config))
 
 
-def migrate(s: Settings) -> None:
+def migrate(s: Settings) -> UpgradeReport:
     from pavilion.store.migrate import app_role_for, upgrade
 
-    upgrade(s.database_migration_url, app_role_for(s.database_url, s.database_migration_url))
+    return upgrade(s.database_migration_url, app_role_for(s.database_url, s.database_migration_url))
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or update the schema (and row-level security on PostgreSQL). Safe to re-run."""
+    """Create or update the schema (and row-level security on PostgreSQL). Safe to re-run.
+
+    Says which database, which migrations it applied and how many tables it created, or
+    that there was nothing to do.
+
+    Example: PAVILION_DATA_DIR=./pavilion-data pavilion db upgrade
+    """
+    from pavilion.store.migrate import describe_database
+
     s = cli_settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(s)
-    console.print("[green]database schema is up to date[/green]")
+    report = migrate(s)
+    where = describe_database(s.database_migration_url)
+    if not report.applied:
+        out.print(
+            f"{where}: the schema is already up to date ({len(report.tables)} tables); "
+            "nothing to do",
+            highlight=False,
+            markup=False,
+        )
+        return
+    out.print(
+        f"{where}: {len(report.applied)} migrations applied, "
+        f"{len(report.created_tables)} tables created:",
+        highlight=False,
+        markup=False,
+    )
+    for revision, doc in report.applied:
+        out.print(f"  {revision} {doc}", highlight=False, markup=False)
+    out.print("[green]the schema is up to date[/green]")
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Overrides PAVILION_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides PAVILION_PORT.")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Overrides PAVILION_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Overrides PAVILION_PORT.")
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
             min=1,
             max=64,
+            metavar="N",
             help="Worker processes on one socket, each with its own runtime; more than one "
             "needs PostgreSQL (PAVILION_DATABASE_URL).",
         ),
     ] = 1,
 ) -> None:
-    """Run the connector's HTTP API."""
+    """Run the connector's HTTP API until Ctrl-C or SIGTERM.
+
+    Prints "listening on URL" on stderr once the port is bound (port 0 picks a free one).
+
+    Example: pavilion serve --port 8600
+    """
     from pavilion.observability.logging import configure_logging
     from pavilion.serving import build_server, serve_in_foreground
 
@@ -107,7 +138,11 @@ def serve(
 
     def announce(url: str) -> None:
         many = f" ({workers} worker processes)" if workers > 1 else ""
-        err_console.print(f"listening on {url}{many}", highlight=False)
+        err.print(
+            f"listening on {url}{many}; API documentation at {url}/docs; Ctrl-C stops",
+            highlight=False,
+            markup=False,
+        )
 
     if workers > 1:
         _serve_workers(s, workers, announce)
@@ -156,9 +191,15 @@ async def _check_database_role(rt: Runtime) -> None:
 
 @app.command()
 def openapi(
-    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write here instead of standard output."),
+    ] = None,
 ) -> None:
-    """Print the connector's OpenAPI document (docs/openapi.json is this output)."""
+    """Print the connector's OpenAPI document (docs/openapi.json is this output).
+
+    Example: pavilion openapi --out docs/openapi.json
+    """
     import tempfile
 
     from pavilion.api.app import create_app
@@ -168,165 +209,28 @@ def openapi(
     with tempfile.TemporaryDirectory() as scratch:
         document = create_app(build_runtime(load_settings(None, data_dir=Path(scratch)))).openapi()
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    if out is None:
+    if out_file is None:
         print(text, end="")
     else:
-        out.write_text(text, encoding="utf-8")
-
-
-@tenants_app.command("create")
-def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
-    """Create a tenant with its own data key."""
-
-    async def work(rt: Runtime) -> None:
-        tenant = await rt.tenancy.create_tenant(name)
-        console.print(f"tenant [bold]{tenant.name}[/bold] created: id {tenant.id}")
-
-    run_async(work)
-
-
-@tenants_app.command("list")
-def tenants_list() -> None:
-    """List tenants."""
-
-    async def work(rt: Runtime) -> None:
-        table = Table("id", "name", "created")
-        after = None
-        while True:
-            page = await rt.tenancy.list_tenants(limit=200, after=after)
-            for t in page:
-                table.add_row(t.id, t.name, t.created_at.isoformat(timespec="seconds"))
-            if len(page) < 200:
-                break
-            after = page[-1].id
-        console.print(table)
-
-    run_async(work)
-
-
-@tokens_app.command("create")
-def tokens_create(
-    tenant: Annotated[str, typer.Option(help="Tenant name or id; 'platform' for platform-admin.")],
-    role: Annotated[Role, typer.Option(help="The token's role.")],
-    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
-) -> None:
-    """Create an API token. The secret is printed once, on standard output only."""
-
-    async def work(rt: Runtime) -> None:
-        await rt.tenancy.ensure_platform_tenant()
-        tenant_id = await resolve_tenant(rt, tenant)
-        issued = await rt.tenancy.create_token(tenant_id, name, role)
-        err_console.print(
-            f"token {issued.id} ({role.value}) for tenant {tenant_id}; store it now, "
-            "it is not shown again:"
-        )
-        print(issued.secret)
-
-    run_async(work)
-
-
-@providers_app.command("register")
-def providers_register(
-    tenant: Annotated[str, typer.Option(help="Tenant name or id.")],
-    spec: Annotated[Path, typer.Argument(help="Provider definition, YAML or JSON.")],
-) -> None:
-    """Register a DP from a file (see docs/ARCHITECTURE.md for its shape)."""
-    import yaml
-    from pydantic import ValidationError
-
-    from pavilion.parsing import load_yaml
-    from pavilion.providers.schemas import ProviderIn
-
-    try:
-        document = load_yaml(spec.read_text("utf-8"), what=str(spec))
-        provider_in = ProviderIn.model_validate(document)
-    except (OSError, yaml.YAMLError) as exc:
-        raise PavilionError(f"{spec}: cannot read provider definition: {exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PavilionError(f"{spec}: {where}: {first['msg']}") from exc
-
-    async def work(rt: Runtime) -> None:
-        tenant_id = await resolve_tenant(rt, tenant)
-        out = await rt.providers.register(tenant_id, provider_in)
-        console.print(f"provider [bold]{out.name}[/bold] registered: id {out.id}")
-
-    run_async(work)
-
-
-@providers_app.command("list")
-def providers_list(tenant: Annotated[str, typer.Option(help="Tenant name or id.")]) -> None:
-    """List a tenant's providers and their regions."""
-
-    async def work(rt: Runtime) -> None:
-        tenant_id = await resolve_tenant(rt, tenant)
-        table = Table("id", "name", "claims", "regions")
-        for p in await rt.providers.list(tenant_id, limit=500, after=None):
-            regions = ", ".join(f"{e.region} ({e.jurisdiction})" for e in p.endpoints)
-            table.add_row(p.id, p.name, ", ".join(p.claim_types), regions)
-        console.print(table)
-
-    run_async(work)
-
-
-@audit_app.command("checkpoint")
-def audit_checkpoint(tenant: Annotated[str, typer.Option(help="Tenant name or id.")]) -> None:
-    """Sign (if the log grew) and print the latest checkpoint as a signed note."""
-
-    async def work(rt: Runtime) -> None:
-        tenant_id = await resolve_tenant(rt, tenant)
-        checkpoint = await rt.audit.checkpoint(tenant_id)
-        print(checkpoint.note, end="")
-        err_console.print(f"verifier key: {rt.audit.verifier_key_for(tenant_id)}")
-
-    run_async(work)
-
-
-@audit_app.command("verify")
-def audit_verify(
-    tenant: Annotated[
-        str | None, typer.Option(help="Tenant name or id; every tenant when omitted.")
-    ] = None,
-) -> None:
-    """Recompute every tenant's tree from storage and check every signed checkpoint."""
-
-    async def work(rt: Runtime) -> bool:
-        if tenant is not None:
-            tenant_ids = [await resolve_tenant(rt, tenant)]
-        else:
-            tenant_ids = [t.id for t in await rt.tenancy.list_tenants(limit=100_000, after=None)]
-        table = Table("tenant", "leaves", "root", "checkpoints", "result")
-        problems: list[str] = []
-        for tenant_id in tenant_ids:
-            report = await rt.audit.verify(tenant_id)
-            problems += [f"{tenant_id}: {problem}" for problem in report.problems]
-            table.add_row(
-                tenant_id,
-                str(report.size),
-                report.root_hash[:16] + "…",
-                str(report.checkpoints_checked),
-                "[green]ok[/green]" if report.ok else f"[red]{len(report.problems)} problems",
-            )
-        console.print(table)
-        for problem in problems:
-            print(f"TAMPERED {problem}")
-        return not problems
-
-    if not run_async(work):
-        raise typer.Exit(1)
+        out_file.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
     try:
         app()
     except PavilionError as exc:
-        err_console.print(f"[red]error:[/red] {exc.detail}")
-        sys.exit(2)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(exc.detail)}", highlight=False)
+        sys.exit(1)
 
 
 def _register_commands() -> None:
     # Commands that live in their own modules add themselves to the one app.
+    from pavilion.cli import audit_log, registry
+
+    registry.register(app)
+    audit_log.register(app)
     from pavilion.cli import demo, dp_agent, synth
 
     for module in (dp_agent, synth, demo):
@@ -344,9 +248,6 @@ def _register_commands() -> None:
     from pavilion.cli import privacy  # issue 5: PSI, ZK predicates, private releases, receipts
 
     privacy.register(app)
-    from pavilion.cli import connections  # issue 4: live DP endpoint health
-
-    providers_app.command("status")(connections.providers_status)
     from pavilion.cli import tls  # issue 14: the connector's own TLS key
 
     tls.register(app)

@@ -1,29 +1,29 @@
 """``pavilion privacy ...``: the privacy engine from the command line.
 
-"DP" is the data provider throughout. DP side (run where the DP agent runs): ``dp-keys
-init|rotate|show``, ``tag-set push``. Connector side (run against the connector's database):
-``tag-set-key register``, ``psi batch``, ``zk present``, ``budget set|show``, ``release`` (a
-differentially private statistic), ``receipts verify``. The names before the rename (``roster
-push``, ``roster-key register``, ``dp release``) are hidden deprecated aliases for one release.
+"DP" is the data provider throughout. DP side (run where the DP agent runs, in
+``privacy_dp.py``): ``dp-keys init|rotate|show``, ``tag-set push``. Connector side (run
+against the connector's database): ``tag-set-key register``, ``psi batch``, ``zk present``,
+``budget set|show``, ``release`` (a differentially private statistic), ``receipts verify``.
+The names before the rename (``roster push``, ``roster-key register``, ``dp release``) are
+hidden deprecated aliases for one release.
 Results are JSON on standard output; messages go to standard error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from pavilion.cli import privacy_dp
 from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.cli.deprecation import alias_command, alias_group
-from pavilion.errors import PavilionError
+from pavilion.cli.output import err as err_printer
+from pavilion.cli.output import group
 
 if TYPE_CHECKING:
     from pavilion.privacy.budget import BudgetView
@@ -33,23 +33,28 @@ if TYPE_CHECKING:
     from pavilion.workflows.psi import BatchPsiResult
     from pavilion.workflows.zk_present import ZkPresentation
 
-err = Console(stderr=True)
-DEFAULT_TOKEN_ENV: Final = "PAVILION_CONNECTOR_TOKEN"  # noqa: S105  a variable name
 
-privacy_app = typer.Typer(
-    help="Privacy engine: PSI, ZK predicates, differentially private releases, receipts."
+class _Messages:
+    """Messages on standard error, printed as given (no markup, no highlighting)."""
+
+    def print(self, text: str) -> None:
+        err_printer.print(text, markup=False, highlight=False)
+
+
+err = _Messages()
+
+privacy_app = group(
+    "Privacy engine: PSI, ZK predicates, differentially private releases, receipts."
 )
-dp_keys_app = typer.Typer(help="The DP agent's OPRF and tag-set signing keys (DP side).")
-tag_set_app = typer.Typer(help="Push the DP's roster as OPRF tag sets (DP side).")
-tag_set_key_app = typer.Typer(help="Register a DP's tag-set signing key (connector side).")
-psi_app = typer.Typer(help="Private set intersection against a pushed tag set.")
-zk_app = typer.Typer(help="Zero-knowledge predicate presentations (AnonCreds).")
-budget_app = typer.Typer(help="Privacy budgets (the ledger of epsilon and delta).")
-receipts_app = typer.Typer(help="Privacy receipts: signatures and audit-log inclusion.")
-anoncreds_app = typer.Typer(help="AnonCreds credentials: revocation (published as deltas).")
+tag_set_key_app = group("Register a DP's tag-set signing key (connector side).")
+psi_app = group("Private set intersection against a pushed tag set.")
+zk_app = group("Zero-knowledge predicate presentations (AnonCreds).")
+budget_app = group("Privacy budgets (the ledger of epsilon and delta).")
+receipts_app = group("Privacy receipts: signatures and audit-log inclusion.")
+anoncreds_app = group("AnonCreds credentials: revocation (published as deltas).")
 for _sub, _name in (
-    (dp_keys_app, "dp-keys"),
-    (tag_set_app, "tag-set"),
+    (privacy_dp.dp_keys_app, "dp-keys"),
+    (privacy_dp.tag_set_app, "tag-set"),
     (tag_set_key_app, "tag-set-key"),
     (psi_app, "psi"),
     (zk_app, "zk"),
@@ -57,98 +62,19 @@ for _sub, _name in (
     (receipts_app, "receipts"),
     (anoncreds_app, "anoncreds"),
 ):
-    _sub.info.no_args_is_help = True
     privacy_app.add_typer(_sub, name=_name)
-privacy_app.info.no_args_is_help = True
 
-TenantOption = Annotated[str, typer.Option(help="Tenant name or id.")]
-KeyDir = Annotated[Path, typer.Option("--dir", help="The DP agent's key directory.")]
+TenantOption = Annotated[str, typer.Option(metavar="NAME|ID", help="Tenant name or id.")]
+ProviderOption = Annotated[str, typer.Option(metavar="ID", help="Provider id.")]
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``privacy`` to the main Typer app."""
     app.add_typer(privacy_app, name="privacy")
 
 
 def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-# --------------------------------------------------------------------------- DP side
-
-
-@dp_keys_app.command("init")
-def dp_keys_init(directory: KeyDir) -> None:
-    """Generate the OPRF key and tag-set signing key (kept if they exist); print public keys."""
-    from pavilion.dpagent.oprf_keys import OprfKeyRing
-
-    ring = OprfKeyRing.open(directory)
-    _print(_public_keys(ring))
-    err.print("register tag_set_signing_key with the connector (tag-set-key register, or the API)")
-
-
-@dp_keys_app.command("rotate")
-def dp_keys_rotate(directory: KeyDir) -> None:
-    """Make a new current OPRF key; the previous one serves until tag sets are pushed again."""
-    from pavilion.dpagent.oprf_keys import OprfKeyRing
-
-    ring = OprfKeyRing.open(directory, create=False)
-    key = ring.rotate()
-    err.print(f"new current OPRF key {key.key_id}; push the tag sets again (tag-set push)")
-    _print(_public_keys(ring))
-
-
-@dp_keys_app.command("show")
-def dp_keys_show(directory: KeyDir) -> None:
-    """Print the public keys (never the private ones)."""
-    from pavilion.dpagent.oprf_keys import OprfKeyRing
-
-    _print(_public_keys(OprfKeyRing.open(directory, create=False)))
-
-
-def _public_keys(ring: Any) -> dict[str, Any]:
-    return {
-        "oprf_keys": [k.public() for k in ring.all_keys()],
-        "tag_set_signing_key": ring.signing_public_jwk(),
-    }
-
-
-@tag_set_app.command("push")
-def tag_set_push(
-    *,
-    records: Annotated[Path, typer.Option(dir_okay=False, help="Roster file (.csv or .json).")],
-    directory: KeyDir,
-    connector: Annotated[str, typer.Option(help="The connector's base URL.")],
-    tenant_id: Annotated[str, typer.Option(help="The DP's tenant id at the connector.")],
-    provider_id: Annotated[str, typer.Option(help="The DP's provider id at the connector.")],
-    token_env: Annotated[
-        str, typer.Option(help="Environment variable holding a dp-admin token.")
-    ] = DEFAULT_TOKEN_ENV,
-    tag_bytes: Annotated[int, typer.Option(min=4, max=32, help="Bytes kept per tag.")] = 8,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes for the OPRF.")] = 2,
-) -> None:
-    """Encode every set of the roster as VOPRF tags, sign the manifests and push them."""
-    from pavilion.dpagent.oprf_keys import OprfKeyRing
-    from pavilion.dpagent.records import RecordLoadError, load_records
-    from pavilion.dpagent.tag_set_push import PushTarget, push_tag_sets
-
-    token = os.environ.get(token_env, "").strip()
-    if not token:
-        raise typer.BadParameter(f"set ${token_env} to a dp-admin token of the connector")
-    try:
-        index = load_records(records)
-    except RecordLoadError as exc:
-        raise PavilionError(exc.detail) from exc
-    ring = OprfKeyRing.open(directory, create=False)
-    target = PushTarget(connector, token, tenant_id, provider_id)
-    pushed = asyncio.run(
-        push_tag_sets(list(index), ring, target, tag_bytes=tag_bytes, workers=workers)
-    )
-    for item in pushed:
-        err.print(
-            f"set {item['set']!r} version {item['version']}: {item['count']:,} tags, "
-            f"false-positive rate {item['false_positive_rate']:.2e}"
-        )
-    _print(pushed)
 
 
 # --------------------------------------------------------------------------- connector side
@@ -157,10 +83,23 @@ def tag_set_push(
 @tag_set_key_app.command("register")
 def tag_set_key_register(
     tenant: TenantOption,
-    provider: Annotated[str, typer.Option(help="Provider id.")],
-    jwk_file: Annotated[Path, typer.Option(dir_okay=False, help="The DP's public JWK (JSON).")],
+    provider: ProviderOption,
+    jwk_file: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            dir_okay=False,
+            help="The DP's public JWK, or the output of 'pavilion privacy dp-keys show'.",
+        ),
+    ],
 ) -> None:
-    """Register the DP's tag-set signing public key (``dp-keys show`` prints it)."""
+    """Register the DP's tag-set signing public key (pavilion privacy dp-keys show prints it).
+
+    \b
+    Example:
+      pavilion privacy tag-set-key register --tenant acme-university --provider $PROVIDER_ID \\
+        --jwk-file dp-keys.pub.json
+    """
     document = json.loads(jwk_file.read_text("utf-8"))
     jwk = document.get("tag_set_signing_key", document.get("roster_signing_key", document))
 
@@ -176,17 +115,31 @@ def tag_set_key_register(
 def psi_batch(
     *,
     tenant: TenantOption,
-    provider: Annotated[str, typer.Option(help="Provider id.")],
-    set_name: Annotated[str, typer.Option("--set", help="e.g. roster, membership:chess club")],
-    kind: Annotated[str, typer.Option(help="Identifier kind of the items, e.g. email.")],
-    items_file: Annotated[Path, typer.Option(dir_okay=False, help="One identifier per line.")],
-    residency: Annotated[str, typer.Option(help="Jurisdiction of the subjects: EU, US, ...")],
-    purpose: Annotated[str, typer.Option(help="Why (kept only as a hash).")],
+    provider: ProviderOption,
+    set_name: Annotated[
+        str, typer.Option("--set", metavar="NAME", help="e.g. roster, membership:chess club")
+    ],
+    kind: Annotated[
+        str, typer.Option(metavar="KIND", help="Identifier kind of the items, e.g. email.")
+    ],
+    items_file: Annotated[
+        Path, typer.Option(metavar="FILE", dir_okay=False, help="One identifier per line.")
+    ],
+    residency: Annotated[
+        str, typer.Option(metavar="CODE", help="Jurisdiction of the subjects: EU, US, ...")
+    ],
+    purpose: Annotated[str, typer.Option(metavar="TEXT", help="Why (kept only as a hash).")],
     intersection: Annotated[
         bool, typer.Option("--intersection", help="Return the matching items, not the count.")
     ] = False,
 ) -> None:
-    """A list against the DP's pushed set: the cardinality (or the matches)."""
+    """A list against the DP's pushed set: the cardinality (or the matches).
+
+    \b
+    Example:
+      pavilion privacy psi batch --tenant acme-university --provider $PROVIDER_ID --set roster \\
+        --kind email --items-file emails.txt --residency EU --purpose audit
+    """
     from pavilion.workflows.psi import BatchPsiRequest, run_batch_psi
 
     items = [line.strip() for line in items_file.read_text("utf-8").splitlines() if line.strip()]
@@ -210,21 +163,42 @@ def psi_batch(
 def zk_present(
     *,
     tenant: TenantOption,
-    provider: Annotated[str, typer.Option(help="Provider id.")],
+    provider: ProviderOption,
     claim: Annotated[
-        str, typer.Option(help="age_over, birth_date_between, membership or student_status.")
+        str,
+        typer.Option(
+            metavar="TYPE", help="age_over, birth_date_between, membership or student_status."
+        ),
     ],
     identifier: Annotated[
-        list[str], typer.Option(help="kind=value, e.g. student_id=S1234567 (repeatable).")
+        list[str],
+        typer.Option(
+            metavar="KIND=VALUE", help="e.g. student_id=S1234567; repeat for more identifiers."
+        ),
     ],
-    residency: Annotated[str, typer.Option(help="Jurisdiction of the subject.")],
-    purpose: Annotated[str, typer.Option(help="Why.")],
-    threshold: Annotated[int | None, typer.Option(help="age_over: the age.")] = None,
-    start: Annotated[str | None, typer.Option(help="birth_date_between: YYYY-MM-DD.")] = None,
-    end: Annotated[str | None, typer.Option(help="birth_date_between: YYYY-MM-DD.")] = None,
-    group: Annotated[str | None, typer.Option(help="membership: the club.")] = None,
+    residency: Annotated[
+        str, typer.Option(metavar="CODE", help="Jurisdiction of the subject (EU, US, ...).")
+    ],
+    purpose: Annotated[str, typer.Option(metavar="TEXT", help="Why (kept only as a hash).")],
+    threshold: Annotated[
+        int | None, typer.Option(metavar="YEARS", help="age_over: the age.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(metavar="DATE", help="birth_date_between: YYYY-MM-DD.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar="DATE", help="birth_date_between: YYYY-MM-DD.")
+    ] = None,
+    group: Annotated[str | None, typer.Option(metavar="NAME", help="membership: the club.")] = None,
 ) -> None:
-    """Prove a predicate with a one-time AnonCreds credential; prints the presentation."""
+    """Prove a predicate with a one-time AnonCreds credential; prints the presentation.
+
+    \b
+    Example:
+      pavilion privacy zk present --tenant acme-university --provider $PROVIDER_ID \\
+        --claim age_over --threshold 18 --identifier student_id=S1234567 --residency EU \\
+        --purpose "age check"
+    """
     from pavilion.workflows.zk_present import PresentationIn, run_zk_presentation
 
     identifiers = dict(_pair(item) for item in identifier)
@@ -262,12 +236,17 @@ def _pair(text: str) -> tuple[str, str]:
 def budget_set(
     *,
     tenant: TenantOption,
-    epsilon: Annotated[float, typer.Option(help="Epsilon per period.")],
-    delta: Annotated[float, typer.Option(help="Delta per period.")] = 0.0,
-    period: Annotated[str, typer.Option(help="day, week, month or never.")] = "month",
-    dataset: Annotated[str, typer.Option(help="The dataset.")] = "verifications",
+    epsilon: Annotated[float, typer.Option(metavar="EPSILON", help="Epsilon per period.")],
+    delta: Annotated[float, typer.Option(metavar="DELTA", help="Delta per period.")] = 0.0,
+    period: Annotated[
+        str, typer.Option(metavar="PERIOD", help="day, week, month or never.")
+    ] = "month",
+    dataset: Annotated[str, typer.Option(metavar="NAME", help="The dataset.")] = "verifications",
 ) -> None:
-    """Create or change a dataset's privacy budget."""
+    """Create or change a dataset's privacy budget.
+
+    Example: pavilion privacy budget set --tenant acme-university --epsilon 5 --period month
+    """
     from pavilion.privacy.budget import Period
 
     try:
@@ -288,9 +267,12 @@ def budget_set(
 @budget_app.command("show")
 def budget_show(
     tenant: TenantOption,
-    dataset: Annotated[str, typer.Option(help="The dataset.")] = "verifications",
+    dataset: Annotated[str, typer.Option(metavar="NAME", help="The dataset.")] = "verifications",
 ) -> None:
-    """Limits, what this period spent, and the latest ledger entries."""
+    """Limits, what this period spent, and the latest ledger entries (JSON).
+
+    Example: pavilion privacy budget show --tenant acme-university
+    """
 
     async def work(rt: Runtime) -> dict[str, Any]:
         tenant_id = await resolve_tenant(rt, tenant)
@@ -305,17 +287,34 @@ def budget_show(
 def release(
     *,
     tenant: TenantOption,
-    statistic: Annotated[str, typer.Option(help="count, sum or mean.")],
-    epsilon: Annotated[float, typer.Option(help="Privacy loss of this release.")],
+    statistic: Annotated[str, typer.Option(metavar="NAME", help="count, sum or mean.")],
+    epsilon: Annotated[
+        float, typer.Option(metavar="EPSILON", help="Privacy loss of this release.")
+    ],
     group_by: Annotated[
-        str, typer.Option(help="Comma-separated: claim_type, provider_id, region, outcome.")
+        str,
+        typer.Option(
+            metavar="COLUMNS", help="Comma-separated: claim_type, provider_id, region, outcome."
+        ),
     ] = "",
-    mechanism: Annotated[str, typer.Option(help="laplace or gaussian.")] = "laplace",
-    delta: Annotated[float, typer.Option(help="gaussian: delta.")] = 0.0,
-    value: Annotated[str | None, typer.Option(help="sum/mean: approved, age_threshold.")] = None,
-    bounds: Annotated[str | None, typer.Option(help="sum/mean: clamping, e.g. 0,1.")] = None,
+    mechanism: Annotated[
+        str, typer.Option(metavar="NAME", help="laplace or gaussian.")
+    ] = "laplace",
+    delta: Annotated[float, typer.Option(metavar="DELTA", help="gaussian: delta.")] = 0.0,
+    value: Annotated[
+        str | None, typer.Option(metavar="NAME", help="sum/mean: approved, age_threshold.")
+    ] = None,
+    bounds: Annotated[
+        str | None, typer.Option(metavar="LOW,HIGH", help="sum/mean: clamping, e.g. 0,1.")
+    ] = None,
 ) -> None:
-    """A differentially private statistic of verification events, charged to the budget."""
+    """A differentially private statistic of verification events, charged to the budget.
+
+    \b
+    Example:
+      pavilion privacy release --tenant acme-university --statistic count --epsilon 0.5 \\
+        --group-by claim_type
+    """
     from pavilion.workflows.private_release import ReleaseIn, run_release
 
     body = ReleaseIn.model_validate(
@@ -339,9 +338,14 @@ def release(
 @anoncreds_app.command("revoke")
 def anoncreds_revoke(
     tenant: TenantOption,
-    credential_ids: Annotated[list[str], typer.Argument(help="AnonCreds credential ids.")],
+    credential_ids: Annotated[
+        list[str], typer.Argument(metavar="CREDENTIAL_ID...", help="AnonCreds credential ids.")
+    ],
 ) -> None:
-    """Revoke AnonCreds credentials; one status-list delta is published per registry."""
+    """Revoke AnonCreds credentials; one status-list delta is published per registry.
+
+    Example: pavilion privacy anoncreds revoke --tenant acme-university $ANONCREDS_ID
+    """
     from pavilion.workflows.anoncreds_issue import RevokeIn, revoke
 
     async def work(rt: Runtime) -> Revocation:
@@ -355,21 +359,33 @@ def anoncreds_revoke(
 def receipts_verify(
     *,
     tenant: Annotated[
-        str | None, typer.Option(help="Verify this tenant's receipts from the database.")
+        str | None,
+        typer.Option(metavar="NAME|ID", help="Verify this tenant's receipts from the database."),
     ] = None,
-    receipt: Annotated[str | None, typer.Option(help="Only this receipt id.")] = None,
+    receipt: Annotated[str | None, typer.Option(metavar="ID", help="Only this receipt id.")] = None,
     bundle: Annotated[
         Path | None,
-        typer.Option(dir_okay=False, help="Offline: a bundle from GET /v1/privacy/receipts/{id}."),
+        typer.Option(
+            metavar="FILE",
+            dir_okay=False,
+            help="Offline: a bundle from GET /v1/privacy/receipts/{id}.",
+        ),
     ] = None,
     jwks: Annotated[
-        Path | None, typer.Option(dir_okay=False, help="Offline: the trusted signing JWKS.")
+        Path | None,
+        typer.Option(metavar="FILE", dir_okay=False, help="Offline: the trusted signing JWKS."),
     ] = None,
     verifier_key: Annotated[
-        str | None, typer.Option(help="Offline: the trusted checkpoint verifier key.")
+        str | None,
+        typer.Option(metavar="KEY", help="Offline: the trusted checkpoint verifier key."),
     ] = None,
 ) -> None:
-    """Check receipt signatures and their Merkle inclusion in the signed audit log."""
+    """Check receipt signatures and their Merkle inclusion in the signed audit log.
+
+    Exit 1 when a receipt does not verify.
+
+    Example: pavilion privacy receipts verify --tenant acme-university
+    """
     from pavilion.privacy.errors import ReceiptInvalid
     from pavilion.privacy.receipts import verify_bundle
 
@@ -431,7 +447,7 @@ def receipts_verify(
 alias_command(
     alias_group(privacy_app, "roster", "pavilion privacy tag-set"),
     "push",
-    tag_set_push,
+    privacy_dp.tag_set_push,
     old="pavilion privacy roster push",
     new="pavilion privacy tag-set push",
 )

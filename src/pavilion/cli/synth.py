@@ -45,24 +45,36 @@ def register(app: typer.Typer) -> None:
 def synth(
     out: Annotated[
         Path,
-        typer.Option("--out", dir_okay=False, help="File to write (replaced atomically)."),
+        typer.Option(
+            "--out", metavar="FILE", dir_okay=False, help="File to write (replaced atomically)."
+        ),
     ],
     count: Annotated[
-        int, typer.Option(min=1, max=MAX_ROSTER_SIZE, help="Number of students.")
+        int, typer.Option(min=1, max=MAX_ROSTER_SIZE, metavar="N", help="Number of students.")
     ] = 1000,
-    seed: Annotated[int, typer.Option(help="Same seed and count, same bytes.")] = 42,
+    seed: Annotated[int, typer.Option(metavar="N", help="Same seed and count, same bytes.")] = 42,
     output_format: Annotated[
         OutputFormat | None,
-        typer.Option("--format", help="csv or json; defaults to the suffix of --out."),
+        typer.Option("--format", help="Defaults to the suffix of --out."),
     ] = None,
     reference_date: Annotated[
         datetime,
         typer.Option(
-            formats=["%Y-%m-%d"], help="'Today' for ages, so output never depends on the clock."
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            show_default=DEFAULT_REFERENCE_DATE.isoformat(),
+            help="'Today' for ages, so output never depends on the clock.",
         ),
     ] = datetime.combine(DEFAULT_REFERENCE_DATE, datetime.min.time()),
 ) -> None:
-    """Generate a synthetic university roster (no real person in it) for demos and tests."""
+    """Generate a synthetic university roster (no real person in it) for demos and tests.
+
+    Columns: student_id, given_name, family_name, birth_date (YYYY-MM-DD), email,
+    enrolment_status (enrolled, graduated, ...), programme, region, memberships ("A;B");
+    examples/profile.yaml maps them for roster uploads.
+
+    Example: pavilion synth --count 1000 --seed 42 --out roster.csv
+    """
     fmt = _ROSTER_FORMATS[_choose_format(out, output_format)]
     records: Iterable[StudentRecord] = iter_roster(count, seed, reference_date.date())
     try:

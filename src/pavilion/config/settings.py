@@ -243,7 +243,8 @@ class Settings(BaseSettings):
     lineage_file: Path | None = Field(
         default=None, description="Also append OpenLineage events to this file (JSON lines)."
     )
-    credential_ttl_seconds: int = Field(default=86_400, ge=60)
+    # A credential's validity is its template's maximum data age (credentials/templates.py),
+    # not a setting: a credential outliving the data it vouches for would be stale.
     # Status lists (revocation); see README "Revocation".
     status_list_bits: int = Field(default=2, description="1, 2, 4 or 8 (2 allows suspension).")
     status_list_size: int = Field(default=131_072, ge=16, le=16_777_216)
@@ -423,18 +424,23 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return settings_cls(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(_explain(exc)) from exc
+        raise ConfigurationError(_explain(exc, config_file)) from exc
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"--config {config_file}: not valid YAML: {exc}") from exc
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, config_file: Path | None = None) -> str:
+    """One line per error, naming the variable (and the key of the --config file, if one was
+    given); a rule that spans several settings names them in its own message."""
     lines = ["Invalid settings:"]
     for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
-        env = f"PAVILION_{name.upper()}" if error["loc"] else name
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "is not a known setting (check its spelling)"
-        lines.append(f"  {env} ({name} in YAML): {message}")
+        if not error["loc"]:
+            lines.append(f"  {message}")
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        where = f" ({name} in {config_file})" if config_file is not None else ""
+        lines.append(f"  PAVILION_{name.upper()}{where}: {message}")
     return "\n".join(lines)

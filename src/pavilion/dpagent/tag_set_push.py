@@ -120,6 +120,21 @@ class TagSetPusher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def check_key(self, expected: Mapping[str, str]) -> None:
+        """Before any tag is computed: the connector must hold this agent's signing key, or
+        every manifest would be refused after the expensive part (the connector's answer
+        names the command that registers it)."""
+        registered = await self._call(
+            "GET", f"/v1/privacy/providers/{self.target.provider_id}/tag-set-key"
+        )
+        if registered.get("kid") != expected["kid"]:
+            raise TagSetPushFailed(
+                f"the connector holds tag-set signing key {registered.get('kid')} for provider "
+                f"{self.target.provider_id}, but this agent signs with {expected['kid']}: "
+                "register the current one (pavilion privacy dp-keys show, then pavilion "
+                "privacy tag-set-key register)"
+            )
+
     async def upload(self, token: str, encoded: EncodedSet) -> dict[str, Any]:
         """Begin with the signed manifest, send every chunk, commit."""
         begun = await self._call(
@@ -169,15 +184,19 @@ async def push_tag_sets(
     version: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[dict[str, Any]]:
-    """Encode, sign and push every tag set of a roster under the ring's current key."""
+    """Check the connector holds the signing key, then encode, sign and push every tag set of
+    a roster under the ring's current key."""
     key = ring.current()
-    sets = tag_set_inputs(records)
-    encoded = await asyncio.to_thread(encode_sets, sets, key, tag_bytes=tag_bytes, workers=workers)
-    issued_at = datetime.now(UTC)
-    version = version if version is not None else time.time_ns() // 1_000_000
     pusher = TagSetPusher(target, transport=transport)
     results = []
     try:
+        await pusher.check_key(ring.signing_public_jwk())
+        sets = tag_set_inputs(records)
+        encoded = await asyncio.to_thread(
+            encode_sets, sets, key, tag_bytes=tag_bytes, workers=workers
+        )
+        issued_at = datetime.now(UTC)
+        version = version if version is not None else time.time_ns() // 1_000_000
         for name in sorted(encoded):
             manifest = manifest_for(
                 name,

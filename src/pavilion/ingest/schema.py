@@ -433,3 +433,13 @@ def validate_profile(document: dict[str, Any], *, where: str = "profile") -> Pro
             field=first["field"],
             errors=errors,
         ) from exc
+
+
+def profile_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a profile document, for editors and for
+    ``pavilion data mapping schema`` (docs/schemas/profile.schema.json is this output)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Profile.model_json_schema(by_alias=True),
+        "title": "Pavilion DP profile (record schema and mapping)",
+    }

@@ -117,6 +117,15 @@ def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     return {**public, "kid": jwk_thumbprint(public)}
 
 
+#: What to do when a DP has no tag-set signing key yet: the command and the API call.
+_NO_KEY: Final = (
+    "provider {provider_id} has no tag-set signing key registered; register the DP's public "
+    "key first: pavilion privacy tag-set-key register --tenant <tenant> --provider "
+    "{provider_id} --jwk-file <file from 'pavilion privacy dp-keys show'> "
+    "(or PUT /v1/privacy/providers/{provider_id}/tag-set-key)"
+)
+
+
 class TagSetService:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self._db = db
@@ -145,15 +154,20 @@ class TagSetService:
                 row.kid, row.jwk, row.created_at = public["kid"], public, self._clock()
         return public
 
+    async def get_key(self, tenant_id: str, provider_id: str) -> dict[str, str]:
+        """The DP's registered tag-set signing public key; NotFound names how to register it."""
+        async with self._db.transaction(tenant_id, readonly=True) as session:
+            row = await _signing_key(session, tenant_id, provider_id, lock=False)
+        if row is None:
+            raise NotFound(_NO_KEY.format(provider_id=provider_id))
+        return dict(row.jwk)
+
     async def begin(self, tenant_id: str, provider_id: str, token: str) -> TagSetUpload:
         """Verify a signed manifest and open its upload; returns the upload's id and chunks."""
         async with self._db.transaction(tenant_id, readonly=True) as session:
             key = await _signing_key(session, tenant_id, provider_id, lock=False)
         if key is None:
-            raise Conflict(
-                f"provider {provider_id} has no tag-set signing key registered; register the "
-                "DP's public key first (PUT /v1/privacy/providers/{id}/tag-set-key)"
-            )
+            raise Conflict(_NO_KEY.format(provider_id=provider_id))
         manifest = verify_manifest(token, key.jwk)
         self._check_manifest(manifest, tenant_id, provider_id)
         size = manifest.count * manifest.tag_bytes

@@ -50,13 +50,23 @@ class NoAuthIn(BaseModel):
 
 
 class ProviderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A provider definition: what ``pavilion providers register`` reads and
+    ``POST /v1/providers`` takes (docs/PROVIDERS.md describes each member)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    claim_types: list[ClaimType] = Field(min_length=1)
-    endpoints: list[EndpointIn] = Field(min_length=1, max_length=32)
+    model_config = ConfigDict(extra="forbid", title="Pavilion provider definition")
+
+    name: str = Field(min_length=1, max_length=200, description="Shown in listings and logs.")
+    claim_types: list[ClaimType] = Field(min_length=1, description="The claims this DP may answer.")
+    endpoints: list[EndpointIn] = Field(
+        min_length=1,
+        max_length=32,
+        description="Where the DP's agent answers, per region (residency decides which serve).",
+    )
     auth: ApiKeyAuthIn | NoAuthIn | OAuth2ClientCredentialsIn | PrivateKeyJwtIn | MtlsAuthIn = (
-        Field(discriminator="type")
+        Field(
+            discriminator="type",
+            description="How the connector authenticates to the DP's agent (by 'type').",
+        )
     )
     tls: TlsIn | None = Field(
         default=None, description="Trust anchors and the mTLS client certificate for this DP."
@@ -85,6 +95,15 @@ class ProviderIn(BaseModel):
         if len(set(pairs)) != len(pairs):
             raise ValueError("each endpoint URL may appear once per region")
         return value
+
+
+def provider_definition_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a provider definition, for editors and for
+    ``pavilion providers schema`` (docs/schemas/provider.schema.json is this output)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **ProviderIn.model_json_schema(),
+    }
 
 
 class EndpointOut(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from alembic import command
@@ -25,10 +27,43 @@ def app_role_for(app_url: str, migration_url: str) -> str | None:
     return app_user if app_user and app_user != owner else None
 
 
-def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> None:
+def describe_database(url: str) -> str:
+    """Where ``url`` points, for people, without its password: ``SQLite file /x/pavilion.db``
+    or ``postgresql database pavilion on db:5432 as pavilion_app``."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite"):
+        return f"SQLite file {parts.path[1:] if parts.path.startswith('//') else parts.path}"
+    where = parts.hostname or "localhost"
+    if parts.port is not None:
+        where += f":{parts.port}"
+    described = f"{parts.scheme.split('+')[0]} database {parts.path.lstrip('/')} on {where}"
+    return described + (f" as {parts.username}" if parts.username else "")
+
+
+@dataclass(frozen=True)
+class UpgradeReport:
+    """What one ``upgrade`` did: the revisions it applied (id, description), in order, and
+    the tables that exist now and that it created."""
+
+    applied: tuple[tuple[str, str], ...]
+    tables: tuple[str, ...]
+    created_tables: tuple[str, ...]
+
+
+def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> UpgradeReport:
     """Bring the schema to ``revision``. Safe to run again: applied revisions are skipped.
 
     Domains add revisions on branches of their own, so the default target is every head.
     Call it from synchronous code: the Alembic environment runs its own event loop.
     """
-    command.upgrade(alembic_config(url, app_role), revision)
+    config = alembic_config(url, app_role)
+    report: dict[str, Any] = {}
+    config.attributes["report"] = report
+    command.upgrade(config, revision)
+    before = set(report.get("tables_before", ()))
+    after = tuple(report.get("tables_after", ()))
+    return UpgradeReport(
+        applied=tuple(report.get("applied", ())),
+        tables=after,
+        created_tables=tuple(t for t in after if t not in before),
+    )

@@ -103,3 +103,23 @@ _GRANTS[Role.AUDITOR] |= {Permission.LINEAGE_READ}
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in _GRANTS[role]
+
+
+#: What a permission lets a role do, in words, where "<verb> <resource>" would not read.
+_PHRASES: dict[Permission, str] = {
+    Permission.CREDENTIALS_STATUS: "revoke, suspend or reinstate credentials",
+    Permission.PRIVACY_TAG_SETS: "push tag sets",
+    Permission.PRIVACY_PSI: "run private set intersections",
+    Permission.PRIVACY_ZKP: "make zero-knowledge presentations",
+    Permission.PRIVACY_ANALYTICS: "make differentially private releases",
+    Permission.PRIVACY_BUDGETS: "manage privacy budgets",
+    Permission.ANONCREDS_ISSUE: "issue AnonCreds credentials",
+}
+
+
+def refusal(role: Role, permission: Permission) -> str:
+    """Why a request was refused, in words: "the tenant-admin role may not create
+    verifications (needs verifications:create)"."""
+    resource, _, action = permission.value.partition(":")
+    doing = _PHRASES.get(permission, f"{action} {resource}")
+    return f"the {role.value} role may not {doing} (needs {permission.value})"

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from pavilion.jose import holder_key
-from pavilion.verification.claims import Claim, ClaimType
+from pavilion.verification.claims import Claim, ClaimType, Outcome
 
 IdentifierValue = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 _IDENTIFIER_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -101,7 +101,11 @@ class VerificationRequest(BaseModel):
 class VerificationResponse(BaseModel):
     id: str
     status: str
-    decision: str | None
+    decision: Outcome | None = Field(
+        description='The answer, a JSON string (not a boolean): "true" (the claim holds), '
+        '"false" (it does not), "unknown" (the DP does not know the subject); null when the DP '
+        "could not be asked."
+    )
     provider_id: str
     region: str | None
     claim: dict[str, Any]

@@ -79,7 +79,7 @@ def test_main_prints_errors_without_a_traceback(
     assert done.value.code == 0
     with pytest.raises(SystemExit) as again:
         main()
-    assert again.value.code == 2
+    assert again.value.code == 1  # refused: 1; 2 is for usage errors
     assert "already exists" in capsys.readouterr().err
 
 

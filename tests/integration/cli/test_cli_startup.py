@@ -63,17 +63,18 @@ EVERY_HELP = textwrap.dedent(
     """
 )
 
-#: The time from a bare interpreter to the root help printed (what ``pavilion --help`` costs
-#: beyond starting Python).
+#: The CPU time from a bare interpreter to the root help printed: what ``pavilion --help``
+#: costs beyond starting Python. CPU time, not wall time, so that a loaded machine (five
+#: engineers on two cores) does not decide the result; the wall time is reported alongside.
 TIMED_HELP = textwrap.dedent(
     """
     import io, sys, time, contextlib
-    started = time.perf_counter()
+    cpu, wall = time.process_time(), time.perf_counter()
     from pavilion.cli.main import main
     sys.argv = ["pavilion", "--help"]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         main()
-    print(time.perf_counter() - started)
+    print(time.process_time() - cpu, time.perf_counter() - wall)
     """
 )
 
@@ -99,8 +100,9 @@ def test_every_help_text_renders_without_loading_a_domain() -> None:
 @pytest.mark.serial
 def test_root_help_answers_in_under_half_a_second() -> None:
     # The best of three: the machine is shared, and the claim is about the code.
-    best = min(float(_python(TIMED_HELP)) for _ in range(3))
-    assert best < 0.5, f"pavilion --help took {best:.2f} s"
+    runs = [tuple(float(t) for t in _python(TIMED_HELP).split()) for _ in range(3)]
+    cpu, wall = min(runs)
+    assert cpu < 0.5, f"pavilion --help took {cpu:.2f} s of CPU ({wall:.2f} s on the clock)"
 
 
 def test_the_cli_choices_are_the_domains_values() -> None:

@@ -109,6 +109,7 @@ def test_serve_workers_hands_the_factory_to_uvicorns_supervisor(
     assert seen["config"].workers == 3
     assert seen["config"].factory is True
     assert seen["config"].app is factory
+    assert seen["config"].timeout_worker_healthcheck == serving.WORKER_HEALTHCHECK_S
     assert len(urls) == 1
     assert urls[0].startswith("http://127.0.0.1:")
 

@@ -198,3 +198,32 @@ async def test_readyz_reports_a_failing_database(api: Api) -> None:
     ready = await api.client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"] == "failing: OSError"
+
+
+async def test_a_refusal_says_which_role_may_not_do_what_and_the_permission_it_needs(
+    api: Api,
+) -> None:
+    body = {
+        "claim": {"type": "student_status"},
+        "subject": {"identifiers": {"student_id": "S1"}, "residency": "EU"},
+        "purpose": "x",
+    }
+    response = await api.client.post("/v1/verifications", json=body, headers=api.auth("dp-admin"))
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        "the dp-admin role may not create verifications (needs verifications:create)"
+    )
+
+
+def test_every_permission_reads_as_words() -> None:
+    from pavilion.tenancy.roles import Permission, refusal
+
+    for permission in Permission:
+        text = refusal(Role.AUDITOR, permission)
+        assert text.startswith("the auditor role may not ")
+        assert f"(needs {permission.value})" in text
+        assert ":" not in text.split(" (needs")[0]
+    assert refusal(Role.BROKER, Permission.CREDENTIALS_STATUS) == (
+        "the broker role may not revoke, suspend or reinstate credentials "
+        "(needs credentials:status)"
+    )

@@ -147,7 +147,7 @@ def test_trust_chain_and_defaults_from_the_command_line(env: Path) -> None:
     spec = env / "provider.yaml"
     spec.write_text(yaml.safe_dump(provider_body()))
     registered = _run("providers", "register", "--tenant", "acme", str(spec))
-    provider_id = re.search(r"id ([0-9a-f-]{36})", registered)
+    provider_id = re.fullmatch(r"([0-9a-f-]{36})", registered.strip())  # the id alone on stdout
     assert provider_id is not None
     pem = _run("credentials", "trust-root", "--tenant", "acme", "--common-name", "Acme root")
     assert pem.rstrip().endswith("-----END CERTIFICATE-----")

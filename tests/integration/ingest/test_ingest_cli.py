@@ -75,7 +75,7 @@ def test_the_data_engineer_journey(env: Path) -> None:
     bad_sample.write_bytes(csv_bytes(RECORDS[:2]).replace(RECORDS[1].email.encode(), b"x"))
     other = env / "other.yaml"
     other.write_text(yaml.safe_dump(profile(quality={"min_score": 10})))
-    rejected = _ok(
+    rejected = _fails(
         "data", "dry-run", "--tenant", "uni", "--provider", provider_id, str(bad_sample),
         "--profile", str(other),
     )  # fmt: skip
@@ -110,15 +110,15 @@ def test_the_data_engineer_journey(env: Path) -> None:
     assert f'"dataset dp.{provider_id}.roster" -> "job ingest.roster_upload.{provider_id}"' in dot
     assert '"eventType": "FAIL"' in dot
     out = env / "graph.svg"
-    rendered = _ok("lineage", "show", dataset, "--tenant", "uni", "--out", str(out))
     if shutil.which("dot"):
+        _ok("lineage", "show", dataset, "--tenant", "uni", "--out", str(out))
         assert out.read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
-    else:
-        assert "writing DOT instead" in rendered
-        assert out.with_suffix(".dot").read_text().startswith("digraph")
+    dot_file = env / "graph.dot"
+    _ok("lineage", "show", dataset, "--tenant", "uni", "--out", str(dot_file))
+    assert dot_file.read_text().startswith("digraph")
 
 
-def test_lineage_falls_back_to_dot_without_graphviz(
+def test_lineage_without_graphviz_refuses_svg_and_png_with_the_install_hint(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider_id = _provider(env)
@@ -129,20 +129,18 @@ def test_lineage_falls_back_to_dot_without_graphviz(
     roster_file.write_bytes(csv_bytes(RECORDS))
     _ok("data", "upload", str(roster_file), "--tenant", "uni", "--provider", provider_id)
     monkeypatch.setenv("PATH", str(env))  # no Graphviz here
-    output = _ok(
-        "lineage",
-        "show",
-        f"pavilion.rosters.{provider_id}",
-        "--tenant",
-        "uni",
-        "--format",
-        "png",
-        "--out",
-        str(env / "g.png"),
-    )
-    assert "writing DOT instead" in output
-    assert "graphviz absent" in output
-    assert (env / "g.dot").read_text().startswith("digraph")
+    dataset = f"pavilion.rosters.{provider_id}"
+    for asked in (["--format", "png", "--out", str(env / "g.png")], ["--out", str(env / "g.svg")]):
+        result = runner.invoke(app, ["lineage", "show", dataset, "--tenant", "uni", *asked])
+        assert result.exit_code != 0
+        assert "apt-get install graphviz" in str(result.exception)
+    assert not (env / "g.png").exists()
+    assert not (env / "g.svg").exists()
+    assert not (env / "g.dot").exists()  # never another file than the one asked for
+    # DOT needs nothing: standard output by default
+    shown = runner.invoke(app, ["lineage", "show", dataset, "--tenant", "uni"])
+    assert shown.exit_code == 0
+    assert shown.stdout.startswith("digraph")
 
 
 def test_signed_pushes_from_the_cli(env: Path) -> None:

@@ -50,7 +50,7 @@ def test_every_protocol_from_the_command_line(
     env: Path, roster: list[StudentRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok("db", "upgrade")
-    tenant_id = re.search(r"id ([0-9a-f-]{36})", ok("tenants", "create", "club-a"))
+    tenant_id = re.fullmatch(r"([0-9a-f-]{36})", ok("tenants", "create", "club-a").strip())
     assert tenant_id is not None
     tenant = tenant_id.group(1)
     dp_token = ok("tokens", "create", "--tenant", tenant, "--role", "dp-admin").split()[-1]
@@ -75,7 +75,7 @@ def test_every_protocol_from_the_command_line(
         }
         spec.write_text(yaml.safe_dump(body))
         registered = ok("providers", "register", "--tenant", tenant, str(spec))
-        provider = re.search(r"id ([0-9a-f-]{36})", registered)
+        provider = re.fullmatch(r"([0-9a-f-]{36})", registered.strip())
         assert provider is not None
         provider_id = provider.group(1)
         ok(

@@ -294,3 +294,41 @@ async def test_the_old_roster_paths_are_deprecated_aliases(
     assert len(new.json()["items"]) == 1
     assert old.headers["link"] == f"</v1/privacy/tag-sets>; {successor}"
     assert "deprecation" not in new.headers
+
+
+async def test_a_push_without_a_registered_key_fails_before_any_tag_is_computed(
+    api: Api, tmp_path: Path, roster: list[StudentRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pavilion.dpagent import tag_set_push
+
+    ring = OprfKeyRing.open(tmp_path / "keys")
+    provider = await api.register_provider()
+    computed: list[object] = []
+    monkeypatch.setattr(tag_set_push, "encode_sets", lambda *a, **k: computed.append(a))
+    target = PushTarget(
+        "http://connector.test", api.tokens["dp-admin"], api.tenant_id, provider["id"]
+    )
+    transport = httpx.ASGITransport(app=api.client._transport.app)  # type: ignore[attr-defined]
+    with pytest.raises(TagSetPushFailed) as missing:
+        await tag_set_push.push_tag_sets(roster, ring, target, workers=1, transport=transport)
+    assert computed == []  # refused before the expensive part
+    assert missing.value.extra["status"] == 404
+    assert "pavilion privacy tag-set-key register" in missing.value.detail
+    assert f"--provider {provider['id']}" in missing.value.detail
+
+    other = OprfKeyRing.open(tmp_path / "other-keys")
+    registered = await api.client.put(
+        f"/v1/privacy/providers/{provider['id']}/tag-set-key",
+        json={"jwk": other.signing_public_jwk()},
+        headers=api.auth("dp-admin"),
+    )
+    assert registered.status_code == 200
+    shown = await api.client.get(
+        f"/v1/privacy/providers/{provider['id']}/tag-set-key", headers=api.auth("dp-admin")
+    )
+    assert shown.json()["kid"] == other.signing_public_jwk()["kid"]
+    with pytest.raises(TagSetPushFailed) as stale:
+        await tag_set_push.push_tag_sets(roster, ring, target, workers=1, transport=transport)
+    assert computed == []
+    assert ring.signing_public_jwk()["kid"] in stale.value.detail
+    assert "tag-set-key register" in stale.value.detail

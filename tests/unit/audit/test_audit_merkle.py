@@ -435,3 +435,28 @@ def test_proofs_take_linear_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
     consistency_proof(333, hashes)
     assert calls < 1000
+
+
+@given(st.integers(min_value=1, max_value=300), st.data())
+def test_first_difference_finds_the_span_of_a_rewritten_leaf(
+    size: int, data: st.DataObject
+) -> None:
+    position = data.draw(st.integers(min_value=0, max_value=size - 1))
+    hashes = [leaf_hash(f"event {n}".encode()) for n in range(size)]
+    head = CompactRange.from_leaf_hashes(hashes)
+    assert head.first_difference(head) is None
+    rewritten = list(hashes)
+    rewritten[position] = leaf_hash(b"forged")
+    start, end = head.first_difference(CompactRange.from_leaf_hashes(rewritten)) or (0, 0)
+    assert start <= position < end
+    # the span is the perfect subtree (one set bit of size) that holds the leaf
+    assert (end - start) & size == end - start
+    assert (end - start).bit_count() == 1
+    if position == size - 1 and size % 2 == 1:
+        assert (start, end) == (position, position + 1)  # a lone last leaf is named exactly
+
+
+def test_first_difference_of_ranges_of_different_sizes_is_the_gap() -> None:
+    hashes = [leaf_hash(bytes([n])) for n in range(9)]
+    short = CompactRange.from_leaf_hashes(hashes[:5])
+    assert short.first_difference(CompactRange.from_leaf_hashes(hashes)) == (5, 9)

@@ -13,8 +13,6 @@ import pavilion
 
 MAX_LINES = 500
 SRC = Path(pavilion.__file__).parent
-#: Modules still waiting for their split (issue 11, item 4); the list only shrinks.
-NOT_YET_SPLIT: frozenset[str] = frozenset()
 
 
 def _modules() -> list[Path]:
@@ -36,19 +34,8 @@ def test_the_walk_finds_the_modules() -> None:
 
 
 def test_no_module_is_over_500_lines() -> None:
-    too_long = {
-        _name(p): _lines(p)
-        for p in _modules()
-        if _name(p) not in NOT_YET_SPLIT and _lines(p) > MAX_LINES
-    }
+    too_long = {_name(p): _lines(p) for p in _modules() if _lines(p) > MAX_LINES}
     assert too_long == {}
-
-
-def test_modules_waiting_for_their_split_are_still_too_long() -> None:
-    """A module split since is taken off the list, so the list cannot hide a new offender."""
-    paths = {_name(p): p for p in _modules()}
-    done = sorted(n for n in NOT_YET_SPLIT if n not in paths or _lines(paths[n]) <= MAX_LINES)
-    assert done == []
 
 
 def test_every_module_opens_with_a_docstring() -> None:

@@ -36,7 +36,7 @@ def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         (
             "PAVILION_PORT",
             "eighty",
-            "PAVILION_PORT (port in YAML): Input should be a valid integer",
+            "PAVILION_PORT: Input should be a valid integer",
         ),
         ("PAVILION_DATABASE_URL", "mysql://x", "PAVILION_DATABASE_URL"),
         ("PAVILION_NODE_REGION", "EU West", "must be a region slug"),
@@ -77,3 +77,27 @@ def test_unknown_yaml_key_and_bad_yaml(tmp_path: Path) -> None:
 )
 def test_database_urls_are_normalised(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
+
+
+def test_a_rule_over_several_settings_names_no_yaml_file_when_none_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "PAVILION_KEYSTORE_BACKEND": "pkcs11",
+        "PAVILION_HSM_MODULE": "/usr/lib/softhsm/libsofthsm2.so",
+        "PAVILION_HSM_TOKEN_LABEL": "pavilion",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    assert "PAVILION_HSM_PIN or PAVILION_HSM_PIN_FILE" in info.value.detail
+    assert "YAML" not in info.value.detail
+    assert "settings (settings" not in info.value.detail
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "pavilion.yaml"
+    config.write_text("port: eighty\n")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(config)
+    assert f"PAVILION_PORT (port in {config})" in info.value.detail

@@ -102,6 +102,7 @@ def test_the_old_command_names_are_hidden_deprecated_aliases(
     )
     assert "use 'pavilion privacy release'" in release.stderr
     listed = runner.invoke(app, ["privacy", "--help"]).stdout
-    names = {line.split()[1] for line in listed.splitlines() if line.startswith("│ ")}
+    commands = listed.split("Commands:")[1]
+    names = {line.split()[0] for line in commands.splitlines() if line.startswith("  ")}
     assert {"tag-set", "tag-set-key", "release"} <= names
     assert not names & {"roster", "roster-key", "dp"}

@@ -108,6 +108,17 @@ async def register_tag_set_key(
     return Ed25519PublicJwkOut.model_validate(public)
 
 
+@psi_router.get("/providers/{provider_id}/tag-set-key", responses=problem_responses(404))
+async def get_tag_set_key(
+    provider_id: ProviderId, rt: RuntimeDep, who: TagSetPusher
+) -> Ed25519PublicJwkOut:
+    """The DP's registered tag-set signing key (404 until one is registered): the DP agent
+    checks it before computing any tag."""
+    await rt.providers.get(who.tenant_id, provider_id)
+    public = await rt.privacy.tag_sets.get_key(who.tenant_id, provider_id)
+    return Ed25519PublicJwkOut.model_validate(public)
+
+
 @psi_router.post("/providers/{provider_id}/tag-sets", **_BEGIN_ROUTE)
 async def begin_tag_set(
     provider_id: ProviderId, body: TagSetBeginIn, rt: RuntimeDep, who: TagSetPusher

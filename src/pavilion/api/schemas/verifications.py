@@ -7,7 +7,7 @@ from pydantic import Field
 
 from pavilion.api.schemas.audit import AuditIndexOut
 from pavilion.api.schemas.base import ResponseModel
-from pavilion.verification.claims import ClaimType
+from pavilion.verification.claims import ClaimType, Outcome
 from pavilion.verification.schemas import VerificationResponse
 
 
@@ -25,7 +25,10 @@ class VerificationRecordOut(ResponseModel):
 
     id: str
     status: str
-    decision: str | None
+    decision: Outcome | None = Field(
+        description='"true", "false" or "unknown" (a JSON string); null when the DP could not '
+        "be asked."
+    )
     provider_id: str
     region: str | None
     claim: ClaimOut
