@@ -101,8 +101,12 @@ class Runtime:
         return build_privacy_engine(self)
 
     async def start(self) -> None:
-        """Background work of a serving process (lineage windows)."""
+        """Background work of a serving process (lineage windows), on the serving loop."""
         self.lookup_lineage.start()
+
+    async def stop(self) -> None:
+        """Stop the background work, on the loop that started it (what is counted stays)."""
+        await self.lookup_lineage.stop()
 
     async def aclose(self) -> None:
         await self.journal.aclose()  # what was taken is committed before anything closes
