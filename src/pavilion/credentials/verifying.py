@@ -1,7 +1,9 @@
 """Verification at the I/O edge: the trust context from the database, then the verifier.
 
 ``verify`` builds the trust context (the keystore's JWKS, the tenant's roots, accreditations
-from the database) and runs the pure checks of :mod:`pavilion.credentials.verifier`.
+from the database, and a resolver of Data Integrity verification methods) and runs the pure
+checks of :mod:`pavilion.credentials.verifier`; ``verify_embedded`` does the same for a
+credential with an embedded Data Integrity proof.
 ``verify_vp_jwt`` checks a VC-JOSE-COSE presentation (:mod:`pavilion.credentials.presentations`:
 the holder's key by did:key, or did:web when a fetcher is configured), then each enveloped
 credential in it as ``verify`` does, and whether each belongs to the holder.
@@ -9,13 +11,15 @@ credential in it as ``verify`` does, and whether each belongs to the holder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 
 from pavilion.credentials import presentations, vc_api, verifier
 from pavilion.credentials.data_integrity.did import DidWebFetcher, Resolver
+from pavilion.credentials.data_integrity.identity import IssuerDid
 from pavilion.credentials.issuing import CredentialKeystore
 from pavilion.credentials.report import CheckName, IntegrityReport, failed
 from pavilion.credentials.templates import CredentialFormat
@@ -32,11 +36,22 @@ class CredentialVerifier:
         *,
         clock: Callable[[], datetime],
         did_web: DidWebFetcher | None = None,
+        issuer_did: IssuerDid | None = None,
     ) -> None:
         self._keystore = keystore
         self._trust = trust
         self._clock = clock
+        self._did_web = did_web
+        self._issuer_did = issuer_did or IssuerDid()
         self._holders = Resolver(did_web=did_web)
+
+    def resolver(self) -> Resolver:
+        """Verification methods: did:key, did:web through the fetcher, and this connector's
+        own did:web document from the keystore (never fetched from itself)."""
+        jwks = self._keystore.public_jwks("credential-signing")
+        own = self._issuer_did.document(jwks)
+        controllers = {own["id"]: own} if own is not None else {}
+        return Resolver(controllers=controllers, did_web=self._did_web)
 
     async def verify_vp_jwt(
         self,
@@ -86,7 +101,21 @@ class CredentialVerifier:
             anchors=[*(await self._trust.anchors(tenant_id)), *extra_anchors],
             accreditation=accreditation,
             status=status_lookup,
+            resolver=self.resolver(),
         )
+
+    async def verify_embedded(
+        self,
+        tenant_id: str,
+        secured: Mapping[str, Any],
+        *,
+        status_lookup: verifier.StatusLookup | None = None,
+        max_age: timedelta | None = None,
+    ) -> IntegrityReport:
+        """A credential secured with an embedded Data Integrity proof (a JSON object)."""
+        trust = await self.trust_context(tenant_id, status_lookup)
+        options = verifier.VerifyOptions(now=self._clock(), max_age=max_age)
+        return await verifier.verify_embedded(secured, trust, options)
 
     async def verify(
         self,

@@ -73,12 +73,14 @@ def round_trips(rt: Runtime) -> Iterator[Counter[str]]:
 
 
 async def _issue(rt: Runtime, tenant_id: str, status_lists: Any = None) -> Issued:
-    return await rt.credentials.issue_vc_api(
+    issued = await rt.credentials.issue_vc_api(
         tenant_id,
         STUDENT_VC,
         fmt=CredentialFormat.SD_JWT_VC,
         status_lists=status_lists if status_lists is not None else rt.status_lists,
     )
+    assert isinstance(issued, Issued)
+    return issued
 
 
 async def _leaf_events(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from pavilion.credentials.data_integrity.canon import CanonicalizationError, can
 from pavilion.credentials.data_integrity.did import Resolver, VerificationMethod
 from pavilion.credentials.data_integrity.multikey import (
     MultibaseError,
+    PublicKey,
     multibase_decode,
     multibase_encode,
 )
@@ -53,6 +54,8 @@ from pavilion.keystore.signer import Signer
 PROOF_TYPE: Final = "DataIntegrityProof"
 EDDSA_RDFC_2022: Final = "eddsa-rdfc-2022"
 ECDSA_RDFC_2019: Final = "ecdsa-rdfc-2019"
+#: The format name a credential secured with an embedded proof is recorded and reported as.
+FORMAT_NAME: Final = "data_integrity"
 #: Signer algorithm -> the cryptosuite it signs.
 CRYPTOSUITES: Final = {"EdDSA": EDDSA_RDFC_2022, "ES256": ECDSA_RDFC_2019}
 
@@ -63,6 +66,10 @@ class VerifiedProof:
     verification_method: str
     controller: str
     created: datetime | None
+    #: The verification method's public key (the caller decides whether it trusts it).
+    key: PublicKey
+    #: The proof's options as signed (everything but ``proofValue``).
+    options: dict[str, Any]
 
 
 def _fail(code: str, reason: str) -> CheckFailed:
@@ -228,4 +235,11 @@ async def verify_proof(
     created = (
         parse_date_time_stamp(proof["created"], "proof.created") if "created" in proof else None
     )
-    return VerifiedProof(cryptosuite, method.id, method.controller, created)
+    return VerifiedProof(
+        cryptosuite,
+        method.id,
+        method.controller,
+        created,
+        key=method.key,
+        options={k: v for k, v in proof.items() if k != "proofValue"},
+    )
