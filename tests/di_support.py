@@ -19,7 +19,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from pyld import jsonld as pyld_jsonld
 
 _CONTEXTS = Path(__file__).parents[1] / "src" / "pavilion" / "credentials" / "contexts"
@@ -29,6 +32,15 @@ _CONTEXT_FILES = {
     "https://pavilion.example/contexts/eligibility/v1": "pavilion-eligibility-v1.json",
 }
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58encode(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    digits = ""
+    while number:
+        number, remainder = divmod(number, 58)
+        digits = _ALPHABET[remainder] + digits
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + digits
 
 
 def b58decode(text: str) -> bytes:
@@ -87,3 +99,35 @@ def verify_independently(
             int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         )
         key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+
+
+def sign_independently(
+    document: dict[str, Any],
+    private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey,
+    verification_method: str,
+    *,
+    created: str,
+    purpose: str = "authentication",
+    challenge: str | None = None,
+    domain: str | None = None,
+) -> dict[str, Any]:
+    """``document`` with a Data Integrity proof made here (a holder's wallet, say)."""
+    eddsa = isinstance(private, ed25519.Ed25519PrivateKey)
+    proof: dict[str, Any] = {
+        "type": "DataIntegrityProof",
+        "cryptosuite": "eddsa-rdfc-2022" if eddsa else "ecdsa-rdfc-2019",
+        "created": created,
+        "verificationMethod": verification_method,
+        "proofPurpose": purpose,
+    }
+    if challenge is not None:
+        proof["challenge"] = challenge
+    if domain is not None:
+        proof["domain"] = domain
+    data = _canonical_hash({**proof, "@context": document["@context"]}) + _canonical_hash(document)
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        signature = private.sign(data)
+    else:
+        r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return {**copy.deepcopy(document), "proof": {**proof, "proofValue": "z" + b58encode(signature)}}

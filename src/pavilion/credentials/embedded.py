@@ -56,10 +56,6 @@ class IssuedEmbedded:
         return DATA_INTEGRITY
 
     @property
-    def cryptosuite(self) -> str:
-        return str(self.document["proof"]["cryptosuite"])
-
-    @property
     def digest(self) -> str:
         text = json.dumps(self.document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

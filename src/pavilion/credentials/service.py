@@ -9,7 +9,7 @@
 * issuance (:mod:`~pavilion.credentials.issuing`): ``issuing_key``, ``issue_for_decision``,
   ``issuance_row``, ``issuance_values``, ``issue_vc_api``, ``complete_document``;
 * verification (:mod:`~pavilion.credentials.verifying`): ``trust_context``, ``verify``,
-  ``verify_embedded`` (Data Integrity proofs), ``verify_vp_jwt``;
+  ``verify_embedded`` (Data Integrity proofs), ``verify_vp_jwt``, ``verify_di_presentation``;
 
 and ``did_document``: the connector's did:web DID document when it signs Data Integrity
 proofs as a did:web (:mod:`~pavilion.credentials.data_integrity.identity`).
@@ -96,6 +96,7 @@ class CredentialService:
         self.verify = verifier.verify
         self.verify_embedded = verifier.verify_embedded
         self.verify_vp_jwt = verifier.verify_vp_jwt
+        self.verify_di_presentation = verifier.verify_di_presentation
 
     @property
     def issuer_id(self) -> str:

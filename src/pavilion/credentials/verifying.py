@@ -3,7 +3,8 @@
 ``verify`` builds the trust context (the keystore's JWKS, the tenant's roots, accreditations
 from the database, and a resolver of Data Integrity verification methods) and runs the pure
 checks of :mod:`pavilion.credentials.verifier`; ``verify_embedded`` does the same for a
-credential with an embedded Data Integrity proof.
+credential with an embedded Data Integrity proof, and ``verify_di_presentation`` for a
+presentation secured with one.
 ``verify_vp_jwt`` checks a VC-JOSE-COSE presentation (:mod:`pavilion.credentials.presentations`:
 the holder's key by did:key, or did:web when a fetcher is configured), then each enveloped
 credential in it as ``verify`` does, and whether each belongs to the holder.
@@ -70,21 +71,55 @@ class CredentialVerifier:
         """
         expect = presentations.Expectations(audience=audience, nonce=nonce, now=self._clock())
         presented = await presentations.verify_vp_jwt(token, self._holders, expect)
+        return presented, await self._presented(tenant_id, presented, status_lookup, max_age)
+
+    async def verify_di_presentation(
+        self,
+        tenant_id: str,
+        document: Mapping[str, Any],
+        *,
+        audience: str,
+        nonce: str,
+        status_lookup: verifier.StatusLookup | None = None,
+        max_age: timedelta | None = None,
+    ) -> tuple[presentations.VerifiedPresentation, list[tuple[str, IntegrityReport]]]:
+        """A presentation with an embedded Data Integrity proof (the holder's, for
+        authentication), then each credential in it (enveloped, or with its own embedded
+        proof) as ``verify`` does, and whether each belongs to the holder."""
+        expect = presentations.Expectations(audience=audience, nonce=nonce, now=self._clock())
+        presented = await presentations.verify_di_presentation(document, self._holders, expect)
+        return presented, await self._presented(tenant_id, presented, status_lookup, max_age)
+
+    async def _presented(
+        self,
+        tenant_id: str,
+        presented: presentations.VerifiedPresentation,
+        status_lookup: verifier.StatusLookup | None,
+        max_age: timedelta | None,
+    ) -> list[tuple[str, IntegrityReport]]:
+        """Each credential of a verified presentation, with its holder binding. A credential
+        item neither enveloped (with an accepted media type) nor carrying its own proof raises
+        InvalidRequest (a 422 naming it), as on ``/credentials/verify``."""
         reports: list[tuple[str, IntegrityReport]] = []
         if not presented.verified:
-            return presented, reports
+            return reports
         for path, item in presented.credentials:
-            secured, fmt = vc_api.secured_form(item, field=path)
-            report = await self.verify(
-                tenant_id,
-                secured,
-                status_lookup=status_lookup,
-                max_age=max_age,
-                expected_format=fmt,
-            )
+            if isinstance(item, dict) and "proof" in item:
+                report = await self.verify_embedded(
+                    tenant_id, item, status_lookup=status_lookup, max_age=max_age
+                )
+            else:
+                secured, fmt = vc_api.secured_form(item, field=path)
+                report = await self.verify(
+                    tenant_id,
+                    secured,
+                    status_lookup=status_lookup,
+                    max_age=max_age,
+                    expected_format=fmt,
+                )
             report.add(presentations.holder_binding(report, presented.holder, presented.holder_jwk))
             reports.append((path, report))
-        return presented, reports
+        return reports
 
     async def trust_context(
         self,

@@ -22,11 +22,12 @@ from sqlalchemy import select
 
 from connector_support import Api
 from credentials_support import eddsa, es256
-from di_support import key_of_jwk, key_of_multikey, verify_independently
+from di_support import key_of_jwk, key_of_multikey, sign_independently, verify_independently
 from pavilion.audit.models import AuditLeaf
 from pavilion.credentials import jsonld
 from pavilion.credentials.data_integrity import multikey, proofs
 from pavilion.credentials.issuer_models import Issuance
+from presentation_support import Holder
 
 STUDENT_VC: dict[str, Any] = {
     "@context": [
@@ -319,3 +320,109 @@ async def test_without_a_did_web_there_is_no_did_document(api: Api) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "did:key" in response.json()["detail"]
+
+
+async def _di_presentation(
+    api: Api, holder: Holder, signer: Holder | None = None, **proof: Any
+) -> dict[str, Any]:
+    """A holder's presentation with an embedded proof (made by di_support, not the
+    connector), carrying a Data Integrity credential and a vc+jwt one, both about the holder."""
+    subject = {"id": holder.did, "studentStatus": {"current": True}}
+    embedded = await issue(
+        api, cryptosuite="ecdsa-rdfc-2019", credential={**STUDENT_VC, "credentialSubject": subject}
+    )
+    enveloped = await issue(
+        api, format="vc2_jose", credential={**STUDENT_VC, "credentialSubject": subject}
+    )
+    presentation = {
+        "@context": [jsonld.VC_V2],
+        "type": ["VerifiablePresentation"],
+        "holder": holder.did,
+        "verifiableCredential": [embedded, enveloped],
+    }
+    options = {"challenge": "c-81f2", "domain": "https://verifier.example", **proof}
+    signer = signer or holder
+    return sign_independently(
+        presentation,
+        signer.private,
+        signer.kid,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **options,
+    )
+
+
+async def verify_presentation(
+    api: Api, presentation: Any, **options: Any
+) -> tuple[int, dict[str, Any]]:
+    options = {"challenge": "c-81f2", "domain": "https://verifier.example", **options}
+    response = await api.client.post(
+        "/presentations/verify",
+        json={"verifiablePresentation": presentation, "options": options},
+        headers=api.auth("broker"),
+    )
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+@pytest.mark.parametrize("make", [Holder.ed25519, Holder.p256], ids=["eddsa", "ecdsa"])
+async def test_presentations_secured_with_data_integrity_verify_with_their_credentials(
+    api: Api, make: Any
+) -> None:
+    holder = make()
+    presentation = await _di_presentation(api, holder)
+    status, body = await verify_presentation(api, presentation, returnPresentation=True)
+    assert status == 200, body
+    assert body["verified"] is True, body
+    assert body["results"]["holder"] == {"valid": True, "input": holder.did}
+    assert body["results"]["challenge"] == {"valid": True, "input": "c-81f2"}
+    assert {c["check"]: c["status"] for c in body["checks"]} == {
+        "signature": "pass",
+        "schema": "pass",
+        "key_binding": "pass",
+        "validity": "pass",
+    }
+    embedded, enveloped = body["credentialResults"]
+    assert embedded["results"]["format"] == "data_integrity"
+    assert enveloped["results"]["format"] == "vc2_jose"
+    for result in (embedded, enveloped):
+        assert result["verified"] is True
+        assert checks(result)["key_binding"] == ("pass", None)
+    assert body["verifiablePresentation"] == presentation
+
+
+async def test_data_integrity_presentations_fail_each_binding_with_its_reason(api: Api) -> None:
+    holder = Holder.ed25519()
+    cases: list[tuple[dict[str, Any], dict[str, Any], str, str]] = [
+        ({}, {"challenge": "another"}, "key_binding", "wrong_challenge"),
+        ({}, {"domain": "https://elsewhere.example"}, "key_binding", "wrong_domain"),
+        ({"purpose": "assertionMethod"}, {}, "signature", "wrong_proof_purpose"),
+        ({"signer": Holder.ed25519()}, {}, "key_binding", "holder_key_mismatch"),
+    ]
+    for proof, options, check, code in cases:
+        presentation = await _di_presentation(api, holder, **proof)
+        status, body = await verify_presentation(api, presentation, **options)
+        assert status == 200, body
+        assert body["verified"] is False
+        assert {c["check"]: (c["status"], c.get("code")) for c in body["checks"]}[check] == (
+            "fail",
+            code,
+        ), (proof, options, body["checks"])
+        assert body["credentialResults"] == []  # nothing checked for a holder not established
+    # a credential slipped in after the holder signed
+    presentation = await _di_presentation(api, holder)
+    presentation["verifiableCredential"].append(presentation["verifiableCredential"][0])
+    _, body = await verify_presentation(api, presentation)
+    assert {c["check"]: c.get("code") for c in body["checks"]}["signature"] == "bad_signature"
+    # a secured presentation needs both the challenge and the domain; a proofless one none
+    response = await api.client.post(
+        "/presentations/verify",
+        json={"verifiablePresentation": presentation, "options": {"domain": "https://v.example"}},
+        headers=api.auth("broker"),
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "options.challenge"
+    response = await api.client.post(
+        "/presentations/verify", json={"presentation": presentation}, headers=api.auth("broker")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "presentation.proof"

@@ -193,6 +193,12 @@ async def verify_presentation(
       `EnvelopedVerifiableCredential`, each verified and checked to belong to the holder (its
       `cnf` key is the presenting key, or its subject `id` is the holder; a credential naming
       neither is a bearer credential: `key_binding` not checked).
+    * **A presentation secured with an embedded Data Integrity proof** (a
+      `verifiablePresentation` object with a `proof`: eddsa-rdfc-2022 or ecdsa-rdfc-2019,
+      `proofPurpose` `authentication`, `challenge` = `options.challenge`, `domain` =
+      `options.domain`, the verification method (did:key, did:web) listed for authentication
+      by its controller, who is the holder); each credential in it, enveloped or with its own
+      embedded proof, verified and checked to belong to the holder as above.
     * **An SD-JWT VC with its Key-Binding JWT** (domain = `aud`, challenge = `nonce`).
     * **A proofless presentation** (`presentation`, or a `verifiablePresentation` object that
       is not enveloped): each credential (enveloped, or with an embedded Data Integrity
@@ -205,7 +211,7 @@ async def verify_presentation(
     """
     options = body.options
     value = body.verifiablePresentation
-    if isinstance(value, dict) and not _enveloped(value):
+    if isinstance(value, dict) and not _enveloped(value) and "proof" not in value:
         return await _proofless(rt, who.tenant_id, value, options, return_it=True)
     if body.presentation is not None:
         return await _proofless(rt, who.tenant_id, body.presentation, options, return_it=False)
@@ -214,13 +220,28 @@ async def verify_presentation(
             "send verifiablePresentation (or a proofless presentation)",
             field="verifiablePresentation",
         )
-    token, kind = vc_api.secured_presentation(value, field="verifiablePresentation")
     if not options.challenge or not options.domain:
         raise InvalidRequest(
             "a secured presentation is checked against options.challenge (the nonce) and "
             "options.domain (the audience)",
             field="options.challenge" if not options.challenge else "options.domain",
         )
+    if _embedded(value):
+        presented, reports = await rt.credentials.verify_di_presentation(
+            who.tenant_id,
+            value,
+            audience=options.domain,
+            nonce=options.challenge,
+            status_lookup=rt.status_lists.resolve_status,
+            max_age=_max_age(options.maxAge),
+        )
+        result = vc_api.vp_jwt_result(
+            presented, reports, challenge=options.challenge, domain=options.domain
+        )
+        if options.returnPresentation:
+            result["verifiablePresentation"] = value
+        return PresentationVerificationOut.model_validate(result)
+    token, kind = vc_api.secured_presentation(value, field="verifiablePresentation")
     if kind == vc_api.VP_JWT_PRESENTATION:
         presented, reports = await rt.credentials.verify_vp_jwt(
             who.tenant_id,
@@ -268,7 +289,9 @@ async def _proofless(
 ) -> PresentationVerificationOut:
     if "proof" in presentation:
         raise InvalidRequest(
-            "embedded Data Integrity proofs are not supported", field="presentation.proof"
+            "a presentation with a proof is a verifiablePresentation (presentation is for "
+            "proofless ones)",
+            field="presentation.proof",
         )
     data_model.check_presentation(presentation)  # 422 naming the member (section 4.13)
     try:

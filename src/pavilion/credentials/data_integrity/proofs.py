@@ -19,7 +19,8 @@ dateTimeStamp, an expired proof, a ``proof.@context`` that the document's ``@con
 start with, another ``proofPurpose`` than expected, a verification method its controller does
 not list for that purpose, a key of the wrong curve, a controller that is not the issuer, a
 document with terms its contexts do not define (JSON-LD expansion would silently drop them),
-and a signature that does not verify.
+and a signature that does not verify; a presentation's proof (``authentication``) also names
+the verifier's ``challenge`` and ``domain`` (section 4.3), else a ``key_binding`` failure.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ async def add_proof(
     verification_method: str,
     created: datetime,
     proof_purpose: str = "assertionMethod",
+    challenge: str | None = None,
+    domain: str | None = None,
 ) -> dict[str, Any]:
     """The document with a ``DataIntegrityProof`` signed by ``signer`` (its algorithm picks
-    the cryptosuite). The document must be well-formed JSON-LD for the cached contexts."""
+    the cryptosuite). The document must be well-formed JSON-LD for the cached contexts.
+    ``challenge`` and ``domain`` bind a presentation's proof to one verifier."""
     if "proof" in document:
         raise InvalidRequest("the document already carries a proof", field="credential.proof")
     cryptosuite = CRYPTOSUITES.get(signer.algorithm)
@@ -112,6 +116,10 @@ async def add_proof(
         "verificationMethod": verification_method,
         "proofPurpose": proof_purpose,
     }
+    if challenge is not None:
+        proof["challenge"] = challenge
+    if domain is not None:
+        proof["domain"] = domain
     try:
         data = hash_data(document, {**proof, "@context": document["@context"]})
     except CheckFailed as exc:
@@ -132,6 +140,26 @@ def _proof_object(secured: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(proof, dict):
         raise _fail("no_proof", "the document has no proof object")
     return proof
+
+
+def _check_binding(proof: Mapping[str, Any], challenge: str | None, domain: str | None) -> None:
+    """Data Integrity 1.0 section 4.3 (Verify Proof): an expected ``domain`` MUST equal the
+    proof's (or be one of them, when it lists several); an expected ``challenge`` MUST equal
+    the proof's."""
+    if domain is not None:
+        given = proof.get("domain")
+        if domain not in (given if isinstance(given, list) else [given]):
+            raise CheckFailed(
+                CheckName.KEY_BINDING,
+                "wrong_domain",
+                "the proof's domain does not name this verifier (options.domain)",
+            )
+    if challenge is not None and proof.get("challenge") != challenge:
+        raise CheckFailed(
+            CheckName.KEY_BINDING,
+            "wrong_challenge",
+            "the proof's challenge is not this verification's (options.challenge)",
+        )
 
 
 def _check_proof_options(
@@ -200,11 +228,15 @@ async def verify_proof(
     now: datetime,
     purpose: str = "assertionMethod",
     controller: str | None = None,
+    challenge: str | None = None,
+    domain: str | None = None,
 ) -> VerifiedProof:
-    """Verify the one Data Integrity proof of ``secured``; raises CheckFailed (signature)."""
+    """Verify the one Data Integrity proof of ``secured``; raises CheckFailed (signature;
+    key_binding for a ``challenge`` or ``domain`` the proof does not carry)."""
     proof = _proof_object(secured)
     unsecured = {k: v for k, v in secured.items() if k != "proof"}
     _check_proof_options(proof, unsecured, purpose=purpose, now=now)
+    _check_binding(proof, challenge, domain)
     try:
         signature = multibase_decode(proof.get("proofValue"))
     except MultibaseError as exc:
