@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -170,6 +170,56 @@ async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+#: The interactive documentation pages (Swagger UI, ReDoc) load their code from the CDN FastAPI
+#: names and run one inline script; nothing else, and no page may frame them.
+DOCS_CSP: Final = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
+    "font-src https://fonts.gstatic.com; img-src 'self' https://fastapi.tiangolo.com "
+    "https://cdn.jsdelivr.net data:; connect-src 'self'; worker-src blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+#: Everything else is data (JSON, JWTs, metrics): nothing to run, load or frame.
+API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_DOCS_PATHS: Final = ("/docs", "/redoc")
+
+
+class SecurityHeadersMiddleware:
+    """Headers on every response: ``X-Content-Type-Options: nosniff``, a Content-Security-Policy
+    with ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY`` for older browsers),
+    ``Referrer-Policy: no-referrer``, and ``Cache-Control: no-store`` unless the route set its
+    own (status lists and the JWKS are cacheable; API answers, token secrets above all, never
+    are). The server's name is not disclosed (``serving.build_server``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        csp = DOCS_CSP if path.startswith(_DOCS_PATHS) else API_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in (
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"content-security-policy", csp.encode()),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                ):
+                    if name not in present:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class MetricsMiddleware:

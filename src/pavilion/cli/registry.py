@@ -95,18 +95,27 @@ def tokens_create(
     ],
     role: Annotated[Role, typer.Option(help="The token's role.")],
     name: Annotated[str, typer.Option(metavar="TEXT", help="What the token is for.")] = "cli",
+    expires_in: Annotated[
+        int | None,
+        typer.Option(
+            min=60, max=366 * 86_400, metavar="SECONDS", help="Seconds until it stops working."
+        ),
+    ] = None,
 ) -> None:
     """Create an API token. The secret is printed once, on standard output only.
 
     Example: BROKER_TOKEN=$(pavilion tokens create --tenant acme-university --role broker)
     """
+    from datetime import timedelta
 
     async def work(rt: Runtime) -> None:
         await rt.tenancy.ensure_platform_tenant()
         tenant_id = await resolve_tenant(rt, tenant)
-        issued = await rt.tenancy.create_token(tenant_id, name, role)
+        ttl = timedelta(seconds=expires_in) if expires_in is not None else None
+        issued = await rt.tenancy.create_token(tenant_id, name, role, ttl=ttl)
+        until = f", expires {issued.expires_at.isoformat()}" if issued.expires_at else ""
         err.print(
-            f"token {issued.id} ({role.value}) for tenant {tenant}; store it now, "
+            f"token {issued.id} ({role.value}) for tenant {tenant}{until}; store it now, "
             "it is not shown again:",
             highlight=False,
             markup=False,

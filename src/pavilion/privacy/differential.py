@@ -48,6 +48,9 @@ VALUES: Final[dict[str, tuple[float, float]]] = {
 OTHER: Final = "other"
 MAX_GROUPS: Final = 100_000
 MAX_EPSILON: Final = 10.0
+#: Below this the noise scale (sensitivity / epsilon) leaves floating point (1e-320 gives an
+#: infinite scale that OpenDP refuses), and the release would be pure noise anyway.
+MIN_EPSILON: Final = 1e-6
 _KEY_SEPARATOR: Final = "\x1f"
 
 
@@ -90,8 +93,10 @@ class ReleaseSpec:
     alpha: float = 0.05
 
     def __post_init__(self) -> None:
-        if not (0 < self.epsilon <= MAX_EPSILON) or not math.isfinite(self.epsilon):
-            raise InvalidRequest(f"epsilon must be in (0, {MAX_EPSILON}]", field="epsilon")
+        if not (MIN_EPSILON <= self.epsilon <= MAX_EPSILON) or not math.isfinite(self.epsilon):
+            raise InvalidRequest(
+                f"epsilon must be in [{MIN_EPSILON}, {MAX_EPSILON}]", field="epsilon"
+            )
         if self.mechanism is Mechanism.GAUSSIAN and not (0 < self.delta < 1e-3):
             raise InvalidRequest(
                 "the Gaussian mechanism needs a delta in (0, 0.001)", field="delta"

@@ -36,3 +36,5 @@ class ApiToken(TenantOwned, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: After this instant the token no longer authenticates (None: until revoked).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

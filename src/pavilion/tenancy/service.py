@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
@@ -45,11 +45,24 @@ class IssuedToken:
     name: str
     role: Role
     secret: str  # shown once
+    expires_at: datetime | None = None
 
 
 def _hash_token(secret: str) -> str:
     # The secret carries 256 random bits, so one SHA-256 is enough: no password stretching.
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _expiry(token: ApiToken) -> datetime | None:
+    """The token's expiry, timezone-aware (SQLite hands datetimes back naive, in UTC)."""
+    at = token.expires_at
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def _live(token: ApiToken, now: datetime) -> bool:
+    """Not revoked and not expired."""
+    expires_at = _expiry(token)
+    return token.revoked_at is None and (expires_at is None or expires_at > now)
 
 
 def _parse_token(token: str) -> str:
@@ -176,7 +189,11 @@ class TenancyService:
             raise NotFound(f"tenant {name!r} does not exist")
         return tenant
 
-    async def create_token(self, tenant_id: str, name: str, role: Role) -> IssuedToken:
+    async def create_token(
+        self, tenant_id: str, name: str, role: Role, *, ttl: timedelta | None = None
+    ) -> IssuedToken:
+        """A new token (its secret shown once); with ``ttl`` it stops working after that long,
+        for just-in-time access."""
         await self.get_tenant(tenant_id)
         if (role is Role.PLATFORM_ADMIN) != (tenant_id == PLATFORM_TENANT_ID):
             raise InvalidRequest(
@@ -184,12 +201,30 @@ class TenancyService:
                 field="role",
             )
         secret = f"{TOKEN_PREFIX}_{tenant_id.replace('-', '')}_{secrets.token_urlsafe(32)}"
-        token = ApiToken(tenant_id=tenant_id, name=name, role=role.value)
+        expires_at = datetime.now(UTC) + ttl if ttl is not None else None
+        token = ApiToken(tenant_id=tenant_id, name=name, role=role.value, expires_at=expires_at)
         token.token_hash = _hash_token(secret)
         async with self._db.transaction(tenant_id) as session:
             session.add(token)
             await session.flush()
-        return IssuedToken(token.id, tenant_id, name, role, secret)
+        return IssuedToken(token.id, tenant_id, name, role, secret, expires_at)
+
+    async def rotate_token(
+        self, tenant_id: str, token_id: str, *, grace: timedelta, ttl: timedelta | None = None
+    ) -> IssuedToken:
+        """A successor of a live token (same name and role, a new secret); the old one keeps
+        working for ``grace`` (0: stops at once) so that its holders can switch over."""
+        async with self._db.transaction(tenant_id) as session:
+            old = await session.get(ApiToken, token_id)
+            now = datetime.now(UTC)
+            if old is None or old.tenant_id != tenant_id or not _live(old, now):
+                raise NotFound(f"token {token_id} does not exist, or no longer works")
+            cutoff = now + grace
+            current = _expiry(old)
+            old.expires_at = min(current, cutoff) if current is not None else cutoff
+            name, role = old.name, Role(old.role)
+            self._auth_cache.pop(old.token_hash, None)
+        return await self.create_token(tenant_id, name, role, ttl=ttl)
 
     async def authenticate(self, secret: str) -> Principal:
         tenant_id = _parse_token(secret)
@@ -207,10 +242,15 @@ class TenancyService:
                     )
                 )
             ).scalar_one_or_none()
-        if token is None:
-            raise AuthenticationFailed("unknown or revoked API token")
+        now = datetime.now(UTC)
+        if token is None or not _live(token, now):
+            raise AuthenticationFailed("unknown, revoked or expired API token")
         principal = Principal(token.tenant_id, Role(token.role), token.id)
-        self._auth_cache[token_hash] = (time.monotonic() + self.AUTH_CACHE_SECONDS, principal)
+        trusted_for = self.AUTH_CACHE_SECONDS
+        expires_at = _expiry(token)
+        if expires_at is not None:  # never cached past its expiry
+            trusted_for = min(trusted_for, (expires_at - now).total_seconds())
+        self._auth_cache[token_hash] = (time.monotonic() + trusted_for, principal)
         return principal
 
     async def revoke_token(self, tenant_id: str, token_id: str) -> None:

@@ -45,7 +45,7 @@ class ReleaseIn(BaseModel):
     dataset: Literal["verifications"] = "verifications"
     statistic: differential.Statistic
     mechanism: differential.Mechanism = differential.Mechanism.LAPLACE
-    epsilon: float = Field(gt=0, le=differential.MAX_EPSILON)
+    epsilon: float = Field(ge=differential.MIN_EPSILON, le=differential.MAX_EPSILON)
     delta: float = Field(default=0.0, ge=0, lt=1e-3, description="Gaussian only.")
     group_by: list[str] = Field(
         default_factory=list, max_length=4, description=", ".join(differential.DIMENSIONS)

@@ -181,7 +181,7 @@ async def test_health_readiness_metrics_jwks(api: Api) -> None:
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     ready = await api.client.get("/readyz")
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "keystore": "ok"}}
-    metrics = await api.client.get("/metrics")
+    metrics = await api.client.get("/metrics", headers=api.auth("platform-admin"))
     assert "pavilion_http_request_duration_seconds" in metrics.text
     jwks = (await api.client.get("/.well-known/jwks.json")).json()
     assert jwks["keys"][0]["kty"] == "EC"

@@ -180,7 +180,7 @@ async def test_headers_over_the_limit_are_431(api: Api) -> None:
 
 
 def test_a_one_megabyte_header_is_431_from_the_running_server(runtime: Runtime) -> None:
-    with BackgroundServer(create_app(runtime, owns_runtime=False)) as server:
+    with BackgroundServer(create_app(runtime, owns_runtime=False), lifespan="off") as server:
         response = httpx.get(server.url + "/healthz", headers={"x-filler": "a" * 1_048_576})
         assert response.status_code == 431
         assert response.headers["content-type"] == PROBLEM

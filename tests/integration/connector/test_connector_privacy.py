@@ -45,7 +45,7 @@ async def test_verifications_leave_no_pii_in_logs_metrics_or_audit(
     logging.getLogger("stdlib").warning("subject %s", subjects[0].email)
 
     logs = capsys.readouterr()
-    metrics = (await api.client.get("/metrics")).text
+    metrics = (await api.client.get("/metrics", headers=api.auth("platform-admin"))).text
     async with api.rt.db.transaction(api.tenant_id) as session:
         leaves = [row.event for row in (await session.execute(select(AuditLeaf))).scalars()]
         verifications = [

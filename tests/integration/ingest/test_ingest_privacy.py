@@ -64,7 +64,7 @@ async def test_the_pipeline_leaves_no_pii_outside_the_roster_and_quarantine(
     logging.getLogger("stdlib").warning("careless %s", subjects[0].email)
 
     logs = capsys.readouterr()
-    metrics = (await api.client.get("/metrics")).text
+    metrics = (await api.client.get("/metrics", headers=api.auth("platform-admin"))).text
     async with api.rt.db.transaction(api.tenant_id) as session:
         leaves = [row.event for row in (await session.execute(select(AuditLeaf))).scalars()]
         batches = [

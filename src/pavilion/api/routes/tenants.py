@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -13,7 +14,7 @@ from pavilion.api.problems import AUTHENTICATED, problem_responses
 from pavilion.api.schemas.tenants import TenantOut, TenantPage, TokenOut
 from pavilion.tenancy.models import Tenant
 from pavilion.tenancy.roles import Permission, Role
-from pavilion.tenancy.service import Principal
+from pavilion.tenancy.service import IssuedToken, Principal
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=AUTHENTICATED)
 
@@ -23,10 +24,49 @@ class TenantIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
+#: The longest a token may be given to live, and the longest grace of a rotated one.
+_YEAR = 366 * 86_400
+_WEEK = 7 * 86_400
+
+
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     role: Role
+    expires_in_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=_YEAR,
+        description="The token stops working this long after creation (just-in-time access); "
+        "absent, it works until revoked.",
+    )
+
+
+class RotationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: int = Field(
+        default=300, ge=0, le=_WEEK, description="How long the old token keeps working."
+    )
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, le=_YEAR, description="The new token's lifetime (absent: unlimited)."
+    )
+
+
+def _token_out(issued: IssuedToken) -> TokenOut:
+    out = TokenOut(
+        id=issued.id,
+        tenant_id=issued.tenant_id,
+        name=issued.name,
+        role=issued.role,
+        token=issued.secret,
+    )
+    if issued.expires_at is not None:  # absent, not null, for a token without an expiry
+        out.expires_at = issued.expires_at.isoformat()
+    return out
+
+
+def _seconds(value: int | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None
 
 
 def _tenant(t: Tenant) -> TenantOut:
@@ -53,7 +93,12 @@ async def list_tenants(
     return TenantPage(items=tenants, next=next_cursor(tenants, limit, lambda t: t.id))
 
 
-@router.post("/{tenant_id}/tokens", status_code=201, responses=problem_responses(400, 404))
+@router.post(
+    "/{tenant_id}/tokens",
+    status_code=201,
+    responses=problem_responses(400, 404),
+    response_model_exclude_unset=True,
+)
 async def create_token(
     tenant_id: str,
     body: TokenIn,
@@ -61,14 +106,36 @@ async def create_token(
     principal: Annotated[Principal, Depends(require(Permission.TOKENS_MANAGE))],
 ) -> TokenOut:
     require_tenant_access(principal, tenant_id)
-    issued = await rt.tenancy.create_token(tenant_id, body.name, body.role)
-    return TokenOut(
-        id=issued.id,
-        tenant_id=issued.tenant_id,
-        name=issued.name,
-        role=issued.role,
-        token=issued.secret,
+    issued = await rt.tenancy.create_token(
+        tenant_id, body.name, body.role, ttl=_seconds(body.expires_in_seconds)
     )
+    return _token_out(issued)
+
+
+@router.post(
+    "/{tenant_id}/tokens/{token_id}/rotate",
+    status_code=201,
+    responses=problem_responses(404),
+    response_model_exclude_unset=True,
+)
+async def rotate_token(
+    tenant_id: str,
+    token_id: str,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require(Permission.TOKENS_MANAGE))],
+    body: RotationIn | None = None,
+) -> TokenOut:
+    """A new secret for a live token (same name and role); the old one keeps working for
+    ``grace_seconds`` (default 300), then stops."""
+    require_tenant_access(principal, tenant_id)
+    body = body or RotationIn()
+    issued = await rt.tenancy.rotate_token(
+        tenant_id,
+        token_id,
+        grace=timedelta(seconds=body.grace_seconds),
+        ttl=_seconds(body.expires_in_seconds),
+    )
+    return _token_out(issued)
 
 
 @router.delete("/{tenant_id}/tokens/{token_id}", status_code=204, responses=problem_responses(404))

@@ -20,6 +20,9 @@ class TokenOut(ResponseModel):
     name: str
     role: Role
     token: str = Field(description="The secret; shown once, store it now.")
+    expires_at: str | None = Field(
+        default=None, description="When the token stops working (absent: until revoked)."
+    )
 
 
 class TenantPage(Page[TenantOut]):
