@@ -35,6 +35,7 @@ from pavilion.providers.service import ProviderService
 from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 from pavilion.store.idempotency import RecentAnswers
+from pavilion.store.pg_batch import PgConnections
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -155,7 +156,12 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         ),
         config=config,
         residency=ResidencyService(db, config),
-        journal=Journal(db, audit, max_batch=settings.journal_max_batch),
+        journal=Journal(
+            db,
+            audit,
+            max_batch=settings.journal_max_batch,
+            pg=PgConnections(settings.database_url) if db.is_postgres else None,
+        ),
         lineage=lineage,
         lookup_lineage=LookupLineage(
             db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now
