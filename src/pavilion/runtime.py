@@ -127,7 +127,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         keystore=keystore,
         tenant_keys=tenant_keys,
         tenancy=TenancyService(db, tenant_keys),
-        providers=ProviderService(db, tenant_keys, config),
+        providers=ProviderService(db, tenant_keys, config, audit),
         provider_client=client,
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
@@ -150,7 +150,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
         config=config,
-        residency=ResidencyService(db, config),
+        residency=ResidencyService(db, config, audit),
         journal=Journal(db, audit, max_batch=settings.journal_max_batch),
         lineage=lineage,
         lookup_lineage=LookupLineage(

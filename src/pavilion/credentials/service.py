@@ -53,7 +53,7 @@ class CredentialService:
         self._issuer_id = issuer_id
         cache = ConfigCache()
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
-        defaults = TemplateDefaults(db, cache, clock=clock)
+        defaults = TemplateDefaults(db, cache, clock=clock, audit=audit)
         issuer = CredentialIssuer(db, keystore, audit, trust, issuer_id=issuer_id, clock=clock)
         verifier = CredentialVerifier(keystore, trust, clock=clock)
         self.create_root = trust.create_root
