@@ -18,6 +18,8 @@ from pavilion.connect.client import ProviderClient
 from pavilion.connect.factory import build_provider_client
 from pavilion.connect.residency import ResidencyService
 from pavilion.credentials.anoncreds.service import AnoncredsConfig, AnoncredsService
+from pavilion.credentials.data_integrity.did_web import HttpDidWebFetcher, tls_context
+from pavilion.credentials.data_integrity.identity import IssuerDid
 from pavilion.credentials.keys import issuer_keys_for
 from pavilion.credentials.service import CredentialService
 from pavilion.credentials.status.resolver import RemoteStatusResolver
@@ -90,6 +92,8 @@ class Runtime:
     certificates: CertificateIdentities = field(default_factory=lambda: CertificateIdentities({}))
     #: OIDC providers' access tokens, accepted beside API tokens.
     oidc: OidcVerifier = field(default_factory=lambda: OidcVerifier([]))
+    #: Fetches did:web documents (Data Integrity issuers, vp+jwt holders); None: did:web off.
+    did_web: HttpDidWebFetcher | None = None
 
     @functools.cached_property
     def privacy(self) -> PrivacyEngine:
@@ -97,8 +101,12 @@ class Runtime:
         return build_privacy_engine(self)
 
     async def start(self) -> None:
-        """Background work of a serving process (lineage windows)."""
+        """Background work of a serving process (lineage windows), on the serving loop."""
         self.lookup_lineage.start()
+
+    async def stop(self) -> None:
+        """Stop the background work, on the loop that started it (what is counted stays)."""
+        await self.lookup_lineage.stop()
 
     async def aclose(self) -> None:
         await self.journal.aclose()  # what was taken is committed before anything closes
@@ -107,12 +115,30 @@ class Runtime:
             await self.privacy.aclose()
         await self.provider_client.aclose()
         await self.oidc.aclose()
+        if self.did_web is not None:
+            await self.did_web.aclose()
         await self.status_lists.aclose()
         await self.keys.aclose()  # flushes signing counts to the audit log, closes an HSM
         await self.db.dispose()
 
 
-def build_runtime(settings: Settings, *, provider_client: ProviderClient | None = None) -> Runtime:
+def build_did_web_fetcher(settings: Settings) -> HttpDidWebFetcher:
+    """The did:web fetcher the settings describe (HTTPS, deadline, CA bundle, addresses)."""
+    return HttpDidWebFetcher(
+        verify=tls_context(settings.did_web_ca_file),
+        timeout_seconds=settings.did_web_timeout_seconds,
+        allow_private_addresses=settings.did_web_allow_private_addresses,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    provider_client: ProviderClient | None = None,
+    did_web: HttpDidWebFetcher | None = None,
+) -> Runtime:
+    """Every service from the settings; ``provider_client`` and ``did_web`` replace the ones
+    the settings would build (tests point them at in-process or loopback servers)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     keystore = open_keystore(settings)
@@ -121,6 +147,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
     client = provider_client or build_provider_client(settings, db, audit)
     config = ConfigCache(settings.config_cache_seconds)
     lineage = LineageEmitter(settings.lineage_file)
+    fetcher = did_web or build_did_web_fetcher(settings)
     return Runtime(
         settings=settings,
         db=db,
@@ -132,7 +159,13 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
         credentials=CredentialService(
-            db, keystore, audit, issuer_keys_for(keystore), issuer_id=settings.issuer_id
+            db,
+            keystore,
+            audit,
+            issuer_keys_for(keystore),
+            issuer_id=settings.issuer_id,
+            issuer_did=IssuerDid(settings.did_web or None),
+            did_web=fetcher,
         ),
         status_lists=StatusListService(
             db,
@@ -158,6 +191,7 @@ def build_runtime(settings: Settings, *, provider_client: ProviderClient | None 
         ),
         certificates=CertificateIdentities(settings.tls_client_identities),
         oidc=OidcVerifier(settings.oidc_providers),
+        did_web=fetcher,
     )
 
 

@@ -42,6 +42,7 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
         yield
         if stages.enabled(loop):
             stages.disable(loop)
+        await runtime.stop()
         await runtime.keys.stop()
         if owns_runtime:
             await runtime.aclose()
@@ -63,6 +64,15 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     problems.install(app)
     for module in (system, tenants, providers, verifications, audit):
         app.include_router(module.router)
+    did_path = runtime.credentials.issuer_did.document_path()
+    if did_path is not None and did_path != system.DID_DOCUMENT_PATH:
+        app.add_api_route(  # the did:web document at the path its DID names
+            did_path,
+            system.did_document,
+            methods=["GET"],
+            response_class=system.DidJsonResponse,
+            include_in_schema=False,
+        )
     app.include_router(connections.router)
     app.include_router(keys_routes.router)
     app.include_router(credential_routes.router)  # VC-API, trust chains, templates, refresh

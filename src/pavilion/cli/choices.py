@@ -27,3 +27,10 @@ class CredentialFormat(StrEnum):
     JWT_VC = "jwt_vc"
     VC2_JOSE = "vc2_jose"
     SD_JWT_VC = "sd_jwt_vc"
+
+
+class Cryptosuite(StrEnum):
+    """``pavilion.credentials.embedded.ALGORITHMS``: the Data Integrity cryptosuites issued."""
+
+    EDDSA_RDFC_2022 = "eddsa-rdfc-2022"
+    ECDSA_RDFC_2019 = "ecdsa-rdfc-2019"

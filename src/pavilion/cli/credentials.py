@@ -1,9 +1,11 @@
 """``pavilion credentials issue|verify|present|trust-root|certify|templates|set-default``.
 
 Credentials from files: ``issue`` secures an unsecured VC 2.0 credential (JSON) as vc+jwt,
-SD-JWT VC or JWT VC and prints it; ``verify`` prints the integrity report of a secured
-credential or presentation (the compact form, or a VC-API envelope in JSON) and exits 1 when
-it does not verify; ``present`` makes an SD-JWT VC presentation with a holder key, as a
+SD-JWT VC or JWT VC, or with an embedded Data Integrity proof (``--cryptosuite``), and prints
+it; ``verify`` prints the integrity report of a secured credential (the compact form, a
+VC-API envelope, or a JSON-LD credential with its proof) or presentation (SD-JWT VC with its
+Key-Binding JWT, or a ``vp+jwt`` with each credential in it) and exits 1 when it does not
+verify; ``present`` makes an SD-JWT VC presentation with a holder key, as a
 wallet would (for testing the verifier end to end).
 """
 
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from pavilion.cli.choices import CredentialFormat
+from pavilion.cli.choices import CredentialFormat, Cryptosuite
 from pavilion.cli.context import resolve_tenant, run_async
 from pavilion.cli.output import JsonOption, print_json
 from pavilion.cli.output import err as err_console
@@ -87,6 +89,10 @@ def issue(
     ] = None,
     status: Annotated[bool, typer.Option(help="Embed a status-list entry.")] = True,
     envelope: Annotated[bool, typer.Option(help="Print the VC-API envelope (JSON).")] = False,
+    cryptosuite: Annotated[
+        Cryptosuite | None,
+        typer.Option(help="Secure with an embedded Data Integrity proof instead (JSON-LD)."),
+    ] = None,
 ) -> None:
     """Secure a credential from a file and print it (standard output only).
 
@@ -106,6 +112,8 @@ def issue(
         except ValueError as exc:
             raise PavilionError(f"{holder_jwk}: the holder key {exc}") from exc
 
+    from pavilion.credentials.embedded import IssuedEmbedded
+
     async def work(rt: Runtime) -> None:
         tenant_id = await resolve_tenant(rt, tenant)
         issued = await rt.credentials.issue_vc_api(
@@ -116,15 +124,50 @@ def issue(
             vct=vct,
             provider_id=provider,
             status_lists=rt.status_lists if status else None,
+            cryptosuite=cryptosuite.value if cryptosuite is not None else None,
         )
         err_console.print(
-            f"issued {issued.format.value} credential {issued.id} (key {issued.key_id[:12]}…, "
+            f"issued {issued.format_name} credential {issued.id} (key {issued.key_id[:12]}…, "
             f"valid until {issued.valid_until.isoformat(timespec='seconds')})"
         )
         secured = {"verifiableCredential": issued.secured_form()}
-        print(json.dumps(secured) if envelope else issued.token)
+        if envelope:
+            print(json.dumps(secured))
+        elif isinstance(issued, IssuedEmbedded):  # the proof travels inside the document
+            print(json.dumps(issued.document))
+        else:
+            print(issued.token)
 
     run_async(work)
+
+
+def _verify_input(path: Path) -> tuple[str, Any, credential_templates.CredentialFormat | None]:
+    """(kind, secured form, the format an envelope declares) of a file to verify: an embedded
+    Data Integrity credential (JSON), a ``vp+jwt`` presentation, or any other credential."""
+    from pavilion.credentials import vc_api
+
+    text = path.read_text("utf-8").strip()
+    if not text.startswith("{"):
+        _, kind = vc_api.secured_presentation(text, field=str(path))
+        return (kind if kind == vc_api.VP_JWT_PRESENTATION else "credential"), text, None
+    document = _json_file(path, "the credential")
+    if not isinstance(document, dict):
+        raise PavilionError(f"{path}: expected a JSON object")
+    if "verifiablePresentation" in document:
+        token, kind = vc_api.secured_presentation(
+            document["verifiablePresentation"], field=str(path)
+        )
+        return (kind if kind == vc_api.VP_JWT_PRESENTATION else "credential"), token, None
+    value = document.get("verifiableCredential", document)
+    types = value.get("type") if isinstance(value, dict) else None
+    if (
+        isinstance(value, dict)
+        and "proof" in value
+        and "EnvelopedVerifiableCredential" not in (types if isinstance(types, list) else [types])
+    ):
+        return "embedded", value, None
+    token, expected = vc_api.secured_form(value, field=str(path))
+    return "credential", token, expected
 
 
 def verify(
@@ -146,43 +189,76 @@ def verify(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a credential (or an SD-JWT VC presentation, with --audience and --nonce).
+    """Verify a credential (compact, enveloped, or JSON-LD with a Data Integrity proof) or a
+    presentation (SD-JWT VC or vp+jwt, with --audience and --nonce).
 
-    Exit 1 when it does not verify; the report names each check and its reason.
+    Exit 1 when it does not verify; the report names each check and its reason (of the
+    presentation, then of each credential in it).
 
     Example: pavilion credentials verify --tenant acme-university vc.txt
     """
-    token, expected = _secured_input(secured)
+    kind, value, expected = _verify_input(secured)
     presentation = audience is not None or nonce is not None
+    max_age = timedelta(days=max_age_days) if max_age_days is not None else None
+    if kind == "vp+jwt" and (audience is None or nonce is None):
+        raise PavilionError("a vp+jwt presentation is verified with --audience and --nonce")
 
-    async def work(rt: Runtime) -> IntegrityReport:
+    async def work(rt: Runtime) -> list[tuple[str, IntegrityReport]]:
         tenant_id = await resolve_tenant(rt, tenant)
-        return await rt.credentials.verify(
+        status = rt.status_lists.resolve_status
+        if kind == "embedded":
+            report = await rt.credentials.verify_embedded(
+                tenant_id, value, status_lookup=status, max_age=max_age
+            )
+            return [("credential", report)]
+        if kind == "vp+jwt" and audience is not None and nonce is not None:  # both: above
+            presented, reports = await rt.credentials.verify_vp_jwt(
+                tenant_id,
+                value,
+                audience=audience,
+                nonce=nonce,
+                status_lookup=status,
+                max_age=max_age,
+            )
+            return [("presentation", presented.report), *reports]
+        report = await rt.credentials.verify(
             tenant_id,
-            token,
-            status_lookup=rt.status_lists.resolve_status,
+            value,
+            status_lookup=status,
             presentation=presentation,
             audience=audience,
             nonce=nonce,
-            max_age=timedelta(days=max_age_days) if max_age_days is not None else None,
+            max_age=max_age,
             expected_format=expected,
         )
+        return [("credential", report)]
 
     from pavilion.credentials.report import CheckStatus
 
-    report = run_async(work)
+    reports = run_async(work)
+    verified = all(report.verified for _, report in reports)
     if as_json:
-        print_json({**report.to_json(), "claims": report.claims})
+        first = reports[0][1]
+        out: dict[str, Any] = {**first.to_json(), "verified": verified, "claims": first.claims}
+        if len(reports) > 1 or kind == "vp+jwt":
+            out["credentials"] = [
+                {"path": path, **report.to_json(), "claims": report.claims}
+                for path, report in reports[1:]
+            ]
+        print_json(out)
     else:
-        table = Table("check", "result", "reason")
         colours = {CheckStatus.PASS: "green", CheckStatus.FAIL: "red"}
-        for item in report.checks:
-            colour = colours.get(item.status, "yellow")
-            table.add_row(item.name.value, f"[{colour}]{item.status.value}[/{colour}]", item.reason)
-        console.print(table)
-        verdict = "[green]verified[/green]" if report.verified else "[red]NOT verified[/red]"
-        console.print(f"{report.format}: {verdict}")
-    if not report.verified:
+        for path, report in reports:
+            table = Table("check", "result", "reason", title=path if len(reports) > 1 else None)
+            for item in report.checks:
+                colour = colours.get(item.status, "yellow")
+                table.add_row(
+                    item.name.value, f"[{colour}]{item.status.value}[/{colour}]", item.reason
+                )
+            console.print(table)
+        verdict = "[green]verified[/green]" if verified else "[red]NOT verified[/red]"
+        console.print(f"{reports[0][1].format}: {verdict}")
+    if not verified:
         raise typer.Exit(1)
 
 

@@ -260,6 +260,26 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Foreign status lists: list URL prefix -> JWKS URL of the keys that sign them.",
     )
+    # Data Integrity proofs: the DID they are signed as, and fetching others' did:web documents.
+    did_web: str = Field(
+        default="",
+        pattern=r"^(did:web:[A-Za-z0-9.%_~-]+(:[A-Za-z0-9.%_~-]+)*)?$",
+        description="The connector's did:web DID (did:web:connector.example): Data Integrity "
+        "proofs name it as issuer and the connector serves its DID document. Empty: did:key.",
+    )
+    did_web_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Deadline for fetching one did:web document."
+    )
+    did_web_allow_private_addresses: bool = Field(
+        default=False,
+        description="Also fetch did:web documents from loopback and private addresses "
+        "(development only: a credential chooses the host the connector contacts).",
+    )
+    did_web_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle did:web servers' certificates must chain to (default: the "
+        "system CAs).",
+    )
 
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     provider_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -269,7 +289,11 @@ class Settings(BaseSettings):
     provider_attempt_timeout_seconds: float = Field(default=2.0, gt=0, le=120)
     provider_max_connections: int = Field(default=100, ge=1, le=100_000)
     provider_max_keepalive_connections: int = Field(default=100, ge=0, le=100_000)
-    provider_http2: bool = True
+    provider_http2: bool = Field(
+        default=False,
+        description="Look DPs up over HTTP/2 (httpx) where they offer it; false uses HTTP/1.1 "
+        "keep-alive pools (aiohttp), about a fifth of the CPU per lookup (docs/PERFORMANCE.md).",
+    )
     provider_warm_connections: int = Field(default=2, ge=0, le=1000)
     provider_probe_interval_seconds: float = Field(
         default=1.0, ge=0, le=3600, description="Active health checks of DP endpoints; 0 is off."

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from pavilion.connect.budget import RetryBudget
 from pavilion.connect.config import ConnectConfig
 from pavilion.connect.endpoints import AttemptTrace, EndpointBook, EndpointState
 from pavilion.connect.health import FailureKind
+from pavilion.connect.http1 import Http1Answer, Http1Pools
 from pavilion.connect.outlier import may_eject
 from pavilion.connect.pools import PoolRegistry
 from pavilion.connect.routing import Route
@@ -87,10 +89,12 @@ class Attempts:
         *,
         connect_timeout_s: float,
         clock: Callable[[], float],
+        http1: Http1Pools | None = None,
     ) -> None:
         self._config = config
         self._book = book
         self._pools = pools
+        self._http1 = http1  # lookups over aiohttp (HTTP/1.1) instead of httpx
         self._auth = auth
         self._connect_timeout = connect_timeout_s
         self._clock = clock
@@ -120,18 +124,39 @@ class Attempts:
         try:
             if state.slots is None:
                 state.slots = asyncio.Semaphore(self._config.pool.max_connections)
-            async with (
-                asyncio.timeout(budget_s),
-                state.slots,
-                self._pools.lease(provider.id, state.endpoint.url, provider.tls) as client,
-            ):
-                response = await client.post(
-                    f"{state.endpoint.url}/v1/lookup",
-                    json={"identifiers": dict(request.identifiers)},
-                    headers=headers,
-                    timeout=httpx.Timeout(budget_s, connect=min(budget_s, self._connect_timeout)),
-                    extensions={"trace": self._book.tracer(state, trace)},
-                )
+            response: httpx.Response | Http1Answer
+            if self._http1 is not None:
+                async with asyncio.timeout(budget_s), state.slots:
+                    response = await self._http1.post(
+                        provider.id,
+                        f"{state.endpoint.url}/v1/lookup",
+                        provider.tls,
+                        body={"identifiers": dict(request.identifiers)},
+                        headers=headers,
+                        budget_s=budget_s,
+                        trace=trace,
+                        on_connection=partial(
+                            self._book.opened,
+                            state,
+                            attempt=trace,
+                            tls=state.endpoint.url.startswith("https://"),
+                        ),
+                    )
+            else:
+                async with (
+                    asyncio.timeout(budget_s),
+                    state.slots,
+                    self._pools.lease(provider.id, state.endpoint.url, provider.tls) as client,
+                ):
+                    response = await client.post(
+                        f"{state.endpoint.url}/v1/lookup",
+                        json={"identifiers": dict(request.identifiers)},
+                        headers=headers,
+                        timeout=httpx.Timeout(
+                            budget_s, connect=min(budget_s, self._connect_timeout)
+                        ),
+                        extensions={"trace": self._book.tracer(state, trace)},
+                    )
             outcome = self._judge(request, state, response, time.perf_counter() - started)
         except (TimeoutError, httpx.TimeoutException):
             outcome = Outcome(state, failure=FailureKind.TIMEOUT, reason="timed out")
@@ -141,10 +166,14 @@ class Attempts:
             state.health.cancel()
             outcome_label = "cancelled"
             raise
+        except Exception:  # a bug, not the endpoint's fault: leave the health as it was
+            state.health.cancel()
+            outcome_label = "crashed"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             metrics.IN_FLIGHT.labels(*labels).dec()
-            if outcome_label != "cancelled":
+            if outcome_label not in {"cancelled", "crashed"}:
                 outcome_label = metric_label(outcome)
                 self._record(request, state, outcome, elapsed)
             metrics.ENDPOINT_LATENCY.labels(*labels, outcome_label).observe(elapsed)
@@ -152,7 +181,11 @@ class Attempts:
         return outcome
 
     def _judge(
-        self, request: LookupRequest, state: EndpointState, response: httpx.Response, elapsed: float
+        self,
+        request: LookupRequest,
+        state: EndpointState,
+        response: httpx.Response | Http1Answer,
+        elapsed: float,
     ) -> Outcome:
         provider = request.provider
         status = response.status_code
@@ -264,7 +297,10 @@ def with_changes(result: LookupResult, **changes: Any) -> LookupResult:
 
 
 def parse_answer(
-    provider: ProviderConnection, endpoint: Endpoint, response: httpx.Response, attempts: int
+    provider: ProviderConnection,
+    endpoint: Endpoint,
+    response: httpx.Response | Http1Answer,
+    attempts: int,
 ) -> LookupResult:
     try:
         body = loads_json(response.content, what="the answer")

@@ -54,6 +54,7 @@ from pavilion.connect.errors import ResidencyPreventedFailover
 from pavilion.connect.events import EventSink, NullSink
 from pavilion.connect.health import EndpointHealth, FailureKind
 from pavilion.connect.health_report import provider_health
+from pavilion.connect.http1 import Http1Pools
 from pavilion.connect.pools import PoolRegistry
 from pavilion.connect.probing import Prober
 from pavilion.connect.routing import Route
@@ -106,6 +107,12 @@ class ProviderClient:
             clock=clock,
         )
         self._book = EndpointBook(self.config, self._events, self._auth.method)
+        # Lookups over aiohttp unless HTTP/2 is asked for (or tests hand in an httpx transport).
+        self._http1 = (
+            Http1Pools(self.config.pool, connect_timeout_s=connect_timeout_seconds)
+            if transport is None and not self.config.pool.http2
+            else None
+        )
         self._attempts = Attempts(
             self.config,
             self._book,
@@ -113,6 +120,7 @@ class ProviderClient:
             self._auth,
             connect_timeout_s=connect_timeout_seconds,
             clock=clock,
+            http1=self._http1,
         )
         self._prober = Prober(self.config, self._book, self._pools, rng=self._rng, clock=clock)
         self._budgets: dict[str, RetryBudget] = {}
@@ -131,6 +139,8 @@ class ProviderClient:
                 await self._probing
         await self._auth.aclose()
         await self._pools.aclose()
+        if self._http1 is not None:
+            await self._http1.aclose()
         flush = getattr(self._events, "aclose", None)
         if flush is not None:
             await flush()

@@ -45,6 +45,8 @@ class AttemptTrace:
     """What httpcore's trace told about one attempt's connection."""
 
     fresh_tls: bool = False
+    #: A connection was opened for this attempt (set by the aiohttp pools' trace hook).
+    fresh: bool = False
 
 
 class EndpointBook:
@@ -115,41 +117,50 @@ class EndpointBook:
     def tracer(
         self, state: EndpointState, attempt: AttemptTrace | None = None
     ) -> Callable[[str, dict[str, Any]], Any]:
+        """httpcore's trace hook: reports each connection the attempt opens."""
+
         async def trace(name: str, info: dict[str, Any]) -> None:
             if name == "connection.start_tls.complete":
-                if attempt is not None:
-                    attempt.fresh_tls = True
                 stream = info.get("return_value")
-                params = session_parameters(
-                    stream.get_extra_info("ssl_object") if stream is not None else None
+                self.opened(
+                    state,
+                    stream.get_extra_info("ssl_object") if stream is not None else None,
+                    attempt,
+                    tls=True,
                 )
-                if params is None:
-                    return
-                metrics.CONNECTIONS_OPENED.labels(
-                    *state.labels(), params.version, params.alpn
-                ).inc()
-                if params != state.tls:
-                    state.tls = params
-                    self.emit(
-                        state.provider,
-                        "tls_established",
-                        state,
-                        data=params.as_dict() | {"auth_method": self._auth_method(state.provider)},
-                    )
             elif name == "connection.connect_tcp.complete" and state.endpoint.url.startswith(
                 "http://"
             ):
-                metrics.CONNECTIONS_OPENED.labels(*state.labels(), "none", "http/1.1").inc()
-                if not state.plain_seen:
-                    state.plain_seen = True
-                    self.emit(
-                        state.provider,
-                        "connection_opened",
-                        state,
-                        data={
-                            "tls_version": "none",
-                            "auth_method": self._auth_method(state.provider),
-                        },
-                    )
+                self.opened(state, None, attempt, tls=False)
 
         return trace
+
+    def opened(
+        self, state: EndpointState, ssl_object: Any, attempt: AttemptTrace | None, *, tls: bool
+    ) -> None:
+        """A new connection to the endpoint: count it; report its TLS parameters on change."""
+        if not tls:
+            metrics.CONNECTIONS_OPENED.labels(*state.labels(), "none", "http/1.1").inc()
+            if not state.plain_seen:
+                state.plain_seen = True
+                self.emit(
+                    state.provider,
+                    "connection_opened",
+                    state,
+                    data={"tls_version": "none", "auth_method": self._auth_method(state.provider)},
+                )
+            return
+        if attempt is not None:
+            attempt.fresh_tls = True
+        params = session_parameters(ssl_object)
+        if params is None:
+            return
+        metrics.CONNECTIONS_OPENED.labels(*state.labels(), params.version, params.alpn).inc()
+        if params != state.tls:
+            state.tls = params
+            self.emit(
+                state.provider,
+                "tls_established",
+                state,
+                data=params.as_dict() | {"auth_method": self._auth_method(state.provider)},
+            )

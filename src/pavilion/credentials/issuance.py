@@ -98,6 +98,10 @@ class Issued:
         return hashlib.sha256(self.token.encode("ascii")).hexdigest()
 
     @property
+    def format_name(self) -> str:
+        return self.format.value
+
+    @property
     def media_type(self) -> str:
         return MEDIA_TYPES[self.format]
 
@@ -249,11 +253,11 @@ async def issue_document(
     if status is not None and fmt is CredentialFormat.VC2_JOSE:
         document["credentialStatus"] = status.credential_status()
     credential_id = str(document["id"])
-    record_id = _record_id(credential_id)
+    record_id = record_id_of(credential_id)
     issuer = vc2.issuer_id(document) or ""
     subject = document["credentialSubject"]
     x5c = list(key.x5c) or None
-    vouched_at = _evidence_as_of(document.get("evidence"))
+    vouched_at = evidence_as_of(document.get("evidence"))
     if fmt is CredentialFormat.VC2_JOSE:
         token = await vc2.sign(document, key.signer, issued_at=issued_at, x5c=x5c)
     elif fmt is CredentialFormat.SD_JWT_VC:
@@ -379,7 +383,7 @@ def _moment(value: object, name: str) -> datetime | None:
         return None
 
 
-def _record_id(credential_id: str) -> str:
+def record_id_of(credential_id: str) -> str:
     """The UUID of a ``urn:uuid:`` id; a new UUID to record any other id under."""
     if credential_id.startswith("urn:uuid:"):
         try:
@@ -389,7 +393,7 @@ def _record_id(credential_id: str) -> str:
     return str(uuid.uuid4())
 
 
-def _evidence_as_of(evidence: object) -> datetime | None:
+def evidence_as_of(evidence: object) -> datetime | None:
     for item in evidence if isinstance(evidence, list) else [evidence]:
         if isinstance(item, dict) and item.get("type") == "DataProviderAttestation":
             try:

@@ -2,7 +2,9 @@
 
 ``issue_for_decision`` (the verification flow) and ``issue_vc_api`` (the VC-API) sign through
 a :class:`~pavilion.keystore.signer.Signer`: the DP's certified key when it is accredited for
-the claim type (:mod:`~pavilion.credentials.trust_roots`), else the connector's own. Each
+the claim type (:mod:`~pavilion.credentials.trust_roots`), else the connector's own. A VC-API
+credential with an embedded Data Integrity proof (:mod:`~pavilion.credentials.embedded`) is
+signed by the connector's key of the cryptosuite's algorithm, its issuer the DID of that key. Each
 issuance is recorded (``credential_issuances``) and, on the VC-API path, audited with its
 status binding in the same transaction.
 """
@@ -17,7 +19,9 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog
-from pavilion.credentials import data_model, issuance, vc2
+from pavilion.credentials import data_model, embedded, issuance, vc2
+from pavilion.credentials.data_integrity.identity import IssuerDid
+from pavilion.credentials.embedded import IssuedEmbedded
 from pavilion.credentials.group_commit import GroupCommit
 from pavilion.credentials.issuance import Issued, IssuingKey, StatusEmbed
 from pavilion.credentials.issuer_models import Issuance
@@ -26,7 +30,7 @@ from pavilion.credentials.templates import CredentialFormat, CredentialTemplate,
 from pavilion.credentials.timeutil import iso
 from pavilion.credentials.trust_roots import TrustRoots
 from pavilion.errors import InvalidRequest
-from pavilion.keystore.signer import Signer
+from pavilion.keystore.signer import Algorithm, Signer
 from pavilion.observability.logging import get_logger
 from pavilion.store.database import Database
 
@@ -36,7 +40,9 @@ log = get_logger(__name__)
 class CredentialKeystore(Protocol):
     """What the credentials domain needs of the keystore (either backend)."""
 
-    def signer(self, purpose: Literal["credential-signing"]) -> Signer: ...
+    def signer(
+        self, purpose: Literal["credential-signing"], algorithm: Algorithm | None = None
+    ) -> Signer: ...
 
     def public_jwks(self, purpose: Literal["credential-signing"]) -> list[dict[str, str]]: ...
 
@@ -69,6 +75,25 @@ def parse_as_of(as_of: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class IssuedRecord(Protocol):
+    """What an issuance record keeps of any issued credential (enveloped or embedded)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def format_name(self) -> str: ...
+    @property
+    def template(self) -> CredentialTemplate | None: ...
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def vouched_at(self) -> datetime | None: ...
+    @property
+    def valid_until(self) -> datetime: ...
+
+
 class CredentialIssuer:
     """Signs credentials (verification decisions and the VC-API) and records each issuance."""
 
@@ -81,12 +106,14 @@ class CredentialIssuer:
         *,
         issuer_id: str,
         clock: Callable[[], datetime],
+        issuer_did: IssuerDid | None = None,
     ) -> None:
         self._keystore = keystore
         self._audit = audit
         self._trust = trust
         self._issuer_id = issuer_id
         self._clock = clock
+        self._issuer_did = issuer_did or IssuerDid()
         self._writer = GroupCommit(db)
 
     async def issuing_key(
@@ -136,7 +163,7 @@ class CredentialIssuer:
     def issuance_row(
         self,
         tenant_id: str,
-        issued: Issued,
+        issued: IssuedRecord,
         *,
         verification_id: str | None,
         refreshes: str | None = None,
@@ -150,7 +177,7 @@ class CredentialIssuer:
     def issuance_values(
         self,
         tenant_id: str,
-        issued: Issued,
+        issued: IssuedRecord,
         *,
         verification_id: str | None,
         refreshes: str | None = None,
@@ -161,7 +188,7 @@ class CredentialIssuer:
             "tenant_id": tenant_id,
             "verification_id": verification_id,
             "refreshes": refreshes,
-            "format": issued.format.value,
+            "format": issued.format_name,
             "template_id": issued.template.id if issued.template else None,
             "claim_type": issued.template.claim_type if issued.template else None,
             "key_id": issued.key_id,
@@ -182,10 +209,21 @@ class CredentialIssuer:
         vct: str | None = None,
         provider_id: str | None = None,
         status_lists: StatusLists | None = None,
-    ) -> Issued:
-        """Secure an unsecured VC 2.0 credential (the VC-API ``/credentials/issue``)."""
-        fmt = CredentialFormat(fmt)
+        cryptosuite: str | None = None,
+    ) -> Issued | IssuedEmbedded:
+        """Secure an unsecured VC 2.0 credential (the VC-API ``/credentials/issue``): in an
+        envelope (``fmt``), or with an embedded Data Integrity proof (``cryptosuite``)."""
         now = self._clock()
+        if cryptosuite is not None:
+            return await self._issue_embedded(
+                tenant_id,
+                credential,
+                cryptosuite=cryptosuite,
+                credential_id=credential_id,
+                status_lists=status_lists,
+                now=now,
+            )
+        fmt = CredentialFormat(fmt)
         document = self.complete_document(credential, credential_id=credential_id, now=now)
         template = by_credential_type(document["type"])
         key = await self.issuing_key(
@@ -209,10 +247,52 @@ class CredentialIssuer:
             status=status,
             vct=vct,
         )
+        await self._record(tenant_id, issued, status, status_lists, now)
+        return issued
+
+    async def _issue_embedded(
+        self,
+        tenant_id: str,
+        credential: Mapping[str, Any],
+        *,
+        cryptosuite: str,
+        credential_id: str | None,
+        status_lists: StatusLists | None,
+        now: datetime,
+    ) -> IssuedEmbedded:
+        """A Data Integrity proof by the keystore's key of the cryptosuite's algorithm, the
+        issuer being the DID that controls it."""
+        signer = self._keystore.signer("credential-signing", embedded.algorithm_for(cryptosuite))
+        issuer, method = self._issuer_did.method_for(signer.public_jwk())
+        document = self.complete_document(
+            credential, credential_id=credential_id, now=now, issuer=issuer
+        )
+        status = None
+        if status_lists is not None:
+            status = await status_lists.reserve(tenant_id, "bitstring")
+        issued = await embedded.issue_embedded(
+            document,
+            signer=signer,
+            verification_method=method,
+            issued_at=now,
+            template=by_credential_type(document["type"]),
+            status=status,
+        )
+        await self._record(tenant_id, issued, status, status_lists, now)
+        return issued
+
+    async def _record(
+        self,
+        tenant_id: str,
+        issued: IssuedRecord,
+        status: StatusEmbed | None,
+        status_lists: StatusLists | None,
+        now: datetime,
+    ) -> None:
         event = {
             "kind": "credential_issued",
             "credential_id": issued.id,
-            "format": issued.format.value,
+            "format": issued.format_name,
             "template": issued.template.id if issued.template else None,
             "key_id": issued.key_id,
             "credential_sha256": issued.digest,
@@ -228,25 +308,38 @@ class CredentialIssuer:
         # The record, the status binding and the audit leaf commit together; concurrent
         # issuances of the tenant share the transaction (group commit).
         await self._writer.write(tenant_id, record)
-        return issued
 
     def complete_document(
-        self, credential: Mapping[str, Any], *, credential_id: str | None, now: datetime
+        self,
+        credential: Mapping[str, Any],
+        *,
+        credential_id: str | None,
+        now: datetime,
+        issuer: str | None = None,
     ) -> dict[str, Any]:
-        """Fill id, issuer, validFrom, validUntil and the attestation; check the result."""
+        """Fill id, issuer, validFrom, validUntil and the attestation; check the result.
+
+        ``issuer`` is who the credential must name: the connector's issuer id, or for an
+        embedded proof the DID that controls the signing key.
+        """
         if "proof" in credential:
             raise InvalidRequest(
                 "send an unsecured credential: it must not carry a proof",
                 field="credential.proof",
             )
+        expected = issuer or self._issuer_id
         document = dict(credential)
-        issuer = vc2.issuer_id(document) if "issuer" in document else self._issuer_id
-        if issuer != self._issuer_id:
-            raise InvalidRequest(
-                f"issuer must be this connector's issuer id {self._issuer_id!r}",
-                field="credential.issuer",
+        named = vc2.issuer_id(document) if "issuer" in document else expected
+        if named != expected:
+            why = (
+                "the DID that controls the Data Integrity proof's verification method"
+                if issuer is not None
+                else "this connector's issuer id"
             )
-        document.setdefault("issuer", self._issuer_id)
+            raise InvalidRequest(
+                f"issuer must be {why} {expected!r}, not {named!r}", field="credential.issuer"
+            )
+        document.setdefault("issuer", expected)
         if "id" not in document:
             document["id"] = credential_id or f"urn:uuid:{uuid.uuid4()}"
         template = by_credential_type(document.get("type"))

@@ -9,7 +9,10 @@
 * issuance (:mod:`~pavilion.credentials.issuing`): ``issuing_key``, ``issue_for_decision``,
   ``issuance_row``, ``issuance_values``, ``issue_vc_api``, ``complete_document``;
 * verification (:mod:`~pavilion.credentials.verifying`): ``trust_context``, ``verify``,
-  ``verify_vp_jwt``.
+  ``verify_embedded`` (Data Integrity proofs), ``verify_vp_jwt``, ``verify_di_presentation``;
+
+and ``did_document``: the connector's did:web DID document when it signs Data Integrity
+proofs as a did:web (:mod:`~pavilion.credentials.data_integrity.identity`).
 
 The parts share one short-lived configuration cache
 (:mod:`~pavilion.credentials.config_cache`), so certifying a DP drops the tenant's cached
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from pavilion.audit.log import AuditLog
 from pavilion.credentials.config_cache import ConfigCache
+from pavilion.credentials.data_integrity.did import DidWebFetcher
+from pavilion.credentials.data_integrity.identity import IssuerDid
 from pavilion.credentials.defaults import TemplateDefaults
 from pavilion.credentials.issuing import CredentialIssuer, CredentialKeystore, status_kind
 from pavilion.credentials.keys import IssuerKeyStore
@@ -49,13 +55,27 @@ class CredentialService:
         *,
         issuer_id: str,
         clock: Callable[[], datetime] = _now,
+        issuer_did: IssuerDid | None = None,
+        did_web: DidWebFetcher | None = None,
     ) -> None:
         self._issuer_id = issuer_id
+        self.issuer_did = issuer_did or IssuerDid()
+        self._keystore = keystore
         cache = ConfigCache()
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
         defaults = TemplateDefaults(db, cache, clock=clock, audit=audit)
-        issuer = CredentialIssuer(db, keystore, audit, trust, issuer_id=issuer_id, clock=clock)
-        verifier = CredentialVerifier(keystore, trust, clock=clock)
+        issuer = CredentialIssuer(
+            db,
+            keystore,
+            audit,
+            trust,
+            issuer_id=issuer_id,
+            clock=clock,
+            issuer_did=self.issuer_did,
+        )
+        verifier = CredentialVerifier(
+            keystore, trust, clock=clock, did_web=did_web, issuer_did=self.issuer_did
+        )
         self.create_root = trust.create_root
         self.root = trust.root
         self.certify_provider = trust.certify_provider
@@ -73,8 +93,15 @@ class CredentialService:
         self.complete_document = issuer.complete_document
         self.trust_context = verifier.trust_context
         self.verify = verifier.verify
+        self.verify_embedded = verifier.verify_embedded
         self.verify_vp_jwt = verifier.verify_vp_jwt
+        self.verify_di_presentation = verifier.verify_di_presentation
 
     @property
     def issuer_id(self) -> str:
         return self._issuer_id
+
+    def did_document(self) -> dict[str, Any] | None:
+        """The connector's did:web DID document (None without a did:web): every
+        credential-signing key that still verifies, for assertionMethod."""
+        return self.issuer_did.document(self._keystore.public_jwks("credential-signing"))

@@ -17,17 +17,21 @@ and Pavilion's otherwise. Every answer also carries ``checks``: the integrity re
 entry per check with its status and reason.
 
 Options beyond the VC-API's are camelCase like its own: ``format``, ``holderJwk``, ``vct``,
-``providerId``, ``status`` (issue); ``maxAge`` (verify).
+``providerId``, ``status``, ``proofType`` and ``cryptosuite`` (issue: the last two ask for an
+embedded Data Integrity proof, named as the proof names them, instead of an envelope);
+``maxAge`` (verify). A credential with an embedded proof comes back, and is verified, as the
+JSON-LD object itself (``{"verifiableCredential": {..., "proof": {...}}}``).
 """
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pavilion import jose
 from pavilion.credentials import presentations, sd_jwt, vc2
+from pavilion.credentials.data_integrity.proofs import ECDSA_RDFC_2019
 from pavilion.credentials.jws import parse_compact
 from pavilion.credentials.report import (
     CheckFailed,
@@ -79,11 +83,45 @@ class IssueOptions(BaseModel):
         default=None, description="Sign with this DP's certified, accredited key (adds x5c)."
     )
     status: bool = Field(default=True, description="Embed a status-list entry (revocable).")
+    proofType: Literal["DataIntegrityProof"] | None = Field(
+        default=None,
+        description="DataIntegrityProof: secure the credential with an embedded Data Integrity "
+        "proof instead of an envelope (cryptosuite ecdsa-rdfc-2019 unless named).",
+    )
+    cryptosuite: Literal["eddsa-rdfc-2022", "ecdsa-rdfc-2019"] | None = Field(
+        default=None,
+        description="The Data Integrity cryptosuite (implies proofType DataIntegrityProof): "
+        "eddsa-rdfc-2022 (Ed25519) or ecdsa-rdfc-2019 (P-256).",
+    )
 
     @field_validator("holderJwk")
     @classmethod
     def _public(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return None if value is None else jose.holder_key(value)
+
+    def embedded_cryptosuite(self) -> str | None:
+        """The cryptosuite of an embedded Data Integrity proof, or None for an envelope.
+
+        An embedded proof has no format, no holder key or vct (SD-JWT VC options) and no
+        provider key (a DP's key is trusted through its x5c chain, which a Data Integrity
+        proof cannot carry): naming one of them with it is a 422 naming that option.
+        """
+        if self.proofType is None and self.cryptosuite is None:
+            return None
+        conflicting = {
+            "format": "format" in self.model_fields_set,
+            "holderJwk": self.holderJwk is not None,
+            "vct": self.vct is not None,
+            "providerId": self.providerId is not None,
+        }
+        for name, given in conflicting.items():
+            if given:
+                raise InvalidRequest(
+                    f"options.{name} does not apply to an embedded Data Integrity proof "
+                    "(options.proofType/cryptosuite): send one or the other",
+                    field=f"options.{name}",
+                )
+        return self.cryptosuite or ECDSA_RDFC_2019
 
 
 class IssueRequest(BaseModel):

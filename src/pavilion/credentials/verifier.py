@@ -7,6 +7,8 @@ issuer keys, and X.509 trust anchors for ``x5c`` chains); nothing is fetched fro
 Order of the checks, each recorded with pass, fail or not checked and a reason:
 
 1. ``signature``: alg allow-list (no ``none``, no HMAC), key by ``x5c`` leaf or ``kid``, JWS;
+   or an embedded Data Integrity proof (:func:`verify_embedded`) by a trusted key whose
+   controller is the issuer;
 2. ``schema``: the format's data model (VC 2.0 contexts and types and JSON-LD terms; JWT VC
    ``vc`` claim; SD-JWT VC ``typ``/``vct``) and the template's subject schema;
 3. ``disclosures`` and ``key_binding`` (SD-JWT VC);
@@ -23,7 +25,11 @@ the shared checks :mod:`~pavilion.credentials.verify_checks`, and what they are 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pavilion.credentials import sd_jwt, vc2
+from pavilion.credentials.data_integrity import proofs
 from pavilion.credentials.jws import CompactJws, parse_compact
 from pavilion.credentials.report import CheckFailed, CheckName, IntegrityReport
 from pavilion.credentials.templates import CredentialFormat
@@ -38,11 +44,21 @@ from pavilion.credentials.verify_context import (
     AccreditationLookup,
     StatusLookup,
     TrustContext,
+    Verified,
     VerifyOptions,
 )
-from pavilion.credentials.verify_formats import read_jwt_vc, read_sd_jwt, read_vc2
+from pavilion.credentials.verify_formats import (
+    read_data_integrity,
+    read_jwt_vc,
+    read_sd_jwt,
+    read_vc2,
+)
+
+#: The format name a credential with an embedded Data Integrity proof reports.
+DATA_INTEGRITY = proofs.FORMAT_NAME
 
 __all__ = [
+    "DATA_INTEGRITY",
     "AccreditationLookup",
     "StatusLookup",
     "TrustContext",
@@ -50,6 +66,7 @@ __all__ = [
     "detect_format",
     "verify_accreditation",
     "verify_credential",
+    "verify_embedded",
 ]
 
 
@@ -106,6 +123,28 @@ async def verify_credential(
         report.add(exc.as_check())
         report.skip_remaining(_ALL_CHECKS, f"not checked: {exc.check.value} failed")
         return report
+    return await _shared_checks(report, verified, trust, options)
+
+
+async def verify_embedded(
+    secured: Mapping[str, Any], trust: TrustContext, options: VerifyOptions
+) -> IntegrityReport:
+    """Verify a credential secured with an embedded Data Integrity proof; never raises for
+    bad input."""
+    report = IntegrityReport(format=DATA_INTEGRITY)
+    try:
+        verified = await read_data_integrity(secured, trust, options, report)
+    except CheckFailed as exc:
+        report.add(exc.as_check())
+        report.skip_remaining(_ALL_CHECKS, f"not checked: {exc.check.value} failed")
+        return report
+    return await _shared_checks(report, verified, trust, options)
+
+
+async def _shared_checks(
+    report: IntegrityReport, verified: Verified, trust: TrustContext, options: VerifyOptions
+) -> IntegrityReport:
+    """What every format shares once its signature and data model passed."""
     report.claims = verified.claims
     if verified.template is not None:
         report.details = {

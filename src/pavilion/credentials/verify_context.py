@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 
 from pavilion.credentials import sd_jwt
+from pavilion.credentials.data_integrity.did import Resolver
 from pavilion.credentials.report import Check
 from pavilion.credentials.templates import TEMPLATES, CredentialTemplate
 from pavilion.credentials.timeutil import DEFAULT_LEEWAY
@@ -33,12 +34,18 @@ ATTESTATION_TYPE = "DataProviderAttestation"
 
 @dataclass(frozen=True)
 class TrustContext:
-    """What the verifier trusts: issuer keys by kid, and X.509 anchors for x5c chains."""
+    """What the verifier trusts: issuer keys by kid, and X.509 anchors for x5c chains.
+
+    Data Integrity proofs name their key by a verification method (a DID URL): ``resolver``
+    finds it (did:key, did:web, known controller documents); the key must then still be one
+    of ``jwks``, as a JWS's ``kid`` must.
+    """
 
     jwks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     anchors: Sequence[x509.Certificate] = ()
     accreditation: AccreditationLookup | None = None
     status: StatusLookup | None = None
+    resolver: Resolver = field(default_factory=Resolver)
 
     @classmethod
     def from_jwks(cls, keys: Sequence[Mapping[str, Any]], **kwargs: Any) -> TrustContext:

@@ -2,6 +2,8 @@
 
 ``signature``: the alg allow-list (no ``none``, no HMAC) is enforced by the JWS parser; the key
 is the ``x5c`` leaf (its chain is kept for the chain check) or a ``kid`` of the trusted JWKS.
+An embedded Data Integrity proof names its key by a verification method whose controller must
+be the issuer, and that key must be one of the trusted JWKS too.
 ``schema``: VC 2.0 (``vc+jwt``) contexts, types and JSON-LD terms; the JWT VC ``vc`` claim;
 SD-JWT VC ``typ``/``vct``, its disclosures and Key-Binding JWT; and the template's subject
 schema. Each step returns a :class:`~pavilion.credentials.verify_context.Verified` or raises
@@ -17,6 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from pavilion.credentials import jwt_vc, sd_jwt, vc2
+from pavilion.credentials.data_integrity import proofs
 from pavilion.credentials.jws import CompactJws, verify_with_jwk
 from pavilion.credentials.report import (
     CheckFailed,
@@ -33,6 +36,8 @@ from pavilion.credentials.verify_context import (
     Verified,
     VerifyOptions,
 )
+from pavilion.jose import jwk_thumbprint
+from pavilion.keystore.software_signer import public_jwk_of
 
 # -- keys -------------------------------------------------------------------------------------
 
@@ -105,20 +110,76 @@ async def read_vc2(parsed: CompactJws, trust: TrustContext, report: IntegrityRep
     not_before, not_after = vc2.validity_bounds(document)
     not_before = _later(not_before, numeric_date(document, "nbf"))
     not_after = _earlier(not_after, numeric_date(document, "exp"))
-    entries = []
-    statuses = document.get("credentialStatus")
-    for status in statuses if isinstance(statuses, list) else [statuses] if statuses else []:
-        if status.get("type") == "BitstringStatusListEntry":
-            entries.append(_bitstring_entry(status))
     return Verified(
         claims=document,
         template=template,
         not_before=not_before,
         not_after=not_after,
         vouched_at=_attestation(document.get("evidence")),
-        status_entries=entries,
+        status_entries=_bitstring_entries(document),
         chain=chain,
     )
+
+
+async def read_data_integrity(
+    secured: Mapping[str, Any], trust: TrustContext, options: VerifyOptions, report: IntegrityReport
+) -> Verified:
+    """A VC 2.0 credential with an embedded Data Integrity proof (eddsa-rdfc-2022 or
+    ecdsa-rdfc-2019): the proof, by a key of the issuer's, then the data model."""
+    proof = secured.get("proof")
+    if isinstance(proof, dict):
+        report.header = {k: v for k, v in proof.items() if k != "proofValue"}
+    issuer = vc2.issuer_id(secured)
+    if issuer is None:
+        raise CheckFailed(
+            CheckName.SCHEMA,
+            "bad_issuer",
+            "issuer must be a URL (or an object with an id): the proof's controller is checked "
+            "against it",
+        )
+    verified = await proofs.verify_proof(
+        secured, trust.resolver, now=options.now, controller=issuer
+    )
+    report.header = verified.options
+    kid = jwk_thumbprint(public_jwk_of(verified.key))
+    if kid not in trust.jwks:
+        raise CheckFailed(
+            CheckName.SIGNATURE,
+            "unknown_issuer_key",
+            f"the proof verifies with {verified.verification_method}, but that key ({kid}) is "
+            "not one of the issuer keys trusted here (unknown, or retired)",
+        )
+    report.add(
+        passed(
+            CheckName.SIGNATURE,
+            f"{verified.cryptosuite} proof verified with {verified.verification_method} (key "
+            f"{kid}), whose controller is the issuer",
+        )
+    )
+    document = {k: v for k, v in secured.items() if k != "proof"}
+    template = vc2.check_document(document)
+    report.add(
+        passed(CheckName.SCHEMA, "VC Data Model 2.0: contexts, types and JSON-LD terms are valid")
+    )
+    not_before, not_after = vc2.validity_bounds(document)
+    return Verified(
+        claims=dict(secured),
+        template=template,
+        not_before=not_before,
+        not_after=not_after,
+        vouched_at=_attestation(document.get("evidence")),
+        status_entries=_bitstring_entries(document),
+        chain=None,
+    )
+
+
+def _bitstring_entries(document: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    statuses = document.get("credentialStatus")
+    return [
+        _bitstring_entry(status)
+        for status in (statuses if isinstance(statuses, list) else [statuses] if statuses else [])
+        if status.get("type") == "BitstringStatusListEntry"
+    ]
 
 
 def _bitstring_entry(status: dict[str, Any]) -> tuple[str, int, str]:

@@ -106,10 +106,12 @@ def test_root_help_answers_in_under_half_a_second() -> None:
 
 
 def test_the_cli_choices_are_the_domains_values() -> None:
+    from pavilion.credentials.embedded import ALGORITHMS
     from pavilion.credentials.templates import CredentialFormat
     from pavilion.ingest.formats import Format
     from pavilion.tenancy.models import PLATFORM_TENANT_ID as DOMAIN_PLATFORM_TENANT_ID
 
     assert [f.value for f in choices.DataFormat] == [f.value for f in Format]
     assert [f.value for f in choices.CredentialFormat] == [f.value for f in CredentialFormat]
+    assert [c.value for c in choices.Cryptosuite] == list(ALGORITHMS)
     assert PLATFORM_TENANT_ID == DOMAIN_PLATFORM_TENANT_ID

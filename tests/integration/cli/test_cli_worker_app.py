@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from typer.testing import CliRunner
 from uvicorn.config import STARTUP_FAILURE
 
 from pavilion import serving
 from pavilion.api.workers import WorkerApp
+from pavilion.cli.main import app
 from pavilion.config.settings import Settings, load_settings
 from pavilion.errors import ConfigurationError, ServerStartFailed
 from zerotrust_support import TestCA
@@ -125,3 +127,26 @@ def test_serve_workers_reports_a_worker_that_could_not_start(
 def test_serve_workers_needs_two_or_more() -> None:
     with pytest.raises(ConfigurationError):
         serving.serve_workers(FastAPI, "127.0.0.1", 0, workers=1)
+
+
+def test_serve_hands_the_workers_their_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_serve_workers(factory: Any, host: str, port: int, **options: Any) -> None:
+        seen.update(options, factory=factory, host=host, port=port)
+        options["on_listening"]("http://127.0.0.1:1234")
+
+    monkeypatch.setenv("PAVILION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PAVILION_DATABASE_URL", "postgresql://pavilion_app@127.0.0.1/never_opened")
+    monkeypatch.setattr("pavilion.serving.serve_workers", fake_serve_workers)
+    result = CliRunner().invoke(app, ["serve", "--workers", "3", "--port", "0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert isinstance(seen["factory"], WorkerApp)
+    assert seen["factory"].settings.database_url.startswith("postgresql+asyncpg://")
+    assert seen["workers"] == 3
+    assert seen["port"] == 0
+    assert seen["ssl_context_factory"] is None  # no TLS configured
+    assert "listening on http://127.0.0.1:1234 (3 worker processes)" in result.output
+    assert (tmp_path / "keystore").is_dir()  # keys made once, before any worker starts

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from connector_support import provider_body
 from pavilion.cli.main import app
+from presentation_support import Holder, envelope_presentation
 
 runner = CliRunner()
 
@@ -262,3 +263,79 @@ def test_bad_files_say_what_is_wrong(env: Path) -> None:
         ["credentials", "certify", "--tenant", "acme", "--provider", "x", "--algorithm", "RS256"],
     )
     assert "ES256 or EdDSA" in str(result.exception)
+
+
+def test_data_integrity_credentials_and_vp_jwt_presentations_from_files(env: Path) -> None:
+    _run("db", "upgrade")
+    _run("tenants", "create", "acme")
+    (env / "credential.json").write_text(json.dumps(CREDENTIAL))
+    for suite in ("eddsa-rdfc-2022", "ecdsa-rdfc-2019"):
+        secured = _run(
+            "credentials",
+            "issue",
+            "--tenant",
+            "acme",
+            "--cryptosuite",
+            suite,
+            str(env / "credential.json"),
+        )
+        document = json.loads(secured)
+        assert document["proof"]["cryptosuite"] == suite
+        assert document["issuer"].startswith("did:key:")
+        (env / f"{suite}.json").write_text(secured)
+        report = json.loads(
+            _run("credentials", "verify", "--tenant", "acme", "--json", str(env / f"{suite}.json"))
+        )
+        assert (report["verified"], report["format"]) == (True, "data_integrity"), report
+        document["credentialSubject"]["ageOver"]["over"] = False
+        (env / "tampered.json").write_text(json.dumps(document))
+        failed = json.loads(
+            _run(
+                "credentials",
+                "verify",
+                "--tenant",
+                "acme",
+                "--json",
+                str(env / "tampered.json"),
+                code=1,
+            )
+        )
+        assert failed["verified"] is False
+        assert {c["check"]: c.get("code") for c in failed["checks"]}["signature"] == (
+            "bad_signature"
+        )
+
+    holder = Holder.p256()
+    (env / "subject.json").write_text(
+        json.dumps(
+            {
+                **CREDENTIAL,
+                "credentialSubject": {"id": holder.did, **CREDENTIAL["credentialSubject"]},
+            }
+        )
+    )
+    envelope = json.loads(
+        _run("credentials", "issue", "--tenant", "acme", "--envelope", str(env / "subject.json"))
+    )["verifiableCredential"]
+    token = holder.present([envelope], audience="https://rp.example", nonce="n-7")
+    (env / "vp.txt").write_text(token)
+    (env / "vp.json").write_text(
+        json.dumps({"verifiablePresentation": envelope_presentation(token)})
+    )
+    for name in ("vp.txt", "vp.json"):
+        args = ["credentials", "verify", "--tenant", "acme", str(env / name)]
+        report = json.loads(
+            _run(*args, "--audience", "https://rp.example", "--nonce", "n-7", "--json")
+        )
+        assert report["verified"] is True, report
+        assert report["format"] == "vp+jwt"
+        (credential,) = report["credentials"]
+        assert credential["verified"] is True
+        assert {c["check"]: c["status"] for c in credential["checks"]}["key_binding"] == "pass"
+        table = _run(*args, "--audience", "https://rp.example", "--nonce", "n-7")
+        assert "verifiablePresentation.verifiableCredential[0]" in table
+        wrong = _run(*args, "--audience", "https://rp.example", "--nonce", "other", code=1)
+        assert "NOT verified" in wrong
+    result = runner.invoke(app, ["credentials", "verify", "--tenant", "acme", str(env / "vp.txt")])
+    assert result.exit_code != 0
+    assert "--audience and --nonce" in str(result.exception)

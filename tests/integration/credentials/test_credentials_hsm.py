@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from connector_support import Api
 from credentials_support import SoftHsmToken, es256
+from di_support import key_of_jwk, verify_independently
 from pavilion.credentials import sd_jwt
 from pavilion.credentials.issuer_models import IssuerKey
 from pavilion.credentials.keys import Pkcs11IssuerKeys
@@ -174,3 +175,29 @@ async def test_pkcs11_issuer_keys_reload_by_label(credentials_hsm: SoftHsmToken)
         info = await token.akey_info(json.loads(reference)["pkcs11_label"])
         assert info.sensitive
         assert not info.extractable
+
+
+async def test_data_integrity_proofs_are_signed_inside_the_hsm(credentials_hsm_api: Api) -> None:
+    """Both cryptosuites through the API with the PKCS#11 keystore: the Ed25519 key is made
+    inside the token on first use, the proofs verify independently with the published keys."""
+    api = credentials_hsm_api
+    for suite, algorithm in (("eddsa-rdfc-2022", "EdDSA"), ("ecdsa-rdfc-2019", "ES256")):
+        response = await api.client.post(
+            "/credentials/issue",
+            json={"credential": STUDENT_VC, "options": {"cryptosuite": suite}},
+            headers=api.auth("tenant-admin"),
+        )
+        assert response.status_code == 201, response.text
+        secured = response.json()["verifiableCredential"]
+        signer = api.rt.keystore.signer("credential-signing", algorithm)  # type: ignore[arg-type]
+        meta = next(k for k in api.rt.keystore.list_keys() if k.key_id == signer.key_id)
+        assert meta.backend == "pkcs11"
+        jwks = (await api.client.get("/.well-known/jwks.json")).json()["keys"]
+        published = next(k for k in jwks if k["kid"] == signer.key_id)
+        verify_independently(secured, key_of_jwk(published))
+        verified = await api.client.post(
+            "/credentials/verify",
+            json={"verifiableCredential": secured},
+            headers=api.auth("broker"),
+        )
+        assert verified.json()["verified"] is True, verified.text

@@ -9,7 +9,7 @@ refresh workflow.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 from fastapi import APIRouter, Body, Depends, Header
 from fastapi.responses import JSONResponse
@@ -83,6 +83,15 @@ async def issue_credential(
     (`@context` a list, `id` `data:application/vc+jwt,...` or `data:application/dc+sd-jwt,...`).
     `jwt_vc`: the compact JWT (VC 1.1 section 6.3.1, `typ` `JWT`, `sub` = the subject's `id`)
     as a string, since a VC 1.1 credential has no VC 2.0 envelope.
+
+    **Embedded Data Integrity proofs.** `"options": {"proofType": "DataIntegrityProof",
+    "cryptosuite": "eddsa-rdfc-2022"}` (or `ecdsa-rdfc-2019`, the default when only
+    `proofType` is given) returns the credential itself with a `proof`: RDF-canonicalised
+    (RDFC-1.0), signed by the connector's Ed25519 or P-256 credential-signing key (inside the
+    HSM with the PKCS#11 keystore). The `issuer` is the DID controlling that key, did:key
+    (`did:key:<Multikey>`) or the connector's did:web when `PAVILION_DID_WEB` is set; a
+    credential naming another issuer is refused (422 on `credential.issuer`). `format`,
+    `holderJwk`, `vct` and `providerId` do not apply to it (422 naming the option).
     """
     options = body.options
     issued = await rt.credentials.issue_vc_api(
@@ -94,6 +103,7 @@ async def issue_credential(
         vct=options.vct,
         provider_id=options.providerId,
         status_lists=rt.status_lists if options.status else None,
+        cryptosuite=options.embedded_cryptosuite(),
     )
     return IssuedCredentialOut.model_validate({"verifiableCredential": issued.secured_form()})
 
@@ -130,10 +140,31 @@ async def _verify(
 async def verify_credential(
     body: vc_api.VerifyCredentialRequest, rt: RuntimeDep, who: Verifier
 ) -> CredentialVerificationOut:
-    """Every check (signature, schema, validity, chain, status, freshness) with a reason."""
-    token, expected = vc_api.secured_form(body.verifiableCredential, field="verifiableCredential")
+    """Every check (signature, schema, validity, chain, status, freshness) with a reason.
+
+    `verifiableCredential` is an `EnvelopedVerifiableCredential` (vc+jwt, dc+sd-jwt), a
+    compact JWT VC as a string, or a credential object with an embedded Data Integrity
+    `proof` (eddsa-rdfc-2022, ecdsa-rdfc-2019: the proof verified with its verification
+    method, did:key or did:web, whose controller must be the `issuer` and whose key one of
+    the connector's credential-signing keys; `results.format` is `data_integrity`).
+    """
+    value = body.verifiableCredential
+    if _embedded(value):
+        report = await rt.credentials.verify_embedded(
+            who.tenant_id,
+            value,
+            status_lookup=rt.status_lists.resolve_status,
+            max_age=_max_age(body.options.maxAge),
+        )
+        return CredentialVerificationOut.model_validate(vc_api.credential_result(report))
+    token, expected = vc_api.secured_form(value, field="verifiableCredential")
     report = await _verify(rt, who.tenant_id, token, max_age=body.options.maxAge, expected=expected)
     return CredentialVerificationOut.model_validate(vc_api.credential_result(report))
+
+
+def _embedded(value: object) -> TypeGuard[dict[str, Any]]:
+    """A credential object carrying its own proof (Data Integrity), not an envelope."""
+    return isinstance(value, dict) and "proof" in value and not _enveloped(value)
 
 
 @router.post(
@@ -162,9 +193,16 @@ async def verify_presentation(
       `EnvelopedVerifiableCredential`, each verified and checked to belong to the holder (its
       `cnf` key is the presenting key, or its subject `id` is the holder; a credential naming
       neither is a bearer credential: `key_binding` not checked).
+    * **A presentation secured with an embedded Data Integrity proof** (a
+      `verifiablePresentation` object with a `proof`: eddsa-rdfc-2022 or ecdsa-rdfc-2019,
+      `proofPurpose` `authentication`, `challenge` = `options.challenge`, `domain` =
+      `options.domain`, the verification method (did:key, did:web) listed for authentication
+      by its controller, who is the holder); each credential in it, enveloped or with its own
+      embedded proof, verified and checked to belong to the holder as above.
     * **An SD-JWT VC with its Key-Binding JWT** (domain = `aud`, challenge = `nonce`).
     * **A proofless presentation** (`presentation`, or a `verifiablePresentation` object that
-      is not enveloped): each enveloped credential verified on its own; no holder binding.
+      is not enveloped): each credential (enveloped, or with an embedded Data Integrity
+      proof) verified on its own; no holder binding.
 
     Every presentation keeps the rules of VC Data Model 2.0 section 4.13: `@context` first
     the VC 2.0 context, `id` a single URL, `type` including `VerifiablePresentation`, a
@@ -173,7 +211,7 @@ async def verify_presentation(
     """
     options = body.options
     value = body.verifiablePresentation
-    if isinstance(value, dict) and not _enveloped(value):
+    if isinstance(value, dict) and not _enveloped(value) and "proof" not in value:
         return await _proofless(rt, who.tenant_id, value, options, return_it=True)
     if body.presentation is not None:
         return await _proofless(rt, who.tenant_id, body.presentation, options, return_it=False)
@@ -182,13 +220,28 @@ async def verify_presentation(
             "send verifiablePresentation (or a proofless presentation)",
             field="verifiablePresentation",
         )
-    token, kind = vc_api.secured_presentation(value, field="verifiablePresentation")
     if not options.challenge or not options.domain:
         raise InvalidRequest(
             "a secured presentation is checked against options.challenge (the nonce) and "
             "options.domain (the audience)",
             field="options.challenge" if not options.challenge else "options.domain",
         )
+    if _embedded(value):
+        presented, reports = await rt.credentials.verify_di_presentation(
+            who.tenant_id,
+            value,
+            audience=options.domain,
+            nonce=options.challenge,
+            status_lookup=rt.status_lists.resolve_status,
+            max_age=_max_age(options.maxAge),
+        )
+        result = vc_api.vp_jwt_result(
+            presented, reports, challenge=options.challenge, domain=options.domain
+        )
+        if options.returnPresentation:
+            result["verifiablePresentation"] = value
+        return PresentationVerificationOut.model_validate(result)
+    token, kind = vc_api.secured_presentation(value, field="verifiablePresentation")
     if kind == vc_api.VP_JWT_PRESENTATION:
         presented, reports = await rt.credentials.verify_vp_jwt(
             who.tenant_id,
@@ -236,7 +289,9 @@ async def _proofless(
 ) -> PresentationVerificationOut:
     if "proof" in presentation:
         raise InvalidRequest(
-            "embedded Data Integrity proofs are not supported", field="presentation.proof"
+            "a presentation with a proof is a verifiablePresentation (presentation is for "
+            "proofless ones)",
+            field="presentation.proof",
         )
     data_model.check_presentation(presentation)  # 422 naming the member (section 4.13)
     try:
@@ -251,6 +306,16 @@ async def _proofless(
         )
     reports = []
     for index, item in enumerate(items):
+        if _embedded(item):
+            reports.append(
+                await rt.credentials.verify_embedded(
+                    tenant_id,
+                    item,
+                    status_lookup=rt.status_lists.resolve_status,
+                    max_age=_max_age(options.maxAge),
+                )
+            )
+            continue
         token, expected = vc_api.secured_form(
             item, field=f"presentation.verifiableCredential[{index}]"
         )

@@ -1,4 +1,4 @@
-"""Health, readiness, metrics and the issuer's public keys."""
+"""Health, readiness, metrics and the issuer's public keys (JWKS, and its did:web document)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pavilion.api.deps import RuntimeDep, get_principal
 from pavilion.api.problems import problem_responses
-from pavilion.api.schemas.system import Health, JsonWebKeySet, Readiness
-from pavilion.errors import PermissionDenied
+from pavilion.api.schemas.system import DidDocumentOut, Health, JsonWebKeySet, Readiness
+from pavilion.errors import NotFound, PermissionDenied
 from pavilion.observability.metrics import REGISTRY
 from pavilion.runtime import Runtime
 
@@ -91,3 +92,32 @@ async def jwks(rt: RuntimeDep, response: Response) -> JsonWebKeySet:
     """Public keys that verify the connector's credentials (current and not yet retired)."""
     response.headers["Cache-Control"] = "public, max-age=300"
     return JsonWebKeySet(keys=rt.keystore.public_jwks("credential-signing"))
+
+
+#: Where a did:web without a path keeps its document (did:web method specification, 3.2).
+DID_DOCUMENT_PATH = "/.well-known/did.json"
+
+
+class DidJsonResponse(JSONResponse):
+    media_type = "application/did+json"
+
+
+@router.get(
+    DID_DOCUMENT_PATH,
+    response_class=DidJsonResponse,
+    responses=problem_responses(
+        notes={404: "No did:web is configured: Data Integrity proofs name did:key issuers"}
+    ),
+)
+async def did_document(rt: RuntimeDep, response: Response) -> DidDocumentOut:
+    """The connector's did:web DID document (``PAVILION_DID_WEB``): every credential-signing
+    key that still verifies, as a Multikey listed for assertionMethod. A DID with a path
+    (``did:web:host:issuers:acme``) is served at that path too (``/issuers/acme/did.json``)."""
+    document = rt.credentials.did_document()
+    if document is None:
+        raise NotFound(
+            "this connector has no did:web (PAVILION_DID_WEB): its Data Integrity proofs are "
+            "signed as did:key"
+        )
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return DidDocumentOut.model_validate(document)

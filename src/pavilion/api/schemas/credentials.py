@@ -30,11 +30,38 @@ class EnvelopedCredentialOut(ResponseModel):
     type: str
 
 
+class DataIntegrityProofOut(ResponseModel):
+    """An embedded Data Integrity proof (VC Data Integrity 1.0, section 2.1)."""
+
+    type: str = Field(description="DataIntegrityProof")
+    cryptosuite: str = Field(description="eddsa-rdfc-2022 or ecdsa-rdfc-2019")
+    created: str
+    verificationMethod: str = Field(
+        description="The key, under the issuer DID: did:key:<Multikey>#<Multikey>, or "
+        "<did:web DID>#<kid>"
+    )
+    proofPurpose: str = Field(description="assertionMethod")
+    proofValue: str = Field(description="The signature, multibase base58btc (z...).")
+
+
+class DataIntegrityCredentialOut(ResponseModel):
+    """A VC 2.0 credential secured with an embedded Data Integrity proof (JSON-LD)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    context: list[str | dict[str, Any]] = Field(alias="@context")
+    id: str
+    type: list[str]
+    issuer: str | dict[str, Any] = Field(description="The DID that controls the proof's key.")
+    proof: DataIntegrityProofOut
+
+
 class IssuedCredentialOut(ResponseModel):
-    verifiableCredential: EnvelopedCredentialOut | str = Field(
+    verifiableCredential: EnvelopedCredentialOut | DataIntegrityCredentialOut | str = Field(
         description="vc2_jose and sd_jwt_vc: an EnvelopedVerifiableCredential. jwt_vc: the "
         "compact JWT itself (typ JWT, VC Data Model 1.1 section 6.3.1): a VC 1.1 credential is "
-        "not a VC 2.0 one, so it has no VC 2.0 envelope."
+        "not a VC 2.0 one, so it has no VC 2.0 envelope. options.proofType/cryptosuite: the "
+        "credential itself with its embedded Data Integrity proof."
     )
 
 
@@ -50,7 +77,10 @@ class VcProblemDetailOut(ResponseModel):
 
 class ProofResultOut(ResponseModel):
     valid: bool
-    input: dict[str, Any] = Field(description="The JOSE header of the issuer-signed JWT.")
+    input: dict[str, Any] = Field(
+        description="The JOSE header of the issuer-signed JWT, or an embedded Data Integrity "
+        "proof's options (without proofValue)."
+    )
 
 
 class CheckOut(ResponseModel):

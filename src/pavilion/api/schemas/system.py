@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pavilion.api.schemas.base import ResponseModel
 
@@ -18,6 +18,26 @@ class Readiness(ResponseModel):
     checks: dict[str, str] = Field(
         description="Each dependency (database, keystore): ok, or 'failing: <error type>'."
     )
+
+
+class MultikeyMethodOut(ResponseModel):
+    """A verification method of the connector's DID: one credential-signing key."""
+
+    id: str = Field(description="<DID>#<the key's RFC 7638 thumbprint, its JWKS kid>")
+    type: str = Field(description="Multikey")
+    controller: str
+    publicKeyMultibase: str = Field(description="z6Mk... (Ed25519) or zDn... (P-256)")
+
+
+class DidDocumentOut(ResponseModel):
+    """The connector's did:web DID document: the keys its Data Integrity proofs may use."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    context: list[str] = Field(alias="@context")
+    id: str = Field(description="The did:web DID (PAVILION_DID_WEB).")
+    verificationMethod: list[MultikeyMethodOut]
+    assertionMethod: list[str] = Field(description="Every method: each may sign credentials.")
 
 
 class JsonWebKeySet(ResponseModel):

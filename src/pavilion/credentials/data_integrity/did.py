@@ -4,7 +4,8 @@
   verification method, for every relationship. The fragment must repeat the key.
 * ``did:web`` (W3C CCG did:web): ``did:web:host%3Aport:path`` is the document at
   ``https://host:port/path/did.json`` (``/.well-known/did.json`` without a path), fetched by
-  an injectable fetcher (:class:`HttpDidWebFetcher` in production, on loopback in tests).
+  an injectable fetcher (:class:`~pavilion.credentials.data_integrity.did_web.HttpDidWebFetcher`
+  in production, on loopback in tests).
   The document's ``id`` must be the DID; the method must be listed (by reference or
   embedded) under the relationship the proof claims (``assertionMethod`` for credentials).
 * Any other URL: a controller document handed to the resolver (the connector's own issuer
@@ -22,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
-import httpx
-
 from pavilion.credentials.data_integrity.multikey import (
     MultibaseError,
     PublicKey,
@@ -31,7 +30,6 @@ from pavilion.credentials.data_integrity.multikey import (
     public_key_from_jwk,
 )
 from pavilion.credentials.report import CheckFailed, CheckName
-from pavilion.parsing import loads_json
 
 #: An async fetch of a did:web document: the https URL in, the parsed JSON out.
 DidWebFetcher = Callable[[str], Awaitable[Any]]
@@ -44,7 +42,6 @@ RELATIONSHIPS: Final = (
 )
 _MULTIBASE_TYPES: Final = frozenset({"Multikey", "Ed25519VerificationKey2020"})
 _JWK_TYPES: Final = frozenset({"JsonWebKey", "JsonWebKey2020"})
-_MAX_DOCUMENT_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,29 +171,6 @@ class Resolver:
             if method.id == url:
                 return method
         raise _fail("unresolvable_verification_method", f"{base} has no method {url}")
-
-
-class HttpDidWebFetcher:
-    """Fetches did:web documents over HTTPS (one client, bounded size, no redirects)."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-
-    async def __call__(self, url: str) -> Any:
-        try:
-            response = await self._client.get(
-                url, headers={"Accept": "application/did+json, application/json"}
-            )
-        except httpx.HTTPError as exc:
-            raise _fail("did_web_unreachable", f"{url}: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            raise _fail("did_web_unreachable", f"{url} answered {response.status_code}")
-        if len(response.content) > _MAX_DOCUMENT_BYTES:
-            raise _fail("bad_controller_document", f"{url}: the DID document is too large")
-        try:
-            return loads_json(response.content, what="the DID document")
-        except ValueError as exc:
-            raise _fail("bad_controller_document", f"{url}: the DID document is not JSON") from exc
 
 
 def _as_list(value: object) -> list[Any]:

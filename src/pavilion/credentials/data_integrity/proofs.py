@@ -19,7 +19,8 @@ dateTimeStamp, an expired proof, a ``proof.@context`` that the document's ``@con
 start with, another ``proofPurpose`` than expected, a verification method its controller does
 not list for that purpose, a key of the wrong curve, a controller that is not the issuer, a
 document with terms its contexts do not define (JSON-LD expansion would silently drop them),
-and a signature that does not verify.
+and a signature that does not verify; a presentation's proof (``authentication``) also names
+the verifier's ``challenge`` and ``domain`` (section 4.3), else a ``key_binding`` failure.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pavilion.credentials.data_integrity.canon import CanonicalizationError, can
 from pavilion.credentials.data_integrity.did import Resolver, VerificationMethod
 from pavilion.credentials.data_integrity.multikey import (
     MultibaseError,
+    PublicKey,
     multibase_decode,
     multibase_encode,
 )
@@ -53,6 +55,8 @@ from pavilion.keystore.signer import Signer
 PROOF_TYPE: Final = "DataIntegrityProof"
 EDDSA_RDFC_2022: Final = "eddsa-rdfc-2022"
 ECDSA_RDFC_2019: Final = "ecdsa-rdfc-2019"
+#: The format name a credential secured with an embedded proof is recorded and reported as.
+FORMAT_NAME: Final = "data_integrity"
 #: Signer algorithm -> the cryptosuite it signs.
 CRYPTOSUITES: Final = {"EdDSA": EDDSA_RDFC_2022, "ES256": ECDSA_RDFC_2019}
 
@@ -63,6 +67,10 @@ class VerifiedProof:
     verification_method: str
     controller: str
     created: datetime | None
+    #: The verification method's public key (the caller decides whether it trusts it).
+    key: PublicKey
+    #: The proof's options as signed (everything but ``proofValue``).
+    options: dict[str, Any]
 
 
 def _fail(code: str, reason: str) -> CheckFailed:
@@ -89,9 +97,12 @@ async def add_proof(
     verification_method: str,
     created: datetime,
     proof_purpose: str = "assertionMethod",
+    challenge: str | None = None,
+    domain: str | None = None,
 ) -> dict[str, Any]:
     """The document with a ``DataIntegrityProof`` signed by ``signer`` (its algorithm picks
-    the cryptosuite). The document must be well-formed JSON-LD for the cached contexts."""
+    the cryptosuite). The document must be well-formed JSON-LD for the cached contexts.
+    ``challenge`` and ``domain`` bind a presentation's proof to one verifier."""
     if "proof" in document:
         raise InvalidRequest("the document already carries a proof", field="credential.proof")
     cryptosuite = CRYPTOSUITES.get(signer.algorithm)
@@ -105,6 +116,10 @@ async def add_proof(
         "verificationMethod": verification_method,
         "proofPurpose": proof_purpose,
     }
+    if challenge is not None:
+        proof["challenge"] = challenge
+    if domain is not None:
+        proof["domain"] = domain
     try:
         data = hash_data(document, {**proof, "@context": document["@context"]})
     except CheckFailed as exc:
@@ -125,6 +140,26 @@ def _proof_object(secured: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(proof, dict):
         raise _fail("no_proof", "the document has no proof object")
     return proof
+
+
+def _check_binding(proof: Mapping[str, Any], challenge: str | None, domain: str | None) -> None:
+    """Data Integrity 1.0 section 4.3 (Verify Proof): an expected ``domain`` MUST equal the
+    proof's (or be one of them, when it lists several); an expected ``challenge`` MUST equal
+    the proof's."""
+    if domain is not None:
+        given = proof.get("domain")
+        if domain not in (given if isinstance(given, list) else [given]):
+            raise CheckFailed(
+                CheckName.KEY_BINDING,
+                "wrong_domain",
+                "the proof's domain does not name this verifier (options.domain)",
+            )
+    if challenge is not None and proof.get("challenge") != challenge:
+        raise CheckFailed(
+            CheckName.KEY_BINDING,
+            "wrong_challenge",
+            "the proof's challenge is not this verification's (options.challenge)",
+        )
 
 
 def _check_proof_options(
@@ -193,11 +228,15 @@ async def verify_proof(
     now: datetime,
     purpose: str = "assertionMethod",
     controller: str | None = None,
+    challenge: str | None = None,
+    domain: str | None = None,
 ) -> VerifiedProof:
-    """Verify the one Data Integrity proof of ``secured``; raises CheckFailed (signature)."""
+    """Verify the one Data Integrity proof of ``secured``; raises CheckFailed (signature;
+    key_binding for a ``challenge`` or ``domain`` the proof does not carry)."""
     proof = _proof_object(secured)
     unsecured = {k: v for k, v in secured.items() if k != "proof"}
     _check_proof_options(proof, unsecured, purpose=purpose, now=now)
+    _check_binding(proof, challenge, domain)
     try:
         signature = multibase_decode(proof.get("proofValue"))
     except MultibaseError as exc:
@@ -228,4 +267,11 @@ async def verify_proof(
     created = (
         parse_date_time_stamp(proof["created"], "proof.created") if "created" in proof else None
     )
-    return VerifiedProof(cryptosuite, method.id, method.controller, created)
+    return VerifiedProof(
+        cryptosuite,
+        method.id,
+        method.controller,
+        created,
+        key=method.key,
+        options={k: v for k, v in proof.items() if k != "proofValue"},
+    )

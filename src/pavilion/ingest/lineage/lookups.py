@@ -119,10 +119,14 @@ class LookupLineage:
                 await asyncio.wait_for(stopping.wait(), self._window)
             await self.flush()
 
-    async def aclose(self) -> None:
-        """Stop the window timer (never in the middle of a write) and write what is counted."""
+    async def stop(self) -> None:
+        """Stop the window timer (never in the middle of a write), in the loop that started it."""
         if self._task is not None:
             self._stopping.set()
             await self._task
             self._task = None
+
+    async def aclose(self) -> None:
+        """Stop the timer and write what is counted."""
+        await self.stop()
         await self.flush()

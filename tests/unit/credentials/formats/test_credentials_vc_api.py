@@ -232,12 +232,12 @@ async def test_certificate_helpers_on_unusual_certificates() -> None:
 
 
 def test_record_ids_and_attestation_dates() -> None:
-    assert len(issuance._record_id("urn:uuid:not-a-uuid")) == 36
-    assert issuance._record_id("urn:uuid:7F1B2A4E-52A3-4A85-A2F4-1F6A3B9F7E10") == (
+    assert len(issuance.record_id_of("urn:uuid:not-a-uuid")) == 36
+    assert issuance.record_id_of("urn:uuid:7F1B2A4E-52A3-4A85-A2F4-1F6A3B9F7E10") == (
         "7f1b2a4e-52a3-4a85-a2f4-1f6a3b9f7e10"
     )
-    assert issuance._evidence_as_of([{"type": "DataProviderAttestation", "asOf": "soon"}]) is None
-    assert issuance._evidence_as_of({"type": "Other"}) is None
+    assert issuance.evidence_as_of([{"type": "DataProviderAttestation", "asOf": "soon"}]) is None
+    assert issuance.evidence_as_of({"type": "Other"}) is None
     assert issuance.default_valid_until(None, NOW) == NOW + timedelta(days=365)
 
 
