@@ -77,7 +77,7 @@ class Runtime:
     #: Tenant configuration (providers, endpoints, adequacy) served from memory.
     config: ConfigCache
     residency: ResidencyService
-    #: Audited writes of a tenant committed together (verifications).
+    #: Audited writes of a tenant committed together (verifications, VC-API issuances).
     journal: Journal
     #: Lookup outcomes counted and written as lineage once per window.
     lookup_lineage: LookupLineage
@@ -147,6 +147,7 @@ def build_runtime(
     client = provider_client or build_provider_client(settings, db, audit)
     config = ConfigCache(settings.config_cache_seconds)
     lineage = LineageEmitter(settings.lineage_file)
+    journal = Journal(db, audit, max_batch=settings.journal_max_batch)
     fetcher = did_web or build_did_web_fetcher(settings)
     return Runtime(
         settings=settings,
@@ -163,6 +164,7 @@ def build_runtime(
             keystore,
             audit,
             issuer_keys_for(keystore),
+            journal,
             issuer_id=settings.issuer_id,
             issuer_did=IssuerDid(settings.did_web or None),
             did_web=fetcher,
@@ -184,7 +186,7 @@ def build_runtime(
         ),
         config=config,
         residency=ResidencyService(db, config, audit),
-        journal=Journal(db, audit, max_batch=settings.journal_max_batch),
+        journal=journal,
         lineage=lineage,
         lookup_lineage=LookupLineage(
             db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now

@@ -6,7 +6,9 @@ the claim type (:mod:`~pavilion.credentials.trust_roots`), else the connector's 
 credential with an embedded Data Integrity proof (:mod:`~pavilion.credentials.embedded`) is
 signed by the connector's key of the cryptosuite's algorithm, its issuer the DID of that key. Each
 issuance is recorded (``credential_issuances``) and, on the VC-API path, audited with its
-status binding in the same transaction.
+status binding in the same transaction: one entry of the audit journal
+(:mod:`~pavilion.audit.journal`), which concurrent issuances and verifications of the tenant
+share.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from pavilion.audit.log import AuditLog
+from pavilion.audit.journal import Batch, Journal, JournalEntry, Transition
+from pavilion.audit.log import AuditReceipt
 from pavilion.credentials import data_model, embedded, issuance, vc2
 from pavilion.credentials.data_integrity.identity import IssuerDid
 from pavilion.credentials.embedded import IssuedEmbedded
-from pavilion.credentials.group_commit import GroupCommit
 from pavilion.credentials.issuance import Issued, IssuingKey, StatusEmbed
 from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.report import CheckFailed
@@ -32,7 +32,6 @@ from pavilion.credentials.trust_roots import TrustRoots
 from pavilion.errors import InvalidRequest
 from pavilion.keystore.signer import Algorithm, Signer
 from pavilion.observability.logging import get_logger
-from pavilion.store.database import Database
 
 log = get_logger(__name__)
 
@@ -52,9 +51,7 @@ class StatusLists(Protocol):
 
     async def reserve(self, tenant_id: str, kind: str = "token") -> StatusEmbed: ...
 
-    async def bind(
-        self, session: AsyncSession, tenant_id: str, reservation: Any, credential_id: str
-    ) -> None: ...
+    def binding(self, tenant_id: str, reservation: Any, credential_id: str) -> Transition: ...
 
     async def resolve_status(self, list_uri: str, index: int) -> int: ...
 
@@ -99,9 +96,8 @@ class CredentialIssuer:
 
     def __init__(
         self,
-        db: Database,
+        journal: Journal,
         keystore: CredentialKeystore,
-        audit: AuditLog,
         trust: TrustRoots,
         *,
         issuer_id: str,
@@ -109,12 +105,11 @@ class CredentialIssuer:
         issuer_did: IssuerDid | None = None,
     ) -> None:
         self._keystore = keystore
-        self._audit = audit
+        self._journal = journal
         self._trust = trust
         self._issuer_id = issuer_id
         self._clock = clock
         self._issuer_did = issuer_did or IssuerDid()
-        self._writer = GroupCommit(db)
 
     async def issuing_key(
         self, tenant_id: str, provider_id: str | None, claim_type: str | None
@@ -299,15 +294,16 @@ class CredentialIssuer:
             "at": iso(now),
         }
 
-        async def record(session: AsyncSession) -> None:
-            session.add(self.issuance_row(tenant_id, issued, verification_id=None))
+        def write(batch: Batch, receipt: AuditReceipt) -> None:
+            # Built afresh on each call: the journal runs a write again when its batch fails.
+            batch.insert(Issuance, self.issuance_values(tenant_id, issued, verification_id=None))
             if status is not None and status_lists is not None:
-                await status_lists.bind(session, tenant_id, status, issued.id)
-            await self._audit.append(session, tenant_id, event)
+                batch.transition(status_lists.binding(tenant_id, status, issued.id))
 
-        # The record, the status binding and the audit leaf commit together; concurrent
-        # issuances of the tenant share the transaction (group commit).
-        await self._writer.write(tenant_id, record)
+        # The record, the status binding and the audit leaf commit together, in the journal's
+        # transaction that concurrent issuances and verifications of the tenant share; nothing
+        # is answered before that commit.
+        await self._journal.write(tenant_id, JournalEntry(event, write))
 
     def complete_document(
         self,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pavilion.audit.journal import Journal
 from pavilion.audit.log import AuditLog
 from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.data_integrity.did import DidWebFetcher
@@ -52,6 +53,7 @@ class CredentialService:
         keystore: CredentialKeystore,
         audit: AuditLog,
         issuer_keys: IssuerKeyStore,
+        journal: Journal,
         *,
         issuer_id: str,
         clock: Callable[[], datetime] = _now,
@@ -65,9 +67,8 @@ class CredentialService:
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
         defaults = TemplateDefaults(db, cache, clock=clock, audit=audit)
         issuer = CredentialIssuer(
-            db,
+            journal,
             keystore,
-            audit,
             trust,
             issuer_id=issuer_id,
             clock=clock,

@@ -39,6 +39,7 @@ def _service(rt: Runtime, now: datetime) -> CredentialService:
         rt.keystore,
         rt.audit,
         WrappedIssuerKeys(rt.keystore),
+        rt.journal,
         issuer_id=rt.settings.issuer_id,
         clock=lambda: now,
     )
