@@ -44,6 +44,8 @@ Internal signals, outside the tree: raised and caught inside one module, never l
                                     a bad Multikey or proofValue: becomes a CheckFailed
     CanonicalizationError       pavilion/credentials/data_integrity/canon.py
                                     pyld failed: becomes a CheckFailed or an InvalidRequest
+    StaleHead                   pavilion/audit/journal.py
+                                    another worker appended: the head is read again
 
 Parse errors that subclass the parsers' own (``json.JSONDecodeError``, ``yaml.YAMLError``), so
 that every caller answering malformed input answers these alike:

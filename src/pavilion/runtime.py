@@ -37,6 +37,7 @@ from pavilion.providers.service import ProviderService
 from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 from pavilion.store.idempotency import RecentAnswers
+from pavilion.store.pg_batch import PgConnections
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -147,7 +148,12 @@ def build_runtime(
     client = provider_client or build_provider_client(settings, db, audit)
     config = ConfigCache(settings.config_cache_seconds)
     lineage = LineageEmitter(settings.lineage_file)
-    journal = Journal(db, audit, max_batch=settings.journal_max_batch)
+    journal = Journal(
+        db,
+        audit,
+        max_batch=settings.journal_max_batch,
+        pg=PgConnections(settings.database_url) if db.is_postgres else None,
+    )
     fetcher = did_web or build_did_web_fetcher(settings)
     return Runtime(
         settings=settings,

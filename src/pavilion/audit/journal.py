@@ -30,12 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from sqlalchemy import case, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog, AuditReceipt
+from pavilion.audit.merkle import CompactRange
+from pavilion.audit.models import AuditLeaf
 from pavilion.errors import Conflict
 from pavilion.store.database import Database
+from pavilion.store.pg_batch import GuardedRows, PgConnections, compose
 
 T = TypeVar("T")
 
@@ -91,11 +96,32 @@ class _Lane:
     flushing: bool = False
 
 
+class StaleHead(Exception):
+    """Another writer (another worker) appended since this one last saw the tenant's head."""
+
+
+_LEAF_INDEX_TAKEN = "uq_audit_leaves_tenant_id_idx"
+_HEAD_CTE = (
+    "head AS (UPDATE audit_heads SET size = $1, compact_range = $2 "
+    "WHERE tenant_id = $3 AND size = $4 RETURNING 1)"
+)
+
+
 class Journal:
-    def __init__(self, db: Database, audit: AuditLog, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        *,
+        max_batch: int = 256,
+        pg: PgConnections | None = None,
+    ) -> None:
         self._db = db
         self._audit = audit
         self._max_batch = max_batch
+        # PostgreSQL: a batch in one statement (store/pg_batch.py), the head kept in memory.
+        self._pg = pg
+        self._heads: dict[str, CompactRange] = {}
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Transactions committed and writes they carried (tests, metrics, the benchmark).
@@ -128,16 +154,11 @@ class Journal:
                 self._lanes.pop(tenant_id, None)
 
     async def _commit(self, tenant_id: str, batch: list[_Pending]) -> None:
-        answers: list[Any] = []
         try:
-            async with self._db.transaction(tenant_id) as session:
-                receipts = await self._audit.append_many(
-                    session, tenant_id, [p.entry.event for p in batch]
-                )
-                rows = Batch()
-                for pending, receipt in zip(batch, receipts, strict=True):
-                    answers.append(pending.entry.write(rows, receipt))
-                await _apply(session, rows)
+            if self._pg is not None:
+                answers = await self._write_pg(tenant_id, batch, self._pg)
+            else:
+                answers = await self._write_locked(tenant_id, batch)
         except Exception as exc:  # rolled back: retry each write alone to find the one
             if len(batch) == 1:
                 _settle(batch[0].future, error=exc)
@@ -150,19 +171,124 @@ class Journal:
         for pending, answer in zip(batch, answers, strict=True):
             _settle(pending.future, answer=answer)
 
+    @property
+    def driver_round_trips(self) -> int:
+        """Round trips made outside SQLAlchemy (PostgreSQL's one-statement batches)."""
+        return self._pg.round_trips if self._pg is not None else 0
+
+    async def _write_locked(self, tenant_id: str, batch: list[_Pending]) -> list[Any]:
+        """Through SQLAlchemy: the head row locked, one statement per table."""
+        answers: list[Any] = []
+        async with self._db.transaction(tenant_id) as session:
+            receipts = await self._audit.append_many(
+                session, tenant_id, [p.entry.event for p in batch]
+            )
+            rows = Batch()
+            for pending, receipt in zip(batch, receipts, strict=True):
+                answers.append(pending.entry.write(rows, receipt))
+            await _apply(session, rows)
+        return answers
+
+    async def _write_pg(
+        self, tenant_id: str, batch: list[_Pending], pg: PgConnections
+    ) -> list[Any]:
+        """One statement: leaves, head (guarded by its size), rows, transitions.
+
+        The head is kept in memory; when another worker has appended meanwhile the guard (or
+        the leaf index) misses, the head is read again and the batch written again; a tenant
+        without a head yet, or one contended twice in a row, takes the locked path.
+        """
+        events = [p.entry.event for p in batch]
+        for _ in range(2):
+            head = self._heads.get(tenant_id)
+            if head is None:
+                head = await self._load_head(tenant_id, pg)
+                if head is None:
+                    break
+            receipts, leaves, after = self._audit.plan_leaves(tenant_id, head, events)
+            rows = Batch()
+            answers = [p.entry.write(rows, r) for p, r in zip(batch, receipts, strict=True)]
+            inserts = {AuditLeaf.__table__: leaves} | {
+                model.__table__: values for model, values in rows.inserts.items()
+            }
+            groups = _grouped(rows.transitions)
+            statement, params, names = compose(
+                inserts,
+                [
+                    GuardedRows(
+                        model.__table__,
+                        guard,
+                        columns,
+                        [{"id": c.row_id, "_expected": c.expected, **c.values} for c in changes],
+                    )
+                    for (model, guard, _, columns), changes in groups.items()
+                ],
+                extra_ctes=[_HEAD_CTE],
+                extra_selects=["(SELECT count(*) FROM head) AS head"],
+                first_param=5,
+            )
+            try:
+                async with pg.transaction(tenant_id) as connection:
+                    result = await pg.fetchrow(
+                        connection,
+                        statement,
+                        after.size,
+                        after.to_json(),
+                        tenant_id,
+                        head.size,
+                        *params,
+                    )
+                    if result["head"] != 1:
+                        raise StaleHead
+                    for name, changes in zip(names, groups.values(), strict=True):
+                        done = set(result[name] or ())
+                        missed = next((c for c in changes if c.row_id not in done), None)
+                        if missed is not None:
+                            raise Conflict(missed.conflict)
+            except StaleHead:
+                self._heads.pop(tenant_id, None)
+                continue
+            except asyncpg.UniqueViolationError as exc:
+                self._heads.pop(tenant_id, None)
+                if exc.constraint_name == _LEAF_INDEX_TAKEN:
+                    continue  # another worker took these indices first
+                raise IntegrityError(statement, None, exc) from exc
+            self._heads[tenant_id] = after
+            return answers
+        self._heads.pop(tenant_id, None)
+        return await self._write_locked(tenant_id, batch)
+
+    async def _load_head(self, tenant_id: str, pg: PgConnections) -> CompactRange | None:
+        async with pg.transaction(tenant_id) as connection:
+            row = await pg.fetchrow(
+                connection,
+                "SELECT compact_range FROM audit_heads WHERE tenant_id = $1",
+                tenant_id,
+            )
+        return CompactRange.from_json(row["compact_range"]) if row is not None else None
+
     async def aclose(self) -> None:
         """Wait for the batches in flight (a stopping worker acknowledges what it took)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._pg is not None:
+            await self._pg.aclose()
+
+
+def _grouped(
+    transitions: list[Transition],
+) -> dict[tuple[Any, str, Any, tuple[str, ...]], list[Transition]]:
+    groups: dict[tuple[Any, str, Any, tuple[str, ...]], list[Transition]] = {}
+    for change in transitions:
+        shape = (change.model, change.guard, change.expected, tuple(sorted(change.values)))
+        groups.setdefault(shape, []).append(change)
+    return groups
 
 
 async def _apply(session: AsyncSession, batch: Batch) -> None:
     for model, rows in batch.inserts.items():
         await session.execute(insert(model), rows)  # one multi-row insert per table
-    groups: dict[tuple[Any, str, Any, tuple[str, ...]], list[Transition]] = {}
-    for change in batch.transitions:
-        shape = (change.model, change.guard, change.expected, tuple(sorted(change.values)))
-        groups.setdefault(shape, []).append(change)
+    groups = _grouped(batch.transitions)
     for (model, guard, expected, names), changes in groups.items():
         ids = [c.row_id for c in changes]
         values = {

@@ -170,7 +170,22 @@ class AuditLog:
             )
             head = await self._lock_head(session, tenant_id)
             assert head is not None  # the row exists now, created here or by a peer
-        compact = CompactRange.from_json(head.compact_range)
+        receipts, rows, compact = self.plan_leaves(
+            tenant_id, CompactRange.from_json(head.compact_range), events
+        )
+        await session.execute(insert(AuditLeaf), rows)
+        await session.execute(
+            update(AuditHead)
+            .where(AuditHead.id == head.id)
+            .values(size=compact.size, compact_range=compact.to_json())
+        )
+        return receipts
+
+    @staticmethod
+    def plan_leaves(
+        tenant_id: str, compact: CompactRange, events: Sequence[dict[str, Any]]
+    ) -> tuple[list[AuditReceipt], list[dict[str, Any]], CompactRange]:
+        """The leaves ``events`` become after the tree ``compact``: receipts, rows, new tree."""
         now = utcnow()
         receipts: list[AuditReceipt] = []
         rows: list[dict[str, Any]] = []
@@ -189,13 +204,7 @@ class AuditLog:
                 }
             )
             compact = compact.append(hashed)
-        await session.execute(insert(AuditLeaf), rows)
-        await session.execute(
-            update(AuditHead)
-            .where(AuditHead.id == head.id)
-            .values(size=compact.size, compact_range=compact.to_json())
-        )
-        return receipts
+        return receipts, rows, compact
 
     @staticmethod
     async def _lock_head(session: AsyncSession, tenant_id: str) -> Row[str, str] | None:

@@ -290,3 +290,15 @@ def test_serve_says_where_it_listens(env: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("schema", ["provider", "profile"])
+def test_the_reference_docs_describe_every_member_of_the_schemas(schema: str) -> None:
+    document = json.loads((ROOT / f"docs/schemas/{schema}.schema.json").read_text())
+    reference = (ROOT / "docs/PROVIDERS.md").read_text()
+    members = set(document["properties"])
+    for definition in document["$defs"].values():
+        members |= set(definition.get("properties", {}))
+        members |= {str(value) for value in definition.get("enum", [])}
+    undocumented = sorted(m for m in members if f"`{m}`" not in reference and m != "type")
+    assert undocumented == [], f"docs/PROVIDERS.md does not describe {undocumented}"

@@ -25,6 +25,7 @@ from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.status.models import StatusListEntry
 from pavilion.credentials.templates import CredentialFormat
 from pavilion.errors import Conflict
+from pavilion.observability import stages
 from pavilion.runtime import Runtime
 
 STUDENT_VC = {
@@ -185,3 +186,18 @@ async def test_an_issuance_that_cannot_bind_its_status_fails_alone(runtime: Runt
     with pytest.raises(Conflict):
         await _issue(runtime, tenant, reused)
     assert (await runtime.audit.verify(tenant)).ok
+
+
+async def test_an_issuance_is_charged_to_its_stages(runtime: Runtime) -> None:
+    """With stage timing on, an issuance's CPU goes to admit, issue and persist."""
+    tenant = (await runtime.tenancy.create_tenant("issue-journal-stages")).id
+    loop = asyncio.get_running_loop()
+    stages.enable(loop)
+    try:
+        before = stages.totals()
+        await asyncio.create_task(_issue(runtime, tenant))
+        after = stages.totals()
+    finally:
+        stages.disable(loop)
+    for name in ("admit", "issue", "persist"):
+        assert after.get(name, 0.0) > before.get(name, 0.0), name

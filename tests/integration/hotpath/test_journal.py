@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from pavilion.audit.journal import Batch, JournalEntry, Transition
+from pavilion.audit.journal import Batch, Journal, JournalEntry, Transition
 from pavilion.audit.log import AuditReceipt
 from pavilion.audit.models import AuditLeaf
 from pavilion.credentials.status.models import StatusListEntry
 from pavilion.errors import Conflict
 from pavilion.runtime import Runtime
 from pavilion.store.idempotency import IdempotencyRecord
+from pavilion.store.pg_batch import PgConnections
 
 
 def _record(tenant_id: str, key: str) -> JournalEntry[int]:
@@ -102,3 +103,25 @@ async def test_closing_waits_for_the_batches_in_flight(runtime: Runtime) -> None
     await runtime.journal.aclose()
     assert all(w.done() for w in writes)
     assert await _count(runtime, tenant, IdempotencyRecord) == 5
+
+
+async def test_two_workers_appending_to_one_log_keep_it_whole(runtime: Runtime) -> None:
+    """A second journal (another worker) makes the first one's head stale: it re-reads it."""
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+    pg = PgConnections(runtime.settings.database_url) if runtime.db.is_postgres else None
+    other = Journal(runtime.db, runtime.audit, pg=pg)
+    try:
+        for round_ in range(3):
+            await asyncio.gather(
+                *(
+                    runtime.journal.write(tenant, _record(tenant, f"a{round_}{i}"))
+                    for i in range(4)
+                ),
+                *(other.write(tenant, _record(tenant, f"b{round_}{i}")) for i in range(4)),
+            )
+    finally:
+        await other.aclose()
+    report = await runtime.audit.verify(tenant)
+    assert report.ok, report.problems
+    assert report.size == 24
+    assert await _count(runtime, tenant, IdempotencyRecord) == 24

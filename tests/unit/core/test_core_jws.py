@@ -86,3 +86,19 @@ def test_non_canonical_base64url_is_refused(text: str, reason: str) -> None:
     """RFC 4648 section 3.5: the pad bits are set to zero, so a decoder may reject others."""
     with pytest.raises(ValueError, match=reason):
         b64url_decode_canonical(text)
+
+
+async def test_an_eddsa_token_verifies_without_a_deprecation_warning_for_the_user(
+    keystore: SoftwareKeystore,
+) -> None:
+    import warnings
+
+    signer = keystore.signer("audit-signing")  # Ed25519, signing under the name "EdDSA"
+    token = await sign_compact({"typ": "JWT"}, {"sub": "a"}, signer)
+    jwks = {"keys": keystore.public_jwks("audit-signing")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        header, payload = verify_compact(token, jwks)
+    assert header["alg"] == "EdDSA"
+    assert payload == {"sub": "a"}
+    assert [str(w.message) for w in caught] == []
