@@ -163,7 +163,7 @@ def build_runtime(
         keystore=keystore,
         tenant_keys=tenant_keys,
         tenancy=TenancyService(db, tenant_keys),
-        providers=ProviderService(db, tenant_keys, config),
+        providers=ProviderService(db, tenant_keys, config, audit),
         provider_client=client,
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
@@ -193,7 +193,7 @@ def build_runtime(
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
         config=config,
-        residency=ResidencyService(db, config),
+        residency=ResidencyService(db, config, audit),
         journal=journal,
         lineage=lineage,
         lookup_lineage=LookupLineage(
