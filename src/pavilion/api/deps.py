@@ -1,4 +1,7 @@
-"""Request dependencies: the runtime, and who the caller is and may be."""
+"""Request dependencies: the runtime, and who the caller is and may be.
+
+Every dependency is a coroutine function: FastAPI runs a plain function in its thread pool,
+a hand-off to another thread and back on every request that uses it."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pavilion.tenancy.roles import Permission, allows, refusal
 from pavilion.tenancy.service import Principal
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
