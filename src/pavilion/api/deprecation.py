@@ -4,7 +4,7 @@ RFC 8288 ``Link`` with ``rel="successor-version"``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import quote
@@ -34,8 +34,8 @@ def deprecation_headers(successor: str) -> dict[str, str]:
     }
 
 
-def _mark(successor: str) -> Callable[[Request, Response], None]:
-    def mark(request: Request, response: Response) -> None:
+def _mark(successor: str) -> Callable[[Request, Response], Awaitable[None]]:
+    async def mark(request: Request, response: Response) -> None:  # async: no thread hop
         # Path parameters percent-encoded: a header is Latin-1, a path parameter any text.
         path = successor.format(
             **{k: quote(str(v), safe="") for k, v in request.path_params.items()}
