@@ -38,6 +38,7 @@ from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 from pavilion.store.idempotency import RecentAnswers
 from pavilion.store.pg_batch import PgConnections
+from pavilion.store.sqlite_batch import SqliteWriter
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
@@ -153,6 +154,7 @@ def build_runtime(
         audit,
         max_batch=settings.journal_max_batch,
         pg=PgConnections(settings.database_url) if db.is_postgres else None,
+        sqlite=_sqlite_writer(settings.database_url) if not db.is_postgres else None,
     )
     fetcher = did_web or build_did_web_fetcher(settings)
     return Runtime(
@@ -161,7 +163,7 @@ def build_runtime(
         keystore=keystore,
         tenant_keys=tenant_keys,
         tenancy=TenancyService(db, tenant_keys),
-        providers=ProviderService(db, tenant_keys, config),
+        providers=ProviderService(db, tenant_keys, config, audit),
         provider_client=client,
         audit=audit,
         keys=KeyService(db, keystore, audit, flush_seconds=settings.key_usage_flush_seconds),
@@ -191,7 +193,7 @@ def build_runtime(
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),
         config=config,
-        residency=ResidencyService(db, config),
+        residency=ResidencyService(db, config, audit),
         journal=journal,
         lineage=lineage,
         lookup_lineage=LookupLineage(
@@ -201,6 +203,13 @@ def build_runtime(
         oidc=OidcVerifier(settings.oidc_providers),
         did_web=fetcher,
     )
+
+
+def _sqlite_writer(url: str) -> SqliteWriter | None:
+    try:
+        return SqliteWriter(url)
+    except ValueError:  # an in-memory database: the journal keeps SQLAlchemy's path
+        return None
 
 
 def build_privacy_engine(rt: Runtime) -> PrivacyEngine:

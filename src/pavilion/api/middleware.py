@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pavilion.api.problems import PROBLEM_BASE, PROBLEM_JSON
 from pavilion.observability import stages
 from pavilion.observability.metrics import HTTP_REQUEST_LATENCY
-from pavilion.parsing import NestingTooDeep, loads_json, text_problem
+from pavilion.parsing import MAX_NESTING, NestingTooDeep, loads_json, text_problem
 
 
 class RequestGuardMiddleware:
@@ -126,6 +126,10 @@ def _json_body_problem(scope: Scope, body: bytes) -> str | None:
         if name == b"content-type":
             media = value.partition(b";")[0].strip().lower()
     if not body or not (media == b"application/json" or media.endswith(b"+json")):
+        return None
+    # Fast path (most bodies): too few brackets to nest past the limit, and no \u escape, the
+    # only way JSON text can hold a NUL or a lone surrogate (raw ones are not valid JSON).
+    if body.count(b"[") + body.count(b"{") <= MAX_NESTING and b"\\u" not in body:
         return None
     try:
         document = loads_json(body, what="the JSON body")

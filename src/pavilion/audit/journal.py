@@ -26,8 +26,10 @@ statements whatever its size: the commit, the audit head and one statement per t
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -41,6 +43,7 @@ from pavilion.audit.models import AuditLeaf
 from pavilion.errors import Conflict
 from pavilion.store.database import Database
 from pavilion.store.pg_batch import GuardedRows, PgConnections, compose
+from pavilion.store.sqlite_batch import SqliteWriter, insert_rows, update_guarded
 
 T = TypeVar("T")
 
@@ -115,12 +118,15 @@ class Journal:
         *,
         max_batch: int = 256,
         pg: PgConnections | None = None,
+        sqlite: SqliteWriter | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
         self._max_batch = max_batch
         # PostgreSQL: a batch in one statement (store/pg_batch.py), the head kept in memory.
         self._pg = pg
+        # SQLite: a batch in one hand-off to its own writer thread (store/sqlite_batch.py).
+        self._sqlite = sqlite
         self._heads: dict[str, CompactRange] = {}
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -157,6 +163,8 @@ class Journal:
         try:
             if self._pg is not None:
                 answers = await self._write_pg(tenant_id, batch, self._pg)
+            elif self._sqlite is not None:
+                answers = await self._write_sqlite(tenant_id, batch, self._sqlite)
             else:
                 answers = await self._write_locked(tenant_id, batch)
         except Exception as exc:  # rolled back: retry each write alone to find the one
@@ -173,8 +181,10 @@ class Journal:
 
     @property
     def driver_round_trips(self) -> int:
-        """Round trips made outside SQLAlchemy (PostgreSQL's one-statement batches)."""
-        return self._pg.round_trips if self._pg is not None else 0
+        """Round trips made outside SQLAlchemy: PostgreSQL's (three per batch) and SQLite's
+        hand-offs to the writer thread (one per batch)."""
+        pg = self._pg.round_trips if self._pg is not None else 0
+        return pg + (self._sqlite.hand_offs if self._sqlite is not None else 0)
 
     async def _write_locked(self, tenant_id: str, batch: list[_Pending]) -> list[Any]:
         """Through SQLAlchemy: the head row locked, one statement per table."""
@@ -258,6 +268,43 @@ class Journal:
         self._heads.pop(tenant_id, None)
         return await self._write_locked(tenant_id, batch)
 
+    async def _write_sqlite(
+        self, tenant_id: str, batch: list[_Pending], writer: SqliteWriter
+    ) -> list[Any]:
+        """One hand-off: head (guarded by its size, kept in memory), leaves, rows, transitions."""
+        events = [p.entry.event for p in batch]
+        for _ in range(2):
+            head = self._heads.get(tenant_id)
+            if head is None:
+                head = await writer.transaction(partial(_sqlite_head, tenant_id=tenant_id))
+                if head is None:
+                    break
+            receipts, leaves, after = self._audit.plan_leaves(tenant_id, head, events)
+            rows = Batch()
+            answers = [p.entry.write(rows, r) for p, r in zip(batch, receipts, strict=True)]
+            work = partial(
+                _sqlite_batch,
+                tenant_id=tenant_id,
+                before=head,
+                after=after,
+                leaves=leaves,
+                rows=rows,
+            )
+            try:
+                await writer.transaction(work)
+            except StaleHead:
+                self._heads.pop(tenant_id, None)
+                continue
+            except sqlite3.IntegrityError as exc:
+                self._heads.pop(tenant_id, None)
+                if "audit_leaves" in str(exc):
+                    continue  # another writer took these indices first
+                raise IntegrityError("journal batch", None, exc) from exc
+            self._heads[tenant_id] = after
+            return answers
+        self._heads.pop(tenant_id, None)
+        return await self._write_locked(tenant_id, batch)
+
     async def _load_head(self, tenant_id: str, pg: PgConnections) -> CompactRange | None:
         async with pg.transaction(tenant_id) as connection:
             row = await pg.fetchrow(
@@ -273,6 +320,45 @@ class Journal:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._pg is not None:
             await self._pg.aclose()
+        if self._sqlite is not None:
+            await self._sqlite.aclose()
+
+
+def _sqlite_head(connection: sqlite3.Connection, *, tenant_id: str) -> CompactRange | None:
+    row = connection.execute(
+        "SELECT compact_range FROM audit_heads WHERE tenant_id = ?", (tenant_id,)
+    ).fetchone()
+    return CompactRange.from_json(row[0]) if row is not None else None
+
+
+def _sqlite_batch(
+    connection: sqlite3.Connection,
+    *,
+    tenant_id: str,
+    before: CompactRange,
+    after: CompactRange,
+    leaves: list[dict[str, Any]],
+    rows: Batch,
+) -> None:
+    moved = connection.execute(
+        "UPDATE audit_heads SET size = ?, compact_range = ? WHERE tenant_id = ? AND size = ?",
+        (after.size, after.to_json(), tenant_id, before.size),
+    )
+    if moved.rowcount != 1:
+        raise StaleHead
+    insert_rows(connection, AuditLeaf.__table__, leaves)  # type: ignore[arg-type]
+    for model, values in rows.inserts.items():
+        insert_rows(connection, model.__table__, values)
+    for change in rows.transitions:
+        if not update_guarded(
+            connection,
+            change.model.__table__,
+            row_id=change.row_id,
+            guard=change.guard,
+            expected=change.expected,
+            values=change.values,
+        ):
+            raise Conflict(change.conflict)
 
 
 def _grouped(

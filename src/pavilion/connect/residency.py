@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pavilion.audit.log import AuditLog
 from pavilion.connect.models import ResidencyAdequacy
 from pavilion.store.base import utcnow
 from pavilion.store.config_cache import ConfigCache
@@ -28,9 +29,12 @@ async def load_adequacy(session: AsyncSession, tenant_id: str) -> dict[str, tupl
 
 
 class ResidencyService:
-    def __init__(self, db: Database, config: ConfigCache | None = None) -> None:
+    def __init__(
+        self, db: Database, config: ConfigCache | None = None, audit: AuditLog | None = None
+    ) -> None:
         self._db = db
         self._config = config if config is not None else ConfigCache(ttl=0)
+        self._audit = audit  # every change of a list is a leaf of the tenant's audit log
 
     async def cached(self, tenant_id: str) -> dict[str, tuple[str, ...]]:
         """The lists from memory (``ConfigCache``), as the hot path reads them."""
@@ -53,6 +57,17 @@ class ResidencyService:
         try:
             async with self._db.transaction(tenant_id) as session:
                 await _replace(session, tenant_id, residency, unique)
+                if self._audit is not None:
+                    await self._audit.append(
+                        session,
+                        tenant_id,
+                        {
+                            "kind": "residency_adequacy_set",
+                            "residency": residency,
+                            "jurisdictions": unique,
+                            "at": utcnow().isoformat(),
+                        },
+                    )
                 return await load_adequacy(session, tenant_id)
         finally:
             self._config.invalidate(tenant_id)

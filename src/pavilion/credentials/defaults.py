@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from pavilion.audit.log import AuditLog
 from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.issuer_models import CredentialDefault
 from pavilion.credentials.templates import (
@@ -36,10 +37,18 @@ class DefaultChoice:
 class TemplateDefaults:
     """A tenant's default template and format per claim type (cached reads)."""
 
-    def __init__(self, db: Database, cache: ConfigCache, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache: ConfigCache,
+        *,
+        clock: Callable[[], datetime],
+        audit: AuditLog | None = None,
+    ) -> None:
         self._db = db
         self._cache = cache
         self._clock = clock
+        self._audit = audit  # every change is a leaf of the tenant's audit log
 
     async def defaults(self, tenant_id: str) -> dict[str, tuple[str, CredentialFormat]]:
         cache_key = ("defaults", tenant_id)
@@ -83,6 +92,18 @@ class TemplateDefaults:
                 row.template_id = template.id
                 row.format = fmt.value
                 row.updated_at = self._clock()
+            if self._audit is not None:
+                await self._audit.append(
+                    session,
+                    tenant_id,
+                    {
+                        "kind": "credential_default_set",
+                        "claim_type": claim_type,
+                        "template_id": template.id,
+                        "format": fmt.value,
+                        "at": self._clock().isoformat(),
+                    },
+                )
         self._cache.drop(lambda key: key == ("defaults", tenant_id))
         return DefaultChoice(claim_type, template.id, fmt)
 

@@ -32,6 +32,7 @@ from pavilion.credentials.trust_roots import TrustRoots
 from pavilion.errors import InvalidRequest
 from pavilion.keystore.signer import Algorithm, Signer
 from pavilion.observability.logging import get_logger
+from pavilion.observability.stages import stage
 
 log = get_logger(__name__)
 
@@ -218,31 +219,37 @@ class CredentialIssuer:
                 status_lists=status_lists,
                 now=now,
             )
-        fmt = CredentialFormat(fmt)
-        document = self.complete_document(credential, credential_id=credential_id, now=now)
-        template = by_credential_type(document["type"])
-        key = await self.issuing_key(
-            tenant_id, provider_id, template.claim_type if template else None
-        )
-        if provider_id is not None and key.provider_id != provider_id:
-            raise InvalidRequest(
-                f"provider {provider_id} has no certified key accredited for this credential type",
-                field="options.providerId",
+        # The stages of docs/PERFORMANCE.md: admit (the document completed and checked, the
+        # key chosen), issue (the status entry reserved, the credential signed), persist.
+        with stage("admit"):
+            fmt = CredentialFormat(fmt)
+            document = self.complete_document(credential, credential_id=credential_id, now=now)
+            template = by_credential_type(document["type"])
+            key = await self.issuing_key(
+                tenant_id, provider_id, template.claim_type if template else None
             )
-        status = None
-        if status_lists is not None:
-            status = await status_lists.reserve(tenant_id, status_kind(fmt))
-        issued = await issuance.issue_document(
-            document,
-            fmt=fmt,
-            template=template,
-            key=key,
-            issued_at=now,
-            holder_jwk=holder_jwk,
-            status=status,
-            vct=vct,
-        )
-        await self._record(tenant_id, issued, status, status_lists, now)
+            if provider_id is not None and key.provider_id != provider_id:
+                raise InvalidRequest(
+                    f"provider {provider_id} has no certified key accredited for this "
+                    "credential type",
+                    field="options.providerId",
+                )
+        with stage("issue"):
+            status = None
+            if status_lists is not None:
+                status = await status_lists.reserve(tenant_id, status_kind(fmt))
+            issued = await issuance.issue_document(
+                document,
+                fmt=fmt,
+                template=template,
+                key=key,
+                issued_at=now,
+                holder_jwk=holder_jwk,
+                status=status,
+                vct=vct,
+            )
+        with stage("persist"):
+            await self._record(tenant_id, issued, status, status_lists, now)
         return issued
 
     async def _issue_embedded(
@@ -257,23 +264,27 @@ class CredentialIssuer:
     ) -> IssuedEmbedded:
         """A Data Integrity proof by the keystore's key of the cryptosuite's algorithm, the
         issuer being the DID that controls it."""
-        signer = self._keystore.signer("credential-signing", embedded.algorithm_for(cryptosuite))
-        issuer, method = self._issuer_did.method_for(signer.public_jwk())
-        document = self.complete_document(
-            credential, credential_id=credential_id, now=now, issuer=issuer
-        )
-        status = None
-        if status_lists is not None:
-            status = await status_lists.reserve(tenant_id, "bitstring")
-        issued = await embedded.issue_embedded(
-            document,
-            signer=signer,
-            verification_method=method,
-            issued_at=now,
-            template=by_credential_type(document["type"]),
-            status=status,
-        )
-        await self._record(tenant_id, issued, status, status_lists, now)
+        with stage("admit"):
+            algorithm = embedded.algorithm_for(cryptosuite)
+            signer = self._keystore.signer("credential-signing", algorithm)
+            issuer, method = self._issuer_did.method_for(signer.public_jwk())
+            document = self.complete_document(
+                credential, credential_id=credential_id, now=now, issuer=issuer
+            )
+        with stage("issue"):
+            status = None
+            if status_lists is not None:
+                status = await status_lists.reserve(tenant_id, "bitstring")
+            issued = await embedded.issue_embedded(
+                document,
+                signer=signer,
+                verification_method=method,
+                issued_at=now,
+                template=by_credential_type(document["type"]),
+                status=status,
+            )
+        with stage("persist"):
+            await self._record(tenant_id, issued, status, status_lists, now)
         return issued
 
     async def _record(

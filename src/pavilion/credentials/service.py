@@ -65,7 +65,7 @@ class CredentialService:
         self._keystore = keystore
         cache = ConfigCache()
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
-        defaults = TemplateDefaults(db, cache, clock=clock)
+        defaults = TemplateDefaults(db, cache, clock=clock, audit=audit)
         issuer = CredentialIssuer(
             journal,
             keystore,

@@ -46,12 +46,28 @@ _DIGITS = re.compile(r"\b[A-Za-z]?\d{6,}\b")
 _BEARER = re.compile(r"(?i)bearer\s+\S+")
 
 
+#: Identifiers the shape rules would mangle, left whole: UUIDs (whose groups may be long digit
+#: runs) and hex ids and digests of 16 or more characters with a letter among them (key ids,
+#: hashes). A run of digits alone is still redacted: it may be a phone or a national number.
+_SPARED = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|\b(?=[0-9a-f]*[a-f])[0-9a-f]{16,}\b"
+)
+
+
+def _redact_shapes(text: str) -> str:
+    return _DIGITS.sub(REDACTED, _DATE.sub(REDACTED, text))
+
+
 def redact_value(value: Any) -> Any:
     if isinstance(value, str):
         value = _BEARER.sub("Bearer " + REDACTED, value)
         value = _EMAIL.sub(REDACTED, value)
-        value = _DATE.sub(REDACTED, value)
-        return _DIGITS.sub(REDACTED, value)
+        kept, last = [], 0
+        for spared in _SPARED.finditer(value):
+            kept += [_redact_shapes(value[last : spared.start()]), spared.group()]
+            last = spared.end()
+        return "".join([*kept, _redact_shapes(value[last:])])
     if isinstance(value, Mapping):
         return {k: REDACTED if _is_sensitive(k) else redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

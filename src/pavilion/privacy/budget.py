@@ -26,6 +26,7 @@ from typing import Final, TypedDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pavilion.audit.log import AuditLog
 from pavilion.errors import InvalidRequest
 from pavilion.privacy.errors import BudgetExhausted, BudgetNotConfigured
 from pavilion.privacy.models import (
@@ -175,8 +176,10 @@ class BudgetLedger:
         delta: float,
         period: Period,
         now: datetime,
+        audit: AuditLog | None = None,
     ) -> BudgetState:
-        """Create or change a budget's limits; what was spent this period stays spent."""
+        """Create or change a budget's limits; what was spent this period stays spent. With
+        ``audit``, the change is a leaf of the tenant's audit log in the same transaction."""
         check_dataset(dataset)
         if not (0 < epsilon <= 1000) or not math.isfinite(epsilon):
             raise InvalidRequest("epsilon must be in (0, 1000]", field="epsilon")
@@ -203,6 +206,19 @@ class BudgetLedger:
             row.delta_limit = math.floor(delta * DELTA_UNITS + 1e-6)
             row.updated_at = now
             await session.flush()
+            if audit is not None:
+                await audit.append(
+                    session,
+                    tenant_id,
+                    {
+                        "kind": "privacy_budget_set",
+                        "dataset": dataset,
+                        "epsilon": epsilon,
+                        "delta": delta,
+                        "period": period.value,
+                        "at": now.isoformat(),
+                    },
+                )
             return _state(row, now)
 
     async def state(self, db: Database, tenant_id: str, dataset: str, now: datetime) -> BudgetState:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pavilion.audit.log import AuditLog
 from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.providers.models import Provider, ProviderEndpoint
 from pavilion.providers.registration import (
@@ -30,9 +32,16 @@ def _secret_aad(tenant_id: str, provider_id: str) -> bytes:
 
 
 class ProviderService:
-    def __init__(self, db: Database, keys: TenantKeys, config: ConfigCache | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keys: TenantKeys,
+        config: ConfigCache | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._db = db
         self._keys = keys
+        self._audit = audit  # registrations and deletions are leaves of the tenant's audit log
         # Opened connections, served from memory on the hot path; dropped on every change.
         self._config = config if config is not None else ConfigCache(ttl=0)
 
@@ -83,6 +92,21 @@ class ProviderService:
                     for e in spec.endpoints
                 ]
                 session.add_all(endpoints)
+                if self._audit is not None:
+                    await self._audit.append(
+                        session,
+                        tenant_id,
+                        {
+                            "kind": "provider_registered",
+                            "provider_id": provider_id,
+                            "claim_types": sorted(spec.claim_types),
+                            "auth": spec.auth.type,
+                            "endpoints": sorted(
+                                f"{e.region}/{e.jurisdiction}" for e in spec.endpoints
+                            ),
+                            "at": _now(),
+                        },
+                    )
         except IntegrityError as exc:
             raise Conflict(f"a provider named {spec.name!r} already exists") from exc
         finally:
@@ -132,6 +156,12 @@ class ProviderService:
             await session.execute(
                 delete(Provider).where(Provider.tenant_id == tenant_id, Provider.id == provider_id)
             )
+            if self._audit is not None:
+                await self._audit.append(
+                    session,
+                    tenant_id,
+                    {"kind": "provider_deleted", "provider_id": provider_id, "at": _now()},
+                )
         self._config.invalidate(tenant_id)  # and again: a load may have begun meanwhile
 
     async def cached_connection(
@@ -246,6 +276,10 @@ async def _load(
         ).scalars()
     )
     return provider, endpoints
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _out(provider: Provider, endpoints: list[ProviderEndpoint]) -> ProviderOut:

@@ -52,7 +52,8 @@ def test_operator_journey(env: Path) -> None:
     assert "eu-west (EU)" in listing
 
     note = _ok("audit", "checkpoint", "--tenant", "acme-university")
-    assert f"pavilion.local/audit/{tenant_id.group(1)}\n0\n" in note
+    # One leaf: the provider's registration (configuration changes are audited).
+    assert f"pavilion.local/audit/{tenant_id.group(1)}\n1\n" in note
     verified = _ok("audit", "verify")
     assert "ok" in verified
 

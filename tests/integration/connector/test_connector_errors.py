@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -16,14 +17,24 @@ from pavilion.synth.roster import StudentRecord
 from pavilion.verification.models import Verification
 
 PROBLEM = "application/problem+json"
+CONFIGURATION_KINDS = {
+    "provider_registered",
+    "provider_deleted",
+    "residency_adequacy_set",
+    "credential_default_set",
+    "privacy_budget_set",
+}
 
 
 async def _counts(api: Api) -> tuple[int, int, int]:
+    """Verifications, credentials and audit leaves of verifications (configuration changes,
+    such as the provider's registration, are leaves too, and are not counted here)."""
     async with api.rt.db.transaction(api.tenant_id) as session:
+        events = (await session.execute(select(AuditLeaf.event))).scalars()
         return (
             (await session.execute(select(func.count(Verification.id)))).scalar_one(),
             (await session.execute(select(func.count(IssuedCredential.id)))).scalar_one(),
-            (await session.execute(select(func.count(AuditLeaf.id)))).scalar_one(),
+            sum(1 for e in events if json.loads(e).get("kind") not in CONFIGURATION_KINDS),
         )
 
 

@@ -29,7 +29,7 @@ async def test_current_student_gets_a_credential_that_pyjwt_verifies(
     assert body["decision"] == "true"
     assert body["status"] == "succeeded"
     assert body["region"] == "eu-west"
-    assert body["audit"]["index"] == 0
+    assert body["audit"]["index"] == 1  # leaf 0 records the provider's registration
 
     # Verify with PyJWT against the served JWKS: nothing from pavilion does the checking.
     jwks = (await api.client.get("/.well-known/jwks.json")).json()
@@ -117,39 +117,39 @@ async def test_audit_checkpoint_and_proofs_verify(api: Api, roster: list[Student
         )
     first = (await api.client.get("/v1/audit/checkpoint", headers=api.auth("auditor"))).json()
     first_cp = verify_checkpoint(first["note"], first["verifier_key"], origin=first["origin"])
-    assert first_cp.size == 5
+    assert first_cp.size == 6  # the provider's registration, then five verifications
     for record in roster[5:8]:
         await api.verify(
             provider["id"], {"type": "student_status"}, {"student_id": record.student_id}
         )
     second = (await api.client.get("/v1/audit/checkpoint", headers=api.auth("auditor"))).json()
     second_cp = verify_checkpoint(second["note"], second["verifier_key"])
-    assert second_cp.size == 8
+    assert second_cp.size == 9
 
     inclusion = (
         await api.client.get(
             "/v1/audit/proofs/inclusion",
-            params={"index": 3, "tree_size": 8},
+            params={"index": 3, "tree_size": 9},
             headers=api.auth("auditor"),
         )
     ).json()
     verify_inclusion(
         bytes.fromhex(inclusion["leaf_hash"]),
         3,
-        8,
+        9,
         [bytes.fromhex(h) for h in inclusion["proof"]],
         second_cp.root_hash,
     )
     consistency = (
         await api.client.get(
             "/v1/audit/proofs/consistency",
-            params={"first": 5, "second": 8},
+            params={"first": 6, "second": 9},
             headers=api.auth("auditor"),
         )
     ).json()
     verify_consistency(
-        5,
-        8,
+        6,
+        9,
         first_cp.root_hash,
         second_cp.root_hash,
         [bytes.fromhex(h) for h in consistency["proof"]],
@@ -163,7 +163,7 @@ async def test_audit_checkpoint_and_proofs_verify(api: Api, roster: list[Student
     assert leaves["next"] == 3
     report = await api.rt.audit.verify(api.tenant_id)
     assert report.ok, report.problems
-    assert (report.size, report.checkpoints_checked) == (8, 2)
+    assert (report.size, report.checkpoints_checked) == (9, 2)
 
 
 async def test_bad_proof_ranges_are_422(api: Api) -> None:

@@ -21,9 +21,9 @@ from pavilion.store.idempotency import RecentAnswers
 from pavilion.synth.roster import StudentRecord
 
 #: One verification alone. PostgreSQL: BEGIN with set_config, one statement (leaf, head,
-#: rows, status binding), COMMIT. SQLite (SQLAlchemy, head locked): BEGIN (counted twice, as
-#: the event and the statement), head, leaf, head update, four tables' rows, COMMIT.
-SEQUENTIAL_BUDGET = {"postgres": 3, "sqlite": 10}
+#: rows, status binding), COMMIT. SQLite: one hand-off of the whole transaction to the
+#: journal's writer thread.
+SEQUENTIAL_BUDGET = {"postgres": 3, "sqlite": 1}
 #: Twenty at once: the fixed cost of a commit is shared; what remains is per credential.
 CONCURRENT_BUDGET = 4
 
@@ -101,7 +101,7 @@ async def test_a_verification_alone_stays_within_its_round_trips(
     # Nothing is read for configuration: no provider, endpoint or adequacy query per request,
     # and no read-only transaction on the way.
     assert trips.kinds["rollback"] == 0
-    assert trips.kinds["statement"] == (0 if backend == "postgres" else 40)
+    assert trips.kinds["statement"] == 0
 
 
 async def test_concurrent_verifications_share_commits(
@@ -110,6 +110,7 @@ async def test_concurrent_verifications_share_commits(
     provider = await api.register_provider()
     current = [r for r in roster if r.enrolment_status == "enrolled"]
     await _verify(api, provider["id"], current[0])
+    before = (await api.rt.audit.verify(api.tenant_id)).size
     batch = current[1:21]
     with counting(api) as trips:
         await asyncio.gather(*(_verify(api, provider["id"], r) for r in batch))
@@ -117,7 +118,7 @@ async def test_concurrent_verifications_share_commits(
     # Every verification is in the audit log, in one consistent tree.
     report = await api.rt.audit.verify(api.tenant_id)
     assert report.ok, report.problems
-    assert report.size == len(batch) + 1
+    assert report.size == before + len(batch)
 
 
 async def test_a_replay_on_the_worker_that_answered_touches_no_database(
@@ -148,12 +149,13 @@ async def test_a_replay_on_another_worker_is_answered_from_the_stored_record(
     body = {"type": "student_status"}
     ids = {"student_id": record.student_id}
     first = await api.verify(provider["id"], body, ids, headers=headers)
+    before = (await api.rt.audit.verify(api.tenant_id)).size
     api.rt.idempotency = RecentAnswers()  # another worker: nothing in its memory
     again = await api.verify(provider["id"], body, ids, headers=headers)
     assert again.status_code == 201
     assert again.json() == first.json()
     report = await api.rt.audit.verify(api.tenant_id)
-    assert report.size == 1  # the replay wrote no second verification
+    assert report.size == before  # the replay wrote no second verification
     api.rt.idempotency = RecentAnswers()
     other = await api.verify(
         provider["id"], {"type": "age_over", "threshold": 18}, ids, headers=headers

@@ -35,6 +35,7 @@ from pavilion.credentials.report import IntegrityReport
 from pavilion.credentials.templates import TEMPLATES, CredentialFormat
 from pavilion.errors import InvalidRequest
 from pavilion.keystore.signer import Algorithm
+from pavilion.observability.stages import stage
 from pavilion.runtime import Runtime
 from pavilion.tenancy.roles import Permission
 from pavilion.tenancy.service import Principal
@@ -119,16 +120,17 @@ async def _verify(
     nonce: str | None = None,
     presentation: bool = False,
 ) -> IntegrityReport:
-    return await rt.credentials.verify(
-        tenant_id,
-        token,
-        status_lookup=rt.status_lists.resolve_status,
-        presentation=presentation,
-        audience=audience,
-        nonce=nonce,
-        max_age=_max_age(max_age),
-        expected_format=expected,
-    )
+    with stage("verify"):  # the CPU budget's stage (docs/PERFORMANCE.md)
+        return await rt.credentials.verify(
+            tenant_id,
+            token,
+            status_lookup=rt.status_lists.resolve_status,
+            presentation=presentation,
+            audience=audience,
+            nonce=nonce,
+            max_age=_max_age(max_age),
+            expected_format=expected,
+        )
 
 
 @router.post(

@@ -242,6 +242,7 @@ async def set_budget(
         delta=body.delta,
         period=body.period,
         now=rt.clock(),
+        audit=rt.audit,
     )
     return BudgetOut.model_validate(state.as_dict())
 
@@ -338,9 +339,11 @@ async def revoke_credentials(
     return RevocationOut.model_validate(await anoncreds_issue.revoke(rt, who.tenant_id, body))
 
 
-@anoncreds_router.get("/providers/{provider_id}/registries")
+@anoncreds_router.get("/providers/{provider_id}/registries", responses=problem_responses(404))
 async def list_registries(provider_id: ProviderId, rt: RuntimeDep, who: Reader) -> RegistryList:
-    """The DP's revocation registries in rollover order (definitions are public)."""
+    """The DP's revocation registries in rollover order (definitions are public); 404 for a
+    provider this tenant does not have, as everywhere else."""
+    await rt.providers.get(who.tenant_id, provider_id)
     found = await rt.privacy.anoncreds.registries(who.tenant_id, provider_id)
     return RegistryList.model_validate({"items": found})
 
