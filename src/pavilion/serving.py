@@ -17,11 +17,18 @@ certificate, the TLS version) in every request's scope.
 
 :func:`serve_workers` runs several worker processes on one socket (uvicorn's supervisor): each
 is a fresh interpreter that builds its app (and its TLS context) from a picklable factory.
+
+A serving process settles its heap before the first request (:func:`settle_heap`): what
+start-up built (every imported module, the app, the runtime: about 250,000 objects) is frozen
+out of the cyclic garbage collector's sight, and young garbage is collected in fewer passes.
+Measured under the VC-API issuance benchmark, the collector's full passes over that heap took
+about a quarter of the server's CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import ssl
@@ -254,6 +261,26 @@ def _fixed_ssl_context(context: ssl.SSLContext) -> _SslContextFactory:
     return factory
 
 
+#: The cyclic collector's thresholds in a serving process: a young-generation pass after
+#: 10,000 net allocations of tracked objects (Python's default is 700), then the default
+#: ratios for the older generations. A request allocates and frees most of its objects by
+#: reference counting, so passes stay rare and each scans only what is alive at that moment.
+GC_THRESHOLDS: Final = (10_000, 10, 10)
+
+
+def settle_heap() -> None:
+    """Collect what start-up left over, then freeze the rest out of the collector's sight.
+
+    Frozen objects (modules, classes, the app, the runtime and its caches as built) are never
+    scanned again, so a full collection costs what the requests left alive, not the whole
+    interpreter; they are still freed by reference counting when they go. Call it once the
+    app is built, before serving.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def serve_in_foreground(
     server: Server,
     host: str,
@@ -262,10 +289,13 @@ def serve_in_foreground(
     tls: bool = False,
     on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; ``on_listening`` gets the base URL once the port is bound."""
+    """Serve until SIGINT/SIGTERM; ``on_listening`` gets the base URL once the port is bound.
+
+    The process's heap is settled first (:func:`settle_heap`): this process is the server."""
     with bind_socket(host, port) as sock:
         if on_listening is not None:
             on_listening(socket_url(sock, tls=tls))
+        settle_heap()
         server.run(sockets=[sock])
 
 

@@ -62,8 +62,11 @@ class WorkerApp:
 
     def __call__(self) -> FastAPI:
         from pavilion.api.app import create_app
+        from pavilion.serving import settle_heap
 
-        return create_app(self.runtime())
+        app = create_app(self.runtime())
+        settle_heap()  # the worker's start-up heap, out of the collector's sight
+        return app
 
     def ssl_context(
         self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]

@@ -23,8 +23,10 @@ from zerotrust_support import TestCA
 
 
 async def test_the_pickled_factory_builds_its_own_runtime_and_app(
-    sqlite_settings: Settings,
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settled: list[bool] = []  # the worker's heap is settled once its app is built
+    monkeypatch.setattr("pavilion.serving.settle_heap", lambda: settled.append(True))
     factory = WorkerApp(sqlite_settings)
     runtime = factory.runtime()
     assert factory.runtime() is runtime  # built once per worker
@@ -33,6 +35,7 @@ async def test_the_pickled_factory_builds_its_own_runtime_and_app(
     assert copy._runtime is None  # a runtime never travels to a worker
     app = copy()
     assert isinstance(app, FastAPI)
+    assert settled == [True]
     assert app.state.runtime is not runtime
     await copy.runtime().aclose()
     await runtime.aclose()
