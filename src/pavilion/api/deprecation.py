@@ -35,7 +35,7 @@ def deprecation_headers(successor: str) -> dict[str, str]:
 
 
 def _mark(successor: str) -> Callable[[Request, Response], Awaitable[None]]:
-    async def mark(request: Request, response: Response) -> None:  # async: no thread pool
+    async def mark(request: Request, response: Response) -> None:  # async: no thread hop
         # Path parameters percent-encoded: a header is Latin-1, a path parameter any text.
         path = successor.format(
             **{k: quote(str(v), safe="") for k, v in request.path_params.items()}

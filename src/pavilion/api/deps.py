@@ -18,6 +18,8 @@ from pavilion.tenancy.service import Principal
 
 
 async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+    # hop per request (about 0.1 ms of CPU) for a dictionary lookup.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

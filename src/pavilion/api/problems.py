@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -193,12 +194,14 @@ def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
             code="malformed-json",
             instance=request.url.path,
         )
-    titles = {404: "Not found", 405: "Method not allowed"}
+    # The same slug the DP agent uses for the same status (404 not-found, 405
+    # method-not-allowed): one vocabulary of problem types (docs/PROBLEMS.md).
+    status = HTTPStatus(exc.status_code)
     return problem(
         exc.status_code,
-        titles.get(exc.status_code, "HTTP error"),
+        status.phrase,
         str(exc.detail),
-        code=f"http-{exc.status_code}",
+        code=status.phrase.lower().replace(" ", "-"),
         instance=request.url.path,
         headers=dict(exc.headers) if exc.headers else None,
     )

@@ -66,3 +66,34 @@ def test_the_root_help_documents_the_exit_codes() -> None:
     text = runner.invoke(app, ["--help"]).output
     assert "Exit codes: 0 done, 1 refused or a failed check" in text
     assert "2" in text.split("Exit codes:")[1]
+
+
+#: Listings and shows print a table or lines for people and JSON with --json; the other
+#: shows (mapping, budget, dp-keys) print JSON only, and lineage show prints its graph.
+JSON_OPTION = {
+    "tenants list",
+    "providers list",
+    "providers status",
+    "keys list",
+    "audit verify",
+    "audit checkpoint",
+    "credentials status",
+    "credentials templates",
+    "credentials verify",
+    "data dry-run",
+    "data quality",
+    "data verify",
+}
+
+
+@pytest.mark.parametrize("path", sorted(JSON_OPTION))
+def test_listings_and_shows_take_json(path: str) -> None:
+    command = {" ".join(p): c for p, c in COMMANDS}[path]
+    assert any("--json" in getattr(param, "opts", []) for param in command.params), path
+
+
+def test_every_listing_is_covered() -> None:
+    listings = {
+        " ".join(p) for p, _ in COMMANDS if p[-1] in ("list", "status", "templates", "quality")
+    }
+    assert listings <= JSON_OPTION

@@ -385,6 +385,12 @@ async def test_providers_status_shows_a_live_nodes_view(
                 assert "eu-west" in result.output
                 assert "healthy" in result.output
                 assert "unknown" in result.output  # eu-central was never needed
+                as_json = runner.invoke(
+                    cli_app, ["providers", "status", "--url", server.url, "--json"], env=env
+                )
+                assert as_json.exit_code == 0, as_json.output
+                regions = {e["region"] for e in json.loads(as_json.stdout)[0]["endpoints"]}
+                assert "eu-west" in regions
                 ticks: list[float] = []
 
                 def tick(seconds: float) -> None:
