@@ -278,7 +278,7 @@ async def test_reservation_gives_up_with_a_clear_error_after_losing_every_race(
     opener = service(runtime, token_size=4096)
     assert opener.config.token_size == 4096
     await opener.reserve(TENANT)  # the open list, and a batch this other process holds
-    svc = service(runtime, token_size=4096)
+    svc = service(runtime, token_size=4096, reserve_batch_max=32)  # batches stay at 32
     resyncs = 0
     real_resync = svc._allocator._resync
 

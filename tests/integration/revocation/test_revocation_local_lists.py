@@ -11,8 +11,10 @@ import asyncio
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from pavilion.credentials.status.local_lists import LocalLists
+from pavilion.credentials.status.models import StatusListEntry
 from pavilion.credentials.status.resolver import StatusUnavailable
 from pavilion.credentials.status.service import StatusListConfig, StatusListService
 from pavilion.runtime import Runtime
@@ -91,3 +93,23 @@ async def test_no_cache_time_reads_every_status(runtime: Runtime) -> None:
     for _ in range(3):
         assert await svc.resolve_status(uri, idx) == 0
     assert svc._lists.reads == 3
+
+
+async def test_a_busy_process_reserves_in_growing_batches_up_to_the_bound(
+    runtime: Runtime,
+) -> None:
+    svc = worker(runtime, 0, reserve_batch=4, reserve_batch_max=16)
+    reserved = [await svc.reserve(TENANT) for _ in range(60)]
+    assert len({r.idx for r in reserved}) == 60
+    group = svc._allocator._groups[(TENANT, "token")]
+    assert group.batch == 16  # 4, 8, 16, 16, 16: five transactions instead of fifteen
+    async with runtime.db.transaction(TENANT, readonly=True) as session:
+        rows = (
+            await session.execute(
+                select(StatusListEntry.state).where(StatusListEntry.tenant_id == TENANT)
+            )
+        ).scalars()
+        states = list(rows)
+    assert states.count("reserved") == 60  # all handed out; a stop now leaves no decoy
+    another = worker(runtime, 0, reserve_batch=4, reserve_batch_max=16)
+    assert (await another.reserve(TENANT)).idx not in {r.idx for r in reserved}

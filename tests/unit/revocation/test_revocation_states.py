@@ -125,3 +125,9 @@ def test_config_refuses_lists_the_specifications_do_not_allow() -> None:
         StatusListConfig(base_url="https://x", issuer="https://x", token_size=0)
     with pytest.raises(InvalidRequest, match="reserve_batch"):
         StatusListConfig(base_url="https://x", issuer="https://x", reserve_batch=0)
+    with pytest.raises(InvalidRequest, match="reserve_batch_max"):
+        StatusListConfig(
+            base_url="https://x", issuer="https://x", reserve_batch=64, reserve_batch_max=32
+        )
+    with pytest.raises(InvalidRequest, match="cache_seconds"):
+        StatusListConfig(base_url="https://x", issuer="https://x", cache_seconds=-1)

@@ -2,8 +2,10 @@
 
 :meth:`IndexAllocator.reserve` hands out a random, never used index of the tenant's open group.
 Indices are drawn by :func:`~pavilion.credentials.status.allocation.allocate_index` over this
-process's view of the used ones and inserted as ``reserved`` entries, a batch
-(``reserve_batch``) per transaction, with ``ON CONFLICT DO NOTHING``: the
+process's view of the used ones and inserted as ``reserved`` entries, a batch per transaction
+(``reserve_batch`` at first, doubling up to ``reserve_batch_max`` while batches last under a
+second: a busy process pays one transaction per few hundred credentials, a quiet one leaves
+few unused), with ``ON CONFLICT DO NOTHING``: the
 ``UNIQUE(group_id, idx)`` constraint, not a lock, settles a race with another process (its
 index is skipped, and a process that keeps losing re-reads the used set). The batch is then
 handed out from memory. :meth:`IndexAllocator.bind` marks a reservation ``valid`` for its
@@ -14,11 +16,13 @@ taken the group is marked ``full`` and a new one opens.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +48,8 @@ from pavilion.store.database import Database
 MAX_RESERVE_ATTEMPTS = 64
 #: Random draws before allocate_index scans a nearly full list for its free indices.
 DRAWS_BEFORE_SCAN = 1024
+#: A batch handed out faster than this (seconds) makes the next one twice as large.
+BUSY_REFILL_SECONDS = 1.0
 
 
 @dataclass
@@ -59,6 +65,9 @@ class _Group:
     #: Indices reserved in the database and not handed out yet (this process only).
     pool: list[tuple[int, str]] = field(default_factory=list)
     conflicts: int = 0
+    #: Indices the next refill reserves, and when the last one ran (monotonic seconds).
+    batch: int = 0
+    refilled_at: float | None = None
 
 
 class IndexAllocator:
@@ -100,8 +109,14 @@ class IndexAllocator:
 
     async def _refill(self, group: _Group) -> bool:
         """Reserve a batch of random free indices; ``False`` when the group has none left."""
+        now = time.monotonic()
+        if group.batch == 0:
+            group.batch = self._config.reserve_batch
+        elif group.refilled_at is not None and now - group.refilled_at < BUSY_REFILL_SECONDS:
+            group.batch = min(group.batch * 2, self._config.reserve_batch_max)
+        group.refilled_at = now
         wanted: list[int] = []
-        for _ in range(self._config.reserve_batch):
+        for _ in range(group.batch):
             try:
                 idx = allocate_index(group.size, group.used, max_attempts=DRAWS_BEFORE_SCAN)
             except StatusListFull:
@@ -275,29 +290,46 @@ class IndexAllocator:
             group.used |= await self._used(session, group.tenant_id, group.group_id)
 
     async def _insert_reserved(self, group: _Group, indices: list[int]) -> list[tuple[int, str]]:
-        """Insert ``reserved`` entries; the ones another process took already are skipped."""
+        """Insert ``reserved`` entries; the ones another process took already are skipped.
+
+        One prepared insert run over the batch (``executemany``, compiled once per process),
+        then the rows that went in, found by their new ids, in the same transaction.
+        """
         now = self._clock()
-        dialect_insert = postgresql.insert if self._db.is_postgres else sqlite.insert
-        statement = (
-            dialect_insert(StatusListEntry)
-            .values(
-                [
-                    {
-                        "id": new_id(),
-                        "tenant_id": group.tenant_id,
-                        "group_id": group.group_id,
-                        "idx": idx,
-                        "state": "reserved",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for idx in indices
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["group_id", "idx"])
-            .returning(StatusListEntry.idx, StatusListEntry.id)
-        )
+        rows = [
+            {
+                "id": new_id(),
+                "tenant_id": group.tenant_id,
+                "group_id": group.group_id,
+                "idx": idx,
+                "state": "reserved",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for idx in indices
+        ]
+        statement = _insert_or_skip(self._db.is_postgres)
         async with self._db.transaction(group.tenant_id) as session:
-            rows = (await session.execute(statement)).all()
+            await session.execute(statement, rows)
+            inserted = (
+                await session.execute(
+                    _INSERTED, {"tenant_id": group.tenant_id, "ids": [row["id"] for row in rows]}
+                )
+            ).all()
         order = {idx: position for position, idx in enumerate(indices)}
-        return sorted(((row[0], row[1]) for row in rows), key=lambda item: order[item[0]])
+        return sorted(((row[0], row[1]) for row in inserted), key=lambda item: order[item[0]])
+
+
+#: The entries of a batch that went in (an index another process took keeps its own id).
+_INSERTED = select(StatusListEntry.idx, StatusListEntry.id).where(
+    StatusListEntry.tenant_id == bindparam("tenant_id"),
+    StatusListEntry.id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def _insert_or_skip(postgres: bool) -> Any:
+    """``INSERT ... ON CONFLICT (group_id, idx) DO NOTHING`` in the database's dialect."""
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    return dialect_insert(StatusListEntry).on_conflict_do_nothing(
+        index_elements=["group_id", "idx"]
+    )

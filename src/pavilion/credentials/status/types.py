@@ -35,9 +35,12 @@ class StatusListConfig:
     ttl_seconds: int = 300
     #: ``exp - iat`` of a signed list (``validUntil - validFrom`` for a bitstring).
     lifetime_seconds: int = 86_400
-    #: Indices reserved per transaction and handed out from memory. A process that stops
-    #: leaves at most this many reserved, unused indices per list: decoys, never reissued.
+    #: Indices reserved per transaction and handed out from memory: ``reserve_batch`` at
+    #: first, doubling up to ``reserve_batch_max`` while batches are handed out within a
+    #: second. A process that stops leaves at most ``reserve_batch_max`` reserved, unused
+    #: indices per list: decoys, never reissued.
     reserve_batch: int = 32
+    reserve_batch_max: int = 256
     #: How long a verifier on this connector reads its own lists from memory (seconds; 0:
     #: from the database every time). A change through this worker applies at once.
     cache_seconds: float = 0.0
@@ -51,6 +54,10 @@ class StatusListConfig:
             raise InvalidRequest("cache_seconds must not be negative", field="cache_seconds")
         if self.reserve_batch < 1:
             raise InvalidRequest("reserve_batch must be positive", field="reserve_batch")
+        if self.reserve_batch_max < self.reserve_batch:
+            raise InvalidRequest(
+                "reserve_batch_max must be at least reserve_batch", field="reserve_batch_max"
+            )
         if self.bitstring_size < MIN_ENTRIES:
             raise InvalidRequest(
                 f"a bitstring list holds at least {MIN_ENTRIES} entries", field="status_list_size"
