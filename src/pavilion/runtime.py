@@ -189,6 +189,7 @@ def build_runtime(
                 bitstring_size=max(settings.status_list_size, 131_072),
                 ttl_seconds=settings.status_list_ttl_seconds,
                 lifetime_seconds=settings.status_list_lifetime_seconds,
+                cache_seconds=settings.config_cache_seconds,
             ),
             remote=RemoteStatusResolver(settings.status_trust_anchors),
         ),

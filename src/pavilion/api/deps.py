@@ -1,4 +1,7 @@
-"""Request dependencies: the runtime, and who the caller is and may be."""
+"""Request dependencies: the runtime, and who the caller is and may be.
+
+Every dependency is a coroutine function: FastAPI runs a plain function in its thread pool,
+a hand-off to another thread and back on every request that uses it."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ entries at once (the service that writes calls ``invalidate``); a change made th
 another worker or node is seen within ``ttl``.
 
 Concurrent misses of one key share one load (single flight), and a load that started
-before an invalidation is not stored, so a stale value never outlives the change.
+before an invalidation is neither stored nor shared with callers that come after it, so a
+stale value never outlives the change.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class ConfigCache:
             future.exception()  # retrieved: a load nobody else awaited must not warn
             raise
         finally:
-            self._loading.pop(full, None)
+            if self._loading.get(full) is future:
+                del self._loading[full]
         future.set_result(loaded)
         if self.ttl > 0 and self._generation.get(tenant_id, 0) == generation:
             if len(self._entries) >= MAX_ENTRIES:
@@ -76,3 +78,6 @@ class ConfigCache:
         self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
         for full in [k for k in self._entries if k[0] == tenant_id]:
             del self._entries[full]
+        # A load in flight began before the change: callers from now on start their own.
+        for full in [k for k in self._loading if k[0] == tenant_id]:
+            del self._loading[full]

@@ -133,3 +133,24 @@ async def test_the_cache_empties_past_its_bound(
     assert cache.loads == count + 1
     await cache.get("t", count, load)  # the newest survives the purge
     assert cache.loads == count + 1
+
+
+async def test_a_caller_after_an_invalidation_does_not_share_the_load_in_flight() -> None:
+    cache = ConfigCache(60.0)
+    release = asyncio.Event()
+    values = iter(["before the change", "after the change"])
+
+    async def slow_load() -> str:
+        value = next(values)
+        if value == "before the change":
+            await release.wait()
+        return value
+
+    early = asyncio.create_task(cache.get("t1", "k", slow_load))
+    await asyncio.sleep(0)  # the first load is in flight
+    cache.invalidate("t1")
+    late = await cache.get("t1", "k", slow_load)  # starts its own load: it sees the change
+    release.set()
+    assert await early == "before the change"
+    assert late == "after the change"
+    assert await cache.get("t1", "k", slow_load) == "after the change"  # the late one is kept

@@ -3,8 +3,8 @@
 :class:`StatusListService` is the one object the runtime holds; its methods are those of its
 parts, one module each: ``reservations`` (reserve and bind indices), ``changes`` (revoke,
 suspend, reinstate; a credential's status), ``publishing`` (signed, cached lists); it resolves
-a status itself (this connector's lists from the database, others through the remote
-resolver). The values they share are in ``types``.
+a status itself (this connector's lists from memory, ``local_lists``, others through the
+remote resolver). The values they share are in ``types``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from pavilion.audit.log import AuditLog
 from pavilion.credentials.status.changes import StatusChanges
-from pavilion.credentials.status.models import StatusList, StatusListEntry
+from pavilion.credentials.status.local_lists import LocalLists
 from pavilion.credentials.status.publishing import ListPublisher
 from pavilion.credentials.status.reservations import IndexAllocator
 from pavilion.credentials.status.resolver import RemoteStatusResolver, StatusUnavailable
-from pavilion.credentials.status.states import ListKind, list_value
+from pavilion.credentials.status.states import ListKind
 from pavilion.credentials.status.types import (
     PATHS,
     PublishedList,
+    StatusChange,
     StatusListConfig,
     StatusLookup,
     StatusReservation,
@@ -65,13 +64,13 @@ class StatusListService:
         self._remote = remote or RemoteStatusResolver({})
         self._base = config.base_url.rstrip("/")
         self._allocator = IndexAllocator(db, config, clock=clock)
-        changes = StatusChanges(db, audit, config, clock=clock)
+        self._changes = StatusChanges(db, audit, config, clock=clock)
+        self._lists = LocalLists(db, config.cache_seconds)
         publisher = ListPublisher(db, keystore, config, clock=clock)
         self.reserve = self._allocator.reserve
         self.bind = self._allocator.bind
         self.binding = self._allocator.binding
-        self.change_status = changes.change_status
-        self.credential_status = changes.credential_status
+        self.credential_status = self._changes.credential_status
         self.publish = publisher.publish
 
     @property
@@ -94,8 +93,9 @@ class StatusListService:
     async def resolve_status(self, list_uri: str, index: int) -> int:
         """The status value at ``index`` of the list at ``list_uri`` (a verifier's callable).
 
-        This connector's own lists are read from the database (the freshest answer); any other
-        list is fetched, its signature checked against a trust anchor, and cached for its
+        This connector's own lists are read from memory (``local_lists``: a change through this
+        worker applies at once, through another within ``cache_seconds``); any other list is
+        fetched, its signature checked against a trust anchor, and cached for its
         ``ttl``. Token lists give 0 valid, 1 invalid, 2 suspended; bitstring lists give the bit
         of their purpose. Raises :class:`StatusUnavailable` with the reason otherwise.
         """
@@ -109,29 +109,23 @@ class StatusListService:
             tenant_id = tenant_of_list(list_id)
         except NotFound as exc:
             raise StatusUnavailable(f"status list {list_uri} does not exist") from exc
-        async with self._db.transaction(tenant_id, readonly=True) as session:
-            row = (
-                await session.execute(
-                    select(StatusList).where(
-                        StatusList.tenant_id == tenant_id,
-                        StatusList.id == list_id,
-                        StatusList.kind == kind,
-                    )
-                )
-            ).scalar_one_or_none()
-            if row is None:
-                raise StatusUnavailable(f"status list {list_uri} does not exist")
-            if index >= row.size:
-                raise StatusUnavailable(
-                    f"index {index} is outside the status list (size {row.size})"
-                )
-            state = (
-                await session.execute(
-                    select(StatusListEntry.state).where(
-                        StatusListEntry.tenant_id == tenant_id,
-                        StatusListEntry.group_id == row.group_id,
-                        StatusListEntry.idx == index,
-                    )
-                )
-            ).scalar_one_or_none()
-        return list_value(row.kind, row.purpose, state or "valid")
+        view = await self._lists.view(tenant_id, kind, list_id, list_uri)
+        return view.value(index)
+
+    async def change_status(
+        self,
+        tenant_id: str,
+        credential_id: str,
+        action: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> StatusChange:
+        """Revoke, suspend or reinstate a credential (audited); this worker's verifiers see
+        the change at once, other workers' within the cache's ``ttl``."""
+        try:
+            return await self._changes.change_status(
+                tenant_id, credential_id, action, actor=actor, reason=reason
+            )
+        finally:
+            self._lists.forget(tenant_id)

@@ -38,12 +38,17 @@ class StatusListConfig:
     #: Indices reserved per transaction and handed out from memory. A process that stops
     #: leaves at most this many reserved, unused indices per list: decoys, never reissued.
     reserve_batch: int = 32
+    #: How long a verifier on this connector reads its own lists from memory (seconds; 0:
+    #: from the database every time). A change through this worker applies at once.
+    cache_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.token_bits not in (1, 2, 4, 8):
             raise InvalidRequest("token_bits must be 1, 2, 4 or 8", field="status_list_bits")
         if self.token_size < 1:
             raise InvalidRequest("token_size must be positive", field="status_list_size")
+        if self.cache_seconds < 0:
+            raise InvalidRequest("cache_seconds must not be negative", field="cache_seconds")
         if self.reserve_batch < 1:
             raise InvalidRequest("reserve_batch must be positive", field="reserve_batch")
         if self.bitstring_size < MIN_ENTRIES:
