@@ -235,6 +235,7 @@ def _read_until(process: subprocess.Popen[str], pattern: str, deadline: float) -
     raise AssertionError(f"no line matched {pattern!r}:\n{''.join(seen)}")
 
 
+@pytest.mark.serial  # a whole demo in a subprocess: beside the parallel suite it starved
 @pytest.mark.timeout(240)
 def test_demo_keep_running_stopped_by_sigterm_removes_its_secrets(tmp_path: Path) -> None:
     environment = {**os.environ, "TMPDIR": str(tmp_path), "COLUMNS": "200"}

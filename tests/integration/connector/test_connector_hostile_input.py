@@ -268,7 +268,7 @@ async def test_a_deprecated_alias_takes_a_non_latin_id(api: Api) -> None:
     _assert_problem(response, 404)
 
 
-def test_the_successor_link_percent_encodes_the_path_parameters() -> None:
+async def test_the_successor_link_percent_encodes_the_path_parameters() -> None:
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -276,7 +276,7 @@ def test_the_successor_link_percent_encodes_the_path_parameters() -> None:
 
     request = Request({"type": "http", "path_params": {"provider_id": "日本"}, "headers": []})
     response = Response()
-    _mark("/v1/providers/{provider_id}/roster-uploads")(request, response)
+    await _mark("/v1/providers/{provider_id}/roster-uploads")(request, response)
     assert response.headers["link"] == (
         '</v1/providers/%E6%97%A5%E6%9C%AC/roster-uploads>; rel="successor-version"'
     )
