@@ -5,7 +5,10 @@ Python's ``json``, PyYAML and msgspec recurse once per level of nesting, so a bo
 thousand nested brackets ends in ``RecursionError`` (a 500) instead of an answer. Every parse of
 a request body, an upload, a remote document or a token goes through :func:`loads_json` or
 :func:`load_yaml`, which refuse a document nested deeper than :data:`MAX_NESTING` levels with
-an error that names the limit. The errors subclass what the plain parsers raise
+an error that names the limit. YAML aliases may not expand a document past
+:data:`MAX_YAML_NODES` nodes (a few hundred bytes of "billion laughs" would otherwise become a
+billion nodes for whatever walks the result) nor refer to a node from inside itself. The
+errors subclass what the plain parsers raise
 (``json.JSONDecodeError``, ``yaml.YAMLError``), so every caller that already answers malformed
 input answers a too-deep document the same way.
 
@@ -21,11 +24,13 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 import yaml
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 #: The deepest nesting (arrays and objects, or YAML sequences and mappings) any document may
 #: have. The connector's own documents (credentials, JSON Schemas, profiles) stay under 20.
 MAX_NESTING: Final = 64
+#: The most nodes a YAML document may hold once its aliases are expanded.
+MAX_YAML_NODES: Final = 100_000
 
 
 class NestingTooDeep(json.JSONDecodeError):
@@ -44,6 +49,10 @@ class YamlNestingTooDeep(yaml.YAMLError):
     def __init__(self, what: str, limit: int) -> None:
         super().__init__(f"{what} nests deeper than {limit} levels (the limit)")
         self.limit = limit
+
+
+class YamlExpansionRefused(yaml.YAMLError):
+    """A YAML document whose aliases expand past the node limit or form a cycle."""
 
 
 def nesting_depth_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
@@ -99,6 +108,12 @@ class _BoundedLoader(yaml.SafeLoader):
         self._max_depth = max_depth
         self._depth = 0
 
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node, self._what, self._max_depth)
+        return node
+
     def compose_sequence_node(self, anchor: Any) -> SequenceNode:
         with self._level():
             return super().compose_sequence_node(anchor)
@@ -145,3 +160,42 @@ def _string_problem(text: str) -> str | None:
         except UnicodeEncodeError:
             return "text may not contain a lone surrogate (U+D800 to U+DFFF)"
     return None
+
+
+def _check_expansion(root: Node, what: str, max_depth: int) -> None:
+    """Count the nodes and levels ``root`` has with every alias expanded, each shared node
+    counted once per use but walked once (memoised), so the check itself stays cheap."""
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth), expanded
+    visiting: set[int] = set()
+
+    def measure(node: Node) -> tuple[int, int]:
+        key = id(node)
+        known = measured.get(key)
+        if known is not None:
+            return known
+        if isinstance(node, SequenceNode):
+            children: list[Node] = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            return 1, 0
+        if key in visiting:
+            raise YamlExpansionRefused(f"{what} refers to a node from inside itself (an alias)")
+        visiting.add(key)
+        nodes, depth = 1, 0
+        for child in children:
+            child_nodes, child_depth = measure(child)
+            nodes += child_nodes
+            depth = max(depth, child_depth)
+            if nodes > MAX_YAML_NODES:
+                raise YamlExpansionRefused(
+                    f"{what} expands to more than {MAX_YAML_NODES} nodes through its aliases "
+                    "(the limit)"
+                )
+        visiting.discard(key)
+        if depth + 1 > max_depth:
+            raise YamlNestingTooDeep(what, max_depth)
+        measured[key] = (nodes, depth + 1)
+        return nodes, depth + 1
+
+    measure(root)

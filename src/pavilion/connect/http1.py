@@ -130,6 +130,8 @@ class Http1Pools:
                 headers={"content-type": "application/json", **headers},
                 timeout=timeout,
                 trace_request_ctx=trace,
+                # The body holds a subject's identifiers: never to another host or region.
+                allow_redirects=False,
             ) as response:
                 if trace.fresh and on_connection is not None:
                     on_connection(getattr(response, "ssl_object", None))

@@ -19,7 +19,7 @@ from connector_support import Api
 from pavilion.api import problems
 from pavilion.api.app import create_app
 from pavilion.errors import StorageRefusedValue, StorageUnavailable
-from pavilion.parsing import MAX_NESTING
+from pavilion.parsing import MAX_NESTING, MAX_YAML_NODES
 from pavilion.runtime import Runtime
 from pavilion.serving import BackgroundServer
 
@@ -153,6 +153,19 @@ async def test_a_yaml_profile_nested_ten_thousand_deep_is_422_naming_the_limit(a
     )
     problem = _assert_problem(response, 422)
     assert f"deeper than {MAX_NESTING} levels" in problem["detail"]
+
+
+async def test_a_yaml_profile_of_billion_laughs_is_422_not_a_billion_nodes(api: Api) -> None:
+    provider = await api.register_provider()
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    response = await api.client.post(
+        f"/v1/providers/{provider['id']}/mappings",
+        content=("schema: {}\n" + "\n".join(lines)).encode(),
+        headers=api.auth("dp-admin") | {"content-type": "application/yaml"},
+    )
+    problem = _assert_problem(response, 422)
+    assert f"more than {MAX_YAML_NODES} nodes" in problem["detail"]
 
 
 async def test_a_body_the_framework_cannot_read_is_the_malformed_json_problem(api: Api) -> None:

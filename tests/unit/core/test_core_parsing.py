@@ -10,7 +10,9 @@ import yaml
 
 from pavilion.parsing import (
     MAX_NESTING,
+    MAX_YAML_NODES,
     NestingTooDeep,
+    YamlExpansionRefused,
     YamlNestingTooDeep,
     load_yaml,
     loads_json,
@@ -60,3 +62,35 @@ def test_yaml_stays_safe() -> None:
 def test_text_problem_finds_what_no_column_holds(document: object, problem: str | None) -> None:
     found = text_problem(document)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    return "\n".join(lines)
+
+
+def test_yaml_billion_laughs_is_refused_before_anything_walks_it() -> None:
+    document = _laughs(9)  # 500 bytes, 9**9 = 387 million strings once expanded
+    assert len(document) < 1000
+    with pytest.raises(yaml.YAMLError, match=f"more than {MAX_YAML_NODES} nodes"):
+        load_yaml(document, what="the mapping")
+
+
+def test_yaml_aliases_within_the_limit_still_work() -> None:
+    shared = load_yaml("base: &base {kind: csv, delimiter: ','}\nfirst: *base\nsecond: *base")
+    assert shared["first"] == shared["second"] == {"kind": "csv", "delimiter": ","}
+    assert load_yaml(_laughs(3))["a2"][0][0] == ["lol"] * 9  # 9**3 leaves: fine
+
+
+def test_yaml_aliases_may_not_deepen_a_document_past_the_limit() -> None:
+    deep = "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1)
+    with pytest.raises(YamlNestingTooDeep):
+        load_yaml(f"a: &deep {deep}\nb: [[*deep]]")
+
+
+def test_a_yaml_node_that_contains_itself_is_refused() -> None:
+    with pytest.raises(YamlExpansionRefused, match="from inside itself"):
+        load_yaml("&loop [1, *loop]")
