@@ -329,8 +329,13 @@ class SoftwareKeystore:
         return self._kek_cache[key.name]
 
     def health(self) -> None:
-        """Raise unless the keystore can sign right now (used by /readyz)."""
+        """Raise unless the keystore has an active credential-signing key."""
         self.signer("credential-signing")
+
+    async def ahealth(self) -> None:
+        """Raise unless the keystore can sign right now (used by /readyz): the keys are in
+        memory, so having the active key is being able to sign."""
+        self.health()
 
     # -- persistence ------------------------------------------------------------------------
 
