@@ -120,3 +120,23 @@ def verify_with_pyjwt(token: str, jwks: dict[str, Any], **options: Any) -> dict[
 def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header_b64, payload_b64, _signature = token.split(".")
     return json.loads(b64url_decode(header_b64)), json.loads(b64url_decode(payload_b64))
+
+
+def hide_token_objects(tokendir: Path, stash: Path) -> None:
+    """Make every token in ``tokendir`` lose its objects (keys), as an HSM that lost them
+    would: each ``<uuid>.object`` file (and its lock) moves to ``stash``; the token stays."""
+    for token in tokendir.iterdir():
+        for path in token.iterdir():
+            if path.name.startswith("token.") or path.name == "generation":
+                continue
+            target = stash / token.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+
+
+def restore_token_objects(tokendir: Path, stash: Path) -> None:
+    """Put back what :func:`hide_token_objects` moved."""
+    for token in stash.iterdir():
+        for path in token.iterdir():
+            path.rename(tokendir / token.name / path.name)
+        token.rmdir()

@@ -171,7 +171,7 @@ async def drive(
             if 200 <= response.status_code < 300:
                 result.ok(elapsed_ms)
                 if result.target != "direct":
-                    result.decisions[str(response.json().get("decision"))] += 1
+                    result.decisions[str(response.json().get("outcome"))] += 1
             else:
                 result.error(f"HTTP {response.status_code}", response.text)
 

@@ -274,7 +274,7 @@ def _print_results(rows: list[dict[str, Any]]) -> None:
         table.add_row(
             row["label"],
             claim,
-            row["decision"],
+            row["outcome"],
             "JWT VC (ES256)" if row["credential"] else "-",
             str(row["audit"]["index"]),
             f"{row['ms']:.1f}",

@@ -221,7 +221,7 @@ def zk_present(
         return await run_zk_presentation(rt, await resolve_tenant(rt, tenant), body)
 
     result = run_async(work)
-    err.print(f"decision: {result['decision']}; receipt {result['receipt_id']}")
+    err.print(f"decision: {result['outcome']}; receipt {result['receipt_id']}")
     _print(result)
 
 

@@ -21,6 +21,11 @@ not this module's import):
 * means: a noisy sum and a noisy count, each with half the budget; their ratio is
   post-processing and costs nothing more.
 
+Noisy counts and sums are released no lower than zero: a true count is never negative, and
+neither is a sum of values whose bounds start at zero or above (every value here does). The
+clamp is post-processing of the mechanism's output, so it costs no privacy, and it only ever
+moves a value towards the truth, so the stated accuracy still holds.
+
 The cost charged to the ledger is what OpenDP's privacy map reports for the mechanism
 actually built (never more than asked for). Each release states its expected error: with
 probability ``1 - alpha`` each released value is within ``accuracy`` of the true value.
@@ -300,7 +305,12 @@ def _noisy_counts(
         cost = Cost(float(_map(measurement, 1)))
         accuracy = odp.discrete_laplacian_scale_to_accuracy(scale, spec.alpha)
     released: list[int] = measurement(data)
-    return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "count")
+    # Post-processing: no count is below zero (free under differential privacy).
+    return (
+        [max(0, c) for c in released],
+        cost,
+        Accuracy(spec.alpha, scale, float(accuracy), "count"),
+    )
 
 
 def _noisy_sums(
@@ -330,7 +340,13 @@ def _noisy_sums(
         cost = Cost(float(_map(measurement, sensitivity)))
         accuracy = odp.laplacian_scale_to_accuracy(scale, spec.alpha)
     released: list[float] = measurement(sums)
-    return released, cost, Accuracy(spec.alpha, scale, float(accuracy), "sum")
+    # Post-processing: every value's bounds start at zero or above (VALUES, and a spec's bounds
+    # lie within them), so no true sum is below zero.
+    return (
+        [max(0.0, s) for s in released],
+        cost,
+        Accuracy(spec.alpha, scale, float(accuracy), "sum"),
+    )
 
 
 def _clamped_sums(

@@ -27,6 +27,11 @@ class Outcome(StrEnum):
     #: The DP does not know the subject. Not the same as "false": the DP vouches for nothing.
     UNKNOWN = "unknown"
 
+    @property
+    def decision(self) -> bool | None:
+        """The answer as clients read it: a boolean, or None when the DP vouches for nothing."""
+        return None if self is Outcome.UNKNOWN else self is Outcome.TRUE
+
 
 #: The enrolment states that count as "a current student".
 CURRENT_ENROLMENT = frozenset({"enrolled"})

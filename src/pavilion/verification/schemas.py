@@ -99,12 +99,17 @@ class VerificationRequest(BaseModel):
 
 
 class VerificationResponse(BaseModel):
+    """A verification's answer (since 0.2.0 ``decision`` is a boolean; docs/API_CHANGES.md)."""
+
     id: str
     status: str
-    decision: Outcome | None = Field(
-        description='The answer, a JSON string (not a boolean): "true" (the claim holds), '
-        '"false" (it does not), "unknown" (the DP does not know the subject); null when the DP '
-        "could not be asked."
+    decision: bool | None = Field(
+        description="The answer, a JSON boolean: true when the claim holds, false when it does "
+        "not; null when the DP does not know the subject (see outcome)."
+    )
+    outcome: Outcome = Field(
+        description='The three-way answer as a string: "true", "false" or "unknown" (the DP '
+        "does not know the subject). Before 0.2.0 this value was in decision."
     )
     provider_id: str
     region: str | None

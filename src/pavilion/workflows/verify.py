@@ -146,7 +146,17 @@ async def _replay(
         replay = await find_replay(session, tenant_id, SCOPE, idempotency_key, fingerprint)
     if replay is None:
         return None
-    return VerificationResult(replay.status_code, replay.response, replayed=True)
+    return VerificationResult(
+        replay.status_code, with_boolean_decision(replay.response), replayed=True
+    )
+
+
+def with_boolean_decision(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer stored before 0.2.0 (``decision`` the string outcome) in today's shape."""
+    decision = body.get("decision")
+    if not isinstance(decision, str):
+        return body
+    return {**body, "decision": Outcome(decision).decision, "outcome": decision}
 
 
 async def admit(rt: Runtime, tenant_id: str, request: VerificationRequest) -> Admitted:
@@ -426,7 +436,8 @@ def _response(
     return VerificationResponse(
         id=row["id"],
         status=row["status"],
-        decision=row["decision"],
+        decision=Outcome(row["decision"]).decision,
+        outcome=row["decision"],
         provider_id=row["provider_id"],
         region=row["region"],
         claim=json.loads(row["claim"]),
@@ -452,7 +463,8 @@ async def get_verification(rt: Runtime, tenant_id: str, verification_id: str) ->
     return {
         "id": row.id,
         "status": row.status,
-        "decision": row.decision,
+        "decision": None if row.decision is None else Outcome(row.decision).decision,
+        "outcome": row.decision,
         "provider_id": row.provider_id,
         "region": row.region,
         "claim": json.loads(row.claim),

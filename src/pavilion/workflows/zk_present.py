@@ -96,7 +96,8 @@ class RevocationReference(TypedDict):
 class ZkPresentation(TypedDict):
     """The answer to a predicate: the decision, and the presentation when it holds."""
 
-    decision: str
+    decision: bool | None
+    outcome: str
     claim: PredicateClaimView
     presentation: dict[str, Any] | None
     presentation_request: dict[str, Any]
@@ -191,7 +192,8 @@ async def run_zk_presentation(rt: Runtime, tenant_id: str, body: PresentationIn)
         receipt_id=receipt.id,
     )
     return ZkPresentation(
-        decision=outcome.value,
+        decision=outcome.decision,
+        outcome=outcome.value,
         claim=claim.canonical(),
         presentation=json.loads(presentation_json) if presentation_json else None,
         presentation_request=request,

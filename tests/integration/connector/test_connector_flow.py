@@ -7,11 +7,12 @@ import json
 
 import jwt
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from connector_support import Api
 from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.merkle import verify_consistency, verify_inclusion
+from pavilion.store.idempotency import IdempotencyRecord, RecentAnswers
 from pavilion.synth.roster import StudentRecord, pick_examples
 from pavilion.verification.models import Verification
 
@@ -26,7 +27,7 @@ async def test_current_student_gets_a_credential_that_pyjwt_verifies(
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["decision"] == "true"
+    assert (body["decision"], body["outcome"]) == (True, "true")  # a JSON boolean
     assert body["status"] == "succeeded"
     assert body["region"] == "eu-west"
     assert body["audit"]["index"] == 1  # leaf 0 records the provider's registration
@@ -58,8 +59,12 @@ async def test_former_and_unknown_subjects_get_no_credential(
     unknown = await api.verify(
         provider["id"], {"type": "student_status"}, {"student_id": examples.unknown_student_id}
     )
-    assert (former.json()["decision"], former.json()["credential"]) == ("false", None)
-    assert (unknown.json()["decision"], unknown.json()["credential"]) == ("unknown", None)
+    answers = [
+        (a.json()["decision"], a.json()["outcome"], a.json()["credential"])
+        for a in (former, unknown)
+    ]
+    # false is the DP vouching that the claim does not hold; null is the DP not knowing who
+    assert answers == [(False, "false", None), (None, "unknown", None)]
 
 
 async def test_age_over_by_email_and_routing_by_claim_type(
@@ -91,8 +96,8 @@ async def test_membership_claim(api: Api, roster: list[StudentRecord]) -> None:
         {"type": "membership", "group": "No Such Club"},
         {"student_id": member.student_id},
     )
-    assert yes.json()["decision"] == "true"
-    assert no.json()["decision"] == "false"
+    assert yes.json()["decision"] is True
+    assert no.json()["decision"] is False
 
 
 async def test_verification_can_be_read_back(api: Api, roster: list[StudentRecord]) -> None:
@@ -104,7 +109,8 @@ async def test_verification_can_be_read_back(api: Api, roster: list[StudentRecor
         f"/v1/verifications/{created.json()['id']}", headers=api.auth("compliance")
     )
     assert read.status_code == 200
-    assert read.json()["decision"] == created.json()["decision"]
+    assert read.json()["decision"] is created.json()["decision"] is True
+    assert read.json()["outcome"] == created.json()["outcome"] == "true"
     missing = await api.client.get("/v1/verifications/nope", headers=api.auth("compliance"))
     assert missing.status_code == 404
 
@@ -194,6 +200,24 @@ async def test_idempotency_key_replays_and_refuses_other_bodies(
     async with api.rt.db.transaction(api.tenant_id) as session:
         count = (await session.execute(select(func.count(Verification.id)))).scalar_one()
     assert count == 1
+
+
+async def test_an_answer_stored_before_0_2_is_replayed_with_a_boolean_decision(
+    api: Api, roster: list[StudentRecord]
+) -> None:
+    """Before 0.2.0 ``decision`` was the string outcome; a replay answers in today's shape."""
+    provider = await api.register_provider()
+    subject = {"student_id": pick_examples(roster).former.student_id}
+    key = {"idempotency-key": "stored-by-0.1"}
+    first = await api.verify(provider["id"], {"type": "student_status"}, subject, headers=key)
+    assert (first.json()["decision"], first.json()["outcome"]) == (False, "false")
+    legacy = {k: v for k, v in first.json().items() if k != "outcome"} | {"decision": "false"}
+    async with api.rt.db.transaction(api.tenant_id) as session:
+        await session.execute(update(IdempotencyRecord).values(response=legacy))
+    api.rt.idempotency = RecentAnswers()  # as after a restart: only the stored record is left
+    again = await api.verify(provider["id"], {"type": "student_status"}, subject, headers=key)
+    assert again.headers["idempotency-replayed"] == "true"
+    assert again.json() == first.json()
 
 
 async def test_concurrent_requests_with_one_key_make_one_verification(

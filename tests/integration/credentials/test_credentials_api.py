@@ -534,7 +534,7 @@ async def test_refresh_needs_an_issued_credential(api: Api, roster: list[Student
     response = await api.verify(
         provider["id"], {"type": "student_status"}, {"student_id": former.student_id}
     )
-    assert response.json()["decision"] == "false"
+    assert response.json()["decision"] is False
     refused = await api.client.post(
         f"/v1/verifications/{response.json()['id']}/refresh",
         json={"identifiers": {"student_id": former.student_id}},

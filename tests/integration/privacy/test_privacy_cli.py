@@ -159,7 +159,7 @@ def test_every_protocol_from_the_command_line(
                 "age check",
             )
         )
-        assert presented["decision"] == "true"
+        assert presented["decision"] is True
         assert adult.birth_date.isoformat() not in json.dumps(presented["presentation"])
         revoked = json.loads(
             ok(

@@ -106,7 +106,7 @@ async def test_key_rotation_serves_old_rosters_until_pushed_again(
         old_key = agent.ring.current().key_id
         agent.ring.rotate()  # the running agent reloads the key file
         still = await psi_verify(net_api, provider_id, claim, who)
-        assert still.json()["decision"] == "true"  # the previous key still evaluates
+        assert still.json()["decision"] is True  # the previous key still evaluates
 
         agent.ring.rotate()  # the roster's key is now gone
         gone = await psi_verify(net_api, provider_id, claim, who)
@@ -119,5 +119,5 @@ async def test_key_rotation_serves_old_rosters_until_pushed_again(
         transport = httpx.ASGITransport(app=net_api.app)  # type: ignore[attr-defined]
         await push_tag_sets(roster, agent.ring, target, workers=1, transport=transport)
         again = await psi_verify(net_api, provider_id, claim, who)
-        assert again.json()["decision"] == "true"
+        assert again.json()["decision"] is True
         assert agent.ring.current().key_id != old_key

@@ -151,11 +151,12 @@ async def test_psi_verification_answers_without_the_agent_learning_who(
                     {"student_id": enrolled.student_id},
                 ),
             ]
-    decisions = [a.json().get("decision") for a in answers]
+    decisions = [a.json().get("outcome") for a in answers]
     assert [a.status_code for a in answers] == [201] * 7, answers[0].text
     # normalised id matches; e-mail too; a former student is "false"; two identifiers of two
     # different people match nobody; an unknown subject is "unknown"; club membership holds.
     assert decisions == ["true", "true", "false", "unknown", "unknown", "true", "true"]
+    assert [a.json()["decision"] for a in answers] == [True, True, False, None, None, True, True]
     assert answers[0].json()["credential"]
 
     # The agent saw blinded elements only: no identifier in any request, log line or file.

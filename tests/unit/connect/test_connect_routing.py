@@ -54,3 +54,43 @@ def test_no_allowed_region_is_denied_without_calling_anyone() -> None:
         plan_route([US_EAST, UK], "EU", "eu-west", {"EU": ("CH",)})
     assert "uk-south (UK)" in info.value.detail
     assert "us-east (US)" in info.value.detail
+
+
+GERMANY = Endpoint("de-fra", "DE", "https://de")
+ICELAND = Endpoint("is-rey", "IS", "https://is")
+
+
+@pytest.mark.parametrize("residency", ["DE", "FR", "de", "Fr", "DE-BY", "AT", "EL"])
+def test_a_member_state_residency_is_an_eu_residency(residency: str) -> None:
+    # ISO 3166-1 codes of EU member states map to the EU: served in EU and EEA regions.
+    route = plan_route([US_EAST, NORWAY, EU_WEST], residency, "eu-west")
+    assert route.tiers == ((EU_WEST,), (NORWAY,))  # home region first, then EEA
+    assert route.forbidden == (US_EAST,)
+
+
+@pytest.mark.parametrize("residency", ["CH", "US", "GB", "TR", "ch"])
+def test_a_non_member_residency_is_still_refused_eu_regions(residency: str) -> None:
+    with pytest.raises(PolicyDenied) as info:
+        plan_route([EU_WEST, NORWAY, GERMANY], residency, "eu-west")
+    assert info.value.extra["reason"] == "residency"
+
+
+def test_member_state_regions_are_eu_regions_and_their_own_first() -> None:
+    # A region in Germany serves German residents first, then any EU or EEA resident.
+    route = plan_route([EU_WEST, GERMANY, US_EAST], "DE", "eu-west")
+    assert route.tiers == ((GERMANY,), (EU_WEST,))
+    assert allowed_endpoints([GERMANY], "FR", "eu-west") == [GERMANY]
+    assert allowed_endpoints([GERMANY], "EU", "eu-west") == [GERMANY]
+    assert allowed_endpoints([ICELAND, US_EAST], "NO", "eu-west") == [ICELAND]  # EEA: IS, NO
+    assert allowed_endpoints([GERMANY, US_EAST], "is", "eu-west") == [GERMANY]
+
+
+def test_iso_spellings_and_adequacy_follow_the_union() -> None:
+    # GB is the ISO 3166-1 code of the United Kingdom.
+    assert plan_route([UK, EU_WEST], "GB", "eu-west").tiers == ((UK,),)
+    # The tenant's list for EU residents applies to a resident of a member state too.
+    route = plan_route([UK, EU_WEST, US_EAST], "FR", "uk-south", {"EU": ("gb",)})
+    assert route.tiers == ((EU_WEST,), (UK,))
+    assert route.forbidden == (US_EAST,)
+    with pytest.raises(PolicyDenied):
+        plan_route([UK], "CH", "uk-south", {"EU": ("UK",)})

@@ -62,6 +62,31 @@ def test_laplace_noise_matches_its_stated_accuracy() -> None:
     assert statistics.mean(errors) > 0  # noise is really added
 
 
+@pytest.mark.parametrize(
+    ("statistic", "mechanism", "value"),
+    [
+        (Statistic.COUNT, Mechanism.LAPLACE, None),
+        (Statistic.COUNT, Mechanism.GAUSSIAN, None),
+        (Statistic.SUM, Mechanism.LAPLACE, "approved"),
+        (Statistic.MEAN, Mechanism.GAUSSIAN, "approved"),
+    ],
+)
+def test_noisy_counts_and_sums_are_never_released_negative(
+    statistic: Statistic, mechanism: Mechanism, value: str | None
+) -> None:
+    # A small epsilon (noise scale about 100) over groups that are mostly empty: without the
+    # clamp about half of the empty groups would come out negative in every release.
+    delta = 1e-6 if mechanism is Mechanism.GAUSSIAN else 0.0
+    spec = ReleaseSpec(statistic, mechanism, 0.01, ("claim_type", "outcome"), delta, value)
+    released: list[float] = []
+    for _ in range(5):
+        for group in differential.release(spec, events(), DOMAINS).groups:
+            released += [group[name] for name in ("count", "sum") if name in group]
+    assert min(released) == 0  # clamped at zero, never below
+    mean = differential.release(spec, events(), DOMAINS).groups[0].get("mean")
+    assert mean is None or 0.0 <= mean <= 1.0
+
+
 def test_gaussian_costs_at_most_what_was_asked() -> None:
     spec = ReleaseSpec(Statistic.COUNT, Mechanism.GAUSSIAN, 1.0, ("outcome",), delta=1e-6)
     release = differential.release(spec, events(), DOMAINS)

@@ -114,7 +114,13 @@ class RevocationReferenceOut(ResponseModel):
 
 
 class ZkPresentationOut(ResponseModel):
-    decision: str = Field(description="true, false or unknown.")
+    decision: bool | None = Field(
+        description="true when the predicate holds, false when it does not; null when the DP "
+        "does not know the subject."
+    )
+    outcome: Literal["true", "false", "unknown"] = Field(
+        description="The three-way answer as a string. Before 0.2.0 this value was in decision."
+    )
     claim: PredicateClaimOut
     presentation: dict[str, Any] | None = Field(
         description="The AnonCreds presentation; null unless the predicate holds."

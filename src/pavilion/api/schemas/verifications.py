@@ -25,9 +25,13 @@ class VerificationRecordOut(ResponseModel):
 
     id: str
     status: str
-    decision: Outcome | None = Field(
-        description='"true", "false" or "unknown" (a JSON string); null when the DP could not '
-        "be asked."
+    decision: bool | None = Field(
+        description="true when the claim holds, false when it does not; null when the DP does "
+        "not know the subject or could not be asked (status says which)."
+    )
+    outcome: Outcome | None = Field(
+        description='"true", "false" or "unknown" (the DP does not know the subject); null when '
+        "the DP could not be asked. Before 0.2.0 this value was in decision."
     )
     provider_id: str
     region: str | None

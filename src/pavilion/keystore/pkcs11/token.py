@@ -6,6 +6,11 @@
 keystore's other token operations (labels as key state, AES key-encryption keys, AES-GCM
 wrapping). Every call waits at most the configured timeout, blocking (``generate_key``) or
 awaited (``agenerate_key``).
+
+A token that fails to sign (its device, session or keys gone) is marked failed in its
+:class:`~pavilion.keystore.pkcs11.recovery.Recovery`; signers then fail fast (or fail over to
+their standby) and, with backoff, one caller at a time recovers the token (the module is
+initialised again and the sessions logged in again) before it signs.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from pavilion.keystore.pkcs11.config import Pkcs11Config
-from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable
+from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable, describe
 from pavilion.keystore.pkcs11.ops import ModuleOps
 from pavilion.keystore.pkcs11.records import SecretKeyRecord
+from pavilion.keystore.pkcs11.recovery import Recovery
 from pavilion.keystore.pkcs11.signer import KeyInfo, Pkcs11Signer, key_info, public_jwk
 from pavilion.keystore.pkcs11.worker import Pkcs11Worker, acquire_worker, release_worker
 from pavilion.keystore.signer import Algorithm
+from pavilion.observability.logging import get_logger
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 class _LoopDeadlines:
@@ -89,6 +97,8 @@ class Pkcs11Token:
         self._deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDeadlines] = (
             weakref.WeakKeyDictionary()
         )
+        #: Failed or not, and when to try again (signers read ``recovery.failed``).
+        self.recovery = Recovery(config.recovery_initial_s, config.recovery_max_s)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._ref is not None else "not started"
@@ -264,6 +274,38 @@ class Pkcs11Token:
             return await future
         finally:
             deadlines.forget(future)  # type: ignore[arg-type]
+
+    # -- failure and recovery -----------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        """The token could not sign: fail fast until the next recovery attempt is due."""
+        first = not self.recovery.failed
+        self.recovery.failure(describe(exc))
+        if first:
+            log.warning("hsm token failed", token=self.label, error=type(exc).__name__)
+
+    def _recovered(self) -> None:
+        failures = self.recovery.failures
+        self.recovery.success()
+        log.warning("hsm token recovered", token=self.label, failed_attempts=failures)
+
+    def unavailable(self) -> Pkcs11Unavailable:
+        """The error a failed token answers until its next recovery attempt."""
+        wait = self.recovery.retry_after_s()
+        return Pkcs11Unavailable(
+            f"PKCS#11 token '{self.label}' cannot sign ({self.recovery.last_error}); the next "
+            f"recovery attempt is in about {wait} s",
+            retry_after_s=wait,
+        )
+
+    def recover_blocking(self) -> None:
+        """Initialise the module again and log in again (:meth:`ModuleOps.recover`); blocks."""
+        worker, ref = self._session()
+        self._wait(worker.submit(worker.ops.recover, ref))
+
+    async def arecover(self) -> None:
+        worker, ref = self._session()
+        await self._await(worker.submit_async(worker.ops.recover, ref))
 
     # -- keys ---------------------------------------------------------------------------------
 
