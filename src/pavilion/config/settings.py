@@ -347,6 +347,13 @@ class Settings(BaseSettings):
         for url in [*value, *value.values()]:
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"{url!r} must be an http(s) URL")
+        for prefix in value:  # compared by origin and path segments: nothing else may vary
+            parts = urlsplit(prefix)
+            if not parts.hostname or "@" in parts.netloc or parts.query or parts.fragment:
+                raise ValueError(
+                    f"{prefix!r} must be an origin and a path, without user information, "
+                    "query or fragment"
+                )
         return value
 
     @field_validator("tls_client_identities")

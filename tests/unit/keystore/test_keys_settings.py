@@ -66,6 +66,10 @@ def test_status_list_settings_are_checked(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PAVILION_STATUS_TRUST_ANCHORS", json.dumps({"dp.example/": "x"}))
     with pytest.raises(ConfigurationError, match="must be an http\\(s\\) URL"):
         load_settings(None, data_dir=tmp_path)
+    for prefix in ("https://me@dp.example/", "https://dp.example/s?tenant=a", "https:///s/"):
+        monkeypatch.setenv("PAVILION_STATUS_TRUST_ANCHORS", json.dumps({prefix: "https://j/"}))
+        with pytest.raises(ConfigurationError, match="must be an origin and a path"):
+            load_settings(None, data_dir=tmp_path)
 
 
 def test_a_standby_token_needs_exactly_one_pin_and_defaults_to_the_primary_module(
