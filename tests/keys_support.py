@@ -122,3 +122,26 @@ def verify_with_pyjwt(token: str, jwks: dict[str, Any], **options: Any) -> dict[
 def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header_b64, payload_b64, _signature = token.split(".")
     return json.loads(b64url_decode(header_b64)), json.loads(b64url_decode(payload_b64))
+
+
+def hide_token_objects(tokendir: Path, stash: Path, only: str | None = None) -> None:
+    """Make every token in ``tokendir`` (or only the one labelled ``only``) lose its objects
+    (keys), as an HSM that lost them would: each ``<uuid>.object`` file (and its lock) moves to
+    ``stash``; the token stays."""
+    for token in tokendir.iterdir():
+        if only is not None and only.encode() not in (token / "token.object").read_bytes():
+            continue
+        for path in token.iterdir():
+            if path.name.startswith("token.") or path.name == "generation":
+                continue
+            target = stash / token.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+
+
+def restore_token_objects(tokendir: Path, stash: Path) -> None:
+    """Put back what :func:`hide_token_objects` moved."""
+    for token in stash.iterdir():
+        for path in token.iterdir():
+            path.rename(tokendir / token.name / path.name)
+        token.rmdir()

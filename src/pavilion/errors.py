@@ -20,6 +20,7 @@ to RFC 9457 problem+json in exactly one place (``pavilion.api.problems``); the C
     │   ├── ProviderUnavailable     unreachable, timed out, 5xx after retries          503
     │   └── ProviderBadResponse     an answer that breaks the DP's declared schema     502
     ├── CryptoError                 keystore, signature or proof failures               500
+    │   ├── KeystoreUnavailable     the keys cannot be used right now (HSM down): retry 503
     │   └── VerificationFailed      a signature, proof or checkpoint that fails        422
     └── StorageError                the database failed (logged with its cause)        500
         └── StorageUnavailable      unreachable, or busy past its timeout: retry      503
@@ -179,6 +180,26 @@ class ProviderBadResponse(ProviderError):
 class CryptoError(PavilionError):
     code = "crypto"
     title = "Cryptographic operation failed"
+
+
+class KeystoreUnavailable(CryptoError):
+    """The keystore cannot sign (or unwrap) right now: the HSM, its session or its keys are
+    unreachable. Transient: the keystore reconnects on its own; the client retries."""
+
+    code = "keystore-unavailable"
+    title = "Keystore unavailable"
+    retry_after_s: int = 5
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after_s: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, extra=extra)
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
 
 class VerificationFailed(CryptoError):

@@ -62,7 +62,7 @@ _MEANINGS: Final[Mapping[int, str]] = {
     422: "Invalid request: `errors` names each broken field",
     500: "The connector failed unexpectedly; the error is logged without request data",
     502: "The data provider answered, but not to its declared schema",
-    503: "A dependency (the database, a data provider) is unavailable; see Retry-After",
+    503: "A dependency (the database, a data provider, the HSM) is unavailable; see Retry-After",
 }
 
 
@@ -95,6 +95,7 @@ STATUS: dict[type[errors.PavilionError], int] = {
     errors.ProviderBadResponse: 502,
     errors.ProviderError: 502,
     errors.VerificationFailed: 422,
+    errors.KeystoreUnavailable: 503,
     errors.StorageUnavailable: 503,
     errors.StorageError: 500,
     errors.ConfigurationError: 500,

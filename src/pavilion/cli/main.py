@@ -72,7 +72,9 @@ def db_upgrade() -> None:
     from pavilion.store.migrate import describe_database
 
     s = cli_settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    from pavilion.store.private_files import private_dir
+
+    private_dir(s.data_dir)
     report = migrate(s)
     where = describe_database(s.database_migration_url)
     if not report.applied:

@@ -11,6 +11,8 @@ Errors the keystore adds to the tree of :mod:`pavilion.errors`, where they live:
     ├── Conflict
     │   └── KeyLifecycleError       base.py: a step the key's state or use forbids           409
     └── CryptoError
+        ├── KeystoreUnavailable     (errors.py) the keys cannot be used right now             503
+        │   └── Pkcs11Unavailable   also a Pkcs11Error (below)
         └── Pkcs11Error             the PKCS#11 backend failed                               500
             ├── Pkcs11ModuleError       the module (shared library) is missing or unloadable
             ├── TokenNotFound           no token with that label (and slot)
@@ -18,7 +20,7 @@ Errors the keystore adds to the tree of :mod:`pavilion.errors`, where they live:
             ├── KeyNotFound             no key pair with that label on the token
             ├── KeyAlreadyExists        a key with that label exists
             ├── UnsupportedKey          not an ES256 or EdDSA signing key
-            ├── Pkcs11Unavailable       the token is closed, its worker died, or timed out
+            ├── Pkcs11Unavailable       closed, worker died, timed out, device or key gone   503
             ├── Pkcs11DecryptFailed     AES-GCM unwrapping failed: tampered, or wrong context
             └── Pkcs11OperationFailed   any other error the module returned
 """

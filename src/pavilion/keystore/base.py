@@ -286,9 +286,9 @@ class Keystore(Protocol):
     """Keys for signing and key encryption, whatever holds them (a file or an HSM).
 
     ``signer``, ``public_jwks``, ``keys`` and ``health`` answer from memory (safe on the hot
-    path); ``wrap_key``/``unwrap_key`` may block briefly (an HSM round trip: they run once per
-    tenant per process); lifecycle steps are async. ``arefresh`` picks up changes another
-    process made (the CLI, another node).
+    path; ``ahealth`` signs a probe); ``wrap_key``/``unwrap_key`` may block briefly (an HSM
+    round trip: they run once per tenant per process); lifecycle steps are async.
+    ``arefresh`` picks up changes another process made (the CLI, another node).
     """
 
     @property
@@ -316,7 +316,11 @@ class Keystore(Protocol):
     def unwrap_key(self, kek_id: str, blob: bytes, context: bytes) -> bytes: ...
 
     def health(self) -> None:
-        """Raise unless the keystore can sign right now."""
+        """Raise unless the keystore has an active signing key (from memory, no I/O)."""
+        ...
+
+    async def ahealth(self) -> None:
+        """Raise unless the keystore can sign right now: signs a probe (readiness)."""
         ...
 
     def list_keys(self) -> list[KeyMeta]:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,6 +64,7 @@ from pavilion.keystore.base import (
     new_key_name,
 )
 from pavilion.keystore.pkcs11.config import Pkcs11Config
+from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable
 from pavilion.keystore.pkcs11.records import SecretKeyRecord
 from pavilion.keystore.pkcs11.signer import Pkcs11Signer
 from pavilion.keystore.pkcs11.token import Pkcs11Token
@@ -70,6 +73,8 @@ from pavilion.keystore.signer import Algorithm, Signer
 __all__ = ["LABEL_PREFIX", "HsmKeystore", "format_label", "parse_label"]
 
 LABEL_PREFIX = "pavilion"
+#: How long a readiness probe's signature (or its failure) answers for the next probes.
+PROBE_TTL_S = 1.0
 _NAME_STAMP = "%Y%m%dT%H%M%S%f"
 
 
@@ -107,23 +112,42 @@ class _Entry:
 class HsmKeystore:
     """The :class:`~pavilion.keystore.base.Keystore` over one PKCS#11 token."""
 
-    def __init__(self, token: Pkcs11Token, usage: KeyUsage | None = None) -> None:
+    def __init__(
+        self,
+        token: Pkcs11Token,
+        usage: KeyUsage | None = None,
+        *,
+        standby: Pkcs11Token | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._token = token
+        self._standby = standby
         self._usage = usage or KeyUsage()
         self._entries: dict[str, _Entry] = {}
         self._active: dict[tuple[str, str], AuditedSigner] = {}
         self._audited: dict[tuple[str, str], AuditedSigner] = {}
         self._lock = asyncio.Lock()
+        self._clock = clock
+        #: (when, failure or None) of the last readiness probe signature.
+        self._probe: tuple[float, Exception | None] | None = None
 
     @classmethod
-    def open(cls, config: Pkcs11Config, *, usage: KeyUsage | None = None) -> HsmKeystore:
+    def open(
+        cls,
+        config: Pkcs11Config,
+        *,
+        usage: KeyUsage | None = None,
+        standby: Pkcs11Config | None = None,
+    ) -> HsmKeystore:
         """Log in (once), read the connector's keys and generate the missing default keys.
 
+        With a ``standby`` token (holding the same keys: ``pavilion keys replicate``), signing
+        fails over to it while this token cannot sign. The standby is logged in on first use.
         Blocks while the token answers: call it at start-up, after any fork.
         """
         token = Pkcs11Token(config)
         token.start()
-        keystore = cls(token, usage)
+        keystore = cls(token, usage, standby=None if standby is None else Pkcs11Token(standby))
         try:
             keystore._install(token.list_signers(), token.list_secret_keys())
             keystore.ensure_defaults()
@@ -144,23 +168,29 @@ class HsmKeystore:
     def token(self) -> Pkcs11Token:
         return self._token
 
+    @property
+    def standby(self) -> Pkcs11Token | None:
+        return self._standby
+
     # -- loading ------------------------------------------------------------------------------
 
     def _install(self, signers: list[Pkcs11Signer], secrets_: list[SecretKeyRecord]) -> None:
         entries: dict[str, _Entry] = {}
-        for signer in signers:
-            parsed = parse_label(signer.label)
+        for found in signers:
+            parsed = parse_label(found.label)
             if parsed is None:
                 continue
             purpose, state, name = parsed
-            info = signer.info
+            info = found.info
             _require_protected(
-                signer.label,
+                found.label,
                 sensitive=info.sensitive,
                 extractable=info.extractable,
                 never_extractable=info.never_extractable,
                 local=info.local,
+                replicable=self._standby is not None,
             )
+            signer = found.with_standby(self._standby) if self._standby is not None else found
             if purpose == "key-encryption":
                 continue
             meta = KeyMeta(
@@ -184,6 +214,7 @@ class HsmKeystore:
                 extractable=record.extractable,
                 never_extractable=record.never_extractable,
                 local=record.local,
+                replicable=self._standby is not None,
             )
             _purpose, state, name = parsed
             meta = KeyMeta(
@@ -218,10 +249,11 @@ class HsmKeystore:
     ) -> KeyMeta:
         name = new_key_name(algorithm, secrets.token_hex(4))
         label = format_label(purpose, state, name)
+        replicable = self._standby is not None
         if algorithm == "A256GCM":
-            self._token.generate_secret_key(label)
+            self._token.generate_secret_key(label, extractable=replicable)
         else:
-            self._token.generate_key(label, algorithm)
+            self._token.generate_key(label, algorithm, extractable=replicable)
         self._install(self._token.list_signers(), self._token.list_secret_keys())
         return self._entries[name].meta
 
@@ -238,10 +270,11 @@ class HsmKeystore:
         async with self._lock:
             name = new_key_name(algorithm, secrets.token_hex(4))
             label = format_label(purpose, "pending", name)
+            replicable = self._standby is not None
             if algorithm == "A256GCM":
-                await self._token.agenerate_secret_key(label)
+                await self._token.agenerate_secret_key(label, extractable=replicable)
             else:
-                await self._token.agenerate_key(label, algorithm)
+                await self._token.agenerate_key(label, algorithm, extractable=replicable)
             await self._areload()
             if activate:
                 return await self._aactivate_locked(name)
@@ -291,6 +324,8 @@ class HsmKeystore:
 
     async def aclose(self) -> None:
         await self._token.aclose()
+        if self._standby is not None:
+            await self._standby.aclose()
 
     # -- signing ------------------------------------------------------------------------------
 
@@ -337,12 +372,43 @@ class HsmKeystore:
             raise CryptoError(f"PKCS#11 token '{self._token.label}' is not open")
         self.signer("credential-signing")
 
+    async def ahealth(self) -> None:
+        """Sign a probe with the active credential-signing key (through the standby if the
+        token cannot), at most once per :data:`PROBE_TTL_S`; raise what signing raised.
+
+        The probe is not counted as key usage. A failed token is tried again here too (with
+        its backoff), so readiness probes drive recovery even when no request signs.
+        """
+        now = self._clock()
+        if self._probe is not None and now - self._probe[0] < PROBE_TTL_S:
+            if self._probe[1] is not None:
+                raise self._probe[1]
+            return
+        failure: Exception | None = None
+        try:
+            self.health()
+            meta = choose_active(self.list_keys(), "credential-signing", "ES256")
+            signer = self._entries[meta.name].signer
+            assert signer is not None
+            await signer.sign(b"pavilion readiness probe")
+        except Exception as exc:
+            failure = exc
+        self._probe = (self._clock(), failure)
+        if failure is not None:
+            raise failure
+
     # -- key encryption -----------------------------------------------------------------------
 
     def wrap_key(self, data_key: bytes, context: bytes) -> tuple[str, bytes]:
         meta = choose_active(self.list_keys(), "key-encryption", "A256GCM")
         iv = os.urandom(12)
-        sealed = self._token.encrypt_gcm(self._entries[meta.name].cka_id, iv, context, data_key)
+        cka_id = self._entries[meta.name].cka_id
+        try:
+            sealed = self._token.encrypt_gcm(cka_id, iv, context, data_key)
+        except Pkcs11Unavailable:
+            if self._standby is None:
+                raise
+            sealed = self._standby.encrypt_gcm(cka_id, iv, context, data_key)
         return meta.name, iv + sealed
 
     def unwrap_key(self, kek_id: str, blob: bytes, context: bytes) -> bytes:
@@ -356,12 +422,27 @@ class HsmKeystore:
             raise CryptoError(f"key-encryption key {kek_id!r} is retired")
         if len(blob) < 12 + 16:
             raise CryptoError("wrapped data key does not open: tampered or wrong context")
-        return self._token.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
+        try:
+            return self._token.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
+        except Pkcs11Unavailable:
+            if self._standby is None:
+                raise
+            return self._standby.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
 
 
 def _require_protected(
-    label: str, *, sensitive: bool, extractable: bool, never_extractable: bool, local: bool
+    label: str,
+    *,
+    sensitive: bool,
+    extractable: bool,
+    never_extractable: bool,
+    local: bool,
+    replicable: bool = False,
 ) -> None:
+    if replicable and sensitive:
+        # With a standby, keys are generated extractable (only wrapped, under the replication
+        # key) and the standby's copies were unwrapped, not generated (not CKA_LOCAL).
+        return
     if not sensitive or extractable or not never_extractable or not local:
         raise ConfigurationError(
             f"PKCS#11 key '{label}' is not protected as the connector requires (generated in "

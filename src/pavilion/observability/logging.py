@@ -3,6 +3,13 @@
 Redaction is by key (anything that names a person or an identifier) and by value shape
 (e-mail addresses, ISO dates, long digit runs), so a careless ``log.info(..., record=...)``
 still cannot leak a subject. Tests assert that nothing personal reaches the log stream.
+
+Exceptions are rendered to text inside the processor chain, before redaction: structlog's
+``format_exc_info`` turns ``exc_info`` (from ``log.exception``, ``exc_info=...`` or a standard
+library ``logger.exception``) into an ``exception`` string holding the traceback and the
+exception's message, which the redaction then scrubs like any other value. A value that is
+neither JSON-native nor a container (an exception passed as a field, for example) is redacted
+as the ``repr`` the renderer would otherwise have written unredacted.
 """
 
 from __future__ import annotations
@@ -70,20 +77,27 @@ def redact_value(value: Any) -> Any:
         return "".join([*kept, _redact_shapes(value[last:])])
     if isinstance(value, Mapping):
         return {k: REDACTED if _is_sensitive(k) else redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_value(repr(value))  # what the renderer would write, scrubbed first
 
 
 def _is_sensitive(key: object) -> bool:
     return isinstance(key, str) and key.lower() in _SENSITIVE_KEYS
 
 
+#: Keys redaction leaves alone: the chain's own fields, and ProcessorFormatter's bookkeeping
+#: for standard-library records (removed before rendering).
+_PASSED_THROUGH = frozenset({"timestamp", "level", "logger", "_record", "_from_structlog"})
+
+
 def redaction_processor(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if key in {"timestamp", "level", "logger"}:
+        if key in _PASSED_THROUGH:
             continue
         event_dict[key] = REDACTED if _is_sensitive(key) else redact_value(event_dict[key])
     return event_dict
@@ -108,6 +122,9 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become text here, so that the redaction below sees them.
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
         redaction_processor,
     ]
     renderer: Any = (

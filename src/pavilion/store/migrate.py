@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from alembic import command
 from alembic.config import Config
 
+from pavilion.store.private_files import private_sqlite_url
+
 MIGRATIONS = "pavilion.store:migrations"
 
 
@@ -56,6 +58,7 @@ def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> U
     Domains add revisions on branches of their own, so the default target is every head.
     Call it from synchronous code: the Alembic environment runs its own event loop.
     """
+    private_sqlite_url(url)  # the embedded database is created private (0600)
     config = alembic_config(url, app_role)
     report: dict[str, Any] = {}
     config.attributes["report"] = report

@@ -134,7 +134,8 @@ async def test_duplicate_label_and_destroyed_key(softhsm: SoftHsm) -> None:
         with pytest.raises(KeyAlreadyExists, match="a key labelled 'dup' already exists"):
             await token.agenerate_key("dup", "EdDSA")
         await token.adestroy_key("dup")
-        with pytest.raises(KeyNotFound, match="is gone from PKCS#11 token 'pavilion-test'"):
+        # A signing key gone from the token: the token cannot sign (503 at the API), not a 500.
+        with pytest.raises(Pkcs11Unavailable, match="is gone from PKCS#11 token 'pavilion-test'"):
             await signer.sign(b"m")
 
 
@@ -495,5 +496,5 @@ def test_lost_session_is_reopened_once(softhsm: SoftHsm, monkeypatch: pytest.Mon
 
         monkeypatch.setattr(ModuleOps, "_reopen", lambda self, ref: None)  # cannot recover
         worker.submit(lose_session, False).result(10)
-        with pytest.raises(Pkcs11OperationFailed, match=r"signing failed .*SessionHandleInvalid"):
+        with pytest.raises(Pkcs11Unavailable, match=r"cannot sign .*SessionHandleInvalid"):
             signer.sign_blocking(b"c")

@@ -260,7 +260,7 @@ async def test_a_2gb_upload_streams_and_stops_at_the_limit(api: Api) -> None:
     assert response.status_code == 413
     assert response.json()["type"].endswith("/payload-too-large")
     assert endless.pulled <= limit + 2 * len(endless.block)
-    assert not list((api.rt.settings.data_dir / "spool").glob("upload-*"))
+    assert not list((api.rt.settings.data_dir / "spool").rglob("upload-*"))
     assert await _count(api, RosterBatch) == 0
     # other routes keep the buffered 1 MiB limit
     big = await api.client.post(

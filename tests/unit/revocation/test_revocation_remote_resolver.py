@@ -286,3 +286,68 @@ async def test_the_list_cache_is_bounded(
     assert await resolver.resolve(second, 1) == 1  # evicts the first
     assert await resolver.resolve(first, 1) == 1
     assert server.hits[first] == 2
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://issuer.example.evil/status/1",  # the anchor's host as a prefix of another
+        "https://issuer.example:8443/status/1",  # another port
+        "http://issuer.example/status/1",  # another scheme
+        "https://issuer.example@evil.example/status/1",  # user information naming another host
+        "https://issuer.example/statuses/1",  # a segment that only starts like the anchor's
+        "https://issuer.example/status/../admin/1",  # dot segments out of the anchor's path
+        "https://issuer.example/status/%2e%2e/admin/1",
+        "https://issuer.example/status%2f..%2fadmin/1",  # an encoded slash
+        "https://issuer.example:notaport/status/1",
+        "issuer.example/status/1",
+    ],
+)
+async def test_an_anchor_trusts_its_origin_and_path_segments_only(
+    issuer: Issuer, server: Server, uri: str
+) -> None:
+    # An anchor written without a trailing slash: startswith() trusted every URL above.
+    anchor = "https://issuer.example/status"
+    server.routes[uri] = httpx.Response(
+        200, text=issuer.sign(token_list(uri, {1: 1}), "statuslist+jwt")
+    )
+    resolver = server.resolver({anchor: JWKS_URL})
+    with pytest.raises(StatusUnavailable, match="not under a trusted issuer"):
+        await resolver.resolve(uri, 1)
+    assert server.hits[uri] == 0  # refused before anything is fetched
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://issuer.example.evil/status/1",
+        "https://issuer.example.evil.example/1",
+        "https://issuer.example@evil.example/1",
+        "https://evil.example/https://issuer.example/1",
+    ],
+)
+def test_an_origin_anchor_trusts_no_other_host(uri: str) -> None:
+    resolver = RemoteStatusResolver({"https://issuer.example": JWKS_URL})
+    with pytest.raises(StatusUnavailable, match="not under a trusted issuer"):
+        resolver.anchor_for(uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://issuer.example/status",
+        "https://issuer.example/status/1",
+        "https://ISSUER.example./status/1",  # host case and a trailing dot: the same origin
+        "https://issuer.example:443/status/a/b?page=2",
+    ],
+)
+def test_an_anchor_covers_its_own_path_with_or_without_a_trailing_slash(uri: str) -> None:
+    for anchor in ("https://issuer.example/status", "https://issuer.example/status/"):
+        assert RemoteStatusResolver({anchor: JWKS_URL}).anchor_for(uri) == JWKS_URL
+    assert RemoteStatusResolver({"https://issuer.example": JWKS_URL}).anchor_for(uri) == JWKS_URL
+
+
+def test_an_unusable_anchor_is_refused_when_configured() -> None:
+    for anchor in ("https://issuer.example/s?tenant=a", "https://u@issuer.example/", "ftp://x/"):
+        with pytest.raises(ValueError, match="trust anchor"):
+            RemoteStatusResolver({anchor: JWKS_URL})

@@ -46,7 +46,7 @@ async def readyz(rt: RuntimeDep, response: Response) -> Readiness:
 
 def _keystore_probe(rt: Runtime) -> Callable[[], Awaitable[None]]:
     async def probe() -> None:
-        rt.keystore.health()
+        await rt.keystore.ahealth()
 
     return probe
 

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/verifications", tags=["verifications"], responses
             404: "No registered provider answers the claim",
             409: "The Idempotency-Key was used with another body",
             502: "The DP answered garbage or broke its schema",
-            503: "The DP is unreachable; see Retry-After",
+            503: "The DP or the HSM is unreachable; see Retry-After",
         },
     ),
 )

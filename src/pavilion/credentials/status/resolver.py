@@ -1,10 +1,11 @@
 """Status of an index in a *foreign* status list: fetched over HTTP, trusted only when signed.
 
-A list is trusted when its URL starts with a configured prefix (``status_trust_anchors``:
-prefix -> JWKS URL) and its JWS verifies against that JWKS (ES256 or EdDSA only, via
-:func:`pavilion.credentials.jws.verify_compact`). Anything else is refused with the reason:
-an unanchored URL, plain HTTP to anything but loopback, a fetch that fails, a wrong ``typ``, a
-``sub``/``id`` that names another list, an expired list, a bad signature.
+A list is trusted when its URL lies under a configured anchor (``status_trust_anchors``:
+URL prefix -> JWKS URL; same origin and whole path segments, see
+:mod:`pavilion.credentials.status.anchors`) and its JWS verifies against that JWKS (ES256 or
+EdDSA only, via :func:`pavilion.credentials.jws.verify_compact`). Anything else is refused
+with the reason: an unanchored URL, plain HTTP to anything but loopback, a fetch that fails, a
+wrong ``typ``, a ``sub``/``id`` that names another list, an expired list, a bad signature.
 
 * IETF Token Status List: ``typ`` ``statuslist+jwt``; ``sub`` equals the list URL; ``exp`` (if
   present) is in the future; the value is read from ``status_list``; cached for ``ttl``
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pavilion.credentials.status.anchors import TrustAnchors
 from pavilion.credentials.status.bitstring import BitstringStatusList
 from pavilion.credentials.status.token_status_list import STATUS_LIST_JWT_TYP, TokenStatusList
 from pavilion.errors import PavilionError, VerificationFailed
@@ -73,7 +75,7 @@ class RemoteStatusResolver:
         timeout_seconds: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._anchors = dict(trust_anchors)
+        self._anchors = TrustAnchors(trust_anchors)
         self._client = client or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
         self._owns_client = client is None
         self._clock = clock
@@ -85,14 +87,14 @@ class RemoteStatusResolver:
             await self._client.aclose()
 
     def anchor_for(self, uri: str) -> str:
-        """The JWKS URL trusted for ``uri`` (the longest matching prefix)."""
-        matches = [prefix for prefix in self._anchors if uri.startswith(prefix)]
-        if not matches:
+        """The JWKS URL trusted for ``uri`` (the most specific anchor that covers it)."""
+        jwks_url = self._anchors.find(uri)
+        if jwks_url is None:
             raise StatusUnavailable(
                 f"status list {uri} is not under a trusted issuer (status_trust_anchors); "
                 "refusing to trust it"
             )
-        return self._anchors[max(matches, key=len)]
+        return jwks_url
 
     async def resolve(self, uri: str, index: int) -> int:
         cached = self._lists.get(uri)

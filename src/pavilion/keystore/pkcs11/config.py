@@ -25,12 +25,20 @@ class Pkcs11Config:
     slot: int | None = None
     #: How long a caller waits for the token before giving up with :class:`Pkcs11Unavailable`.
     operation_timeout_s: float = 30.0
+    #: After the token fails, the first recovery attempt waits this long; each failed attempt
+    #: doubles the wait, up to ``recovery_max_s``.
+    recovery_initial_s: float = 1.0
+    recovery_max_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.token_label:
             raise ConfigurationError("the PKCS#11 token label must not be empty")
         if self.operation_timeout_s <= 0:
             raise ConfigurationError("the PKCS#11 operation timeout must be positive")
+        if not 0 < self.recovery_initial_s <= self.recovery_max_s:
+            raise ConfigurationError(
+                "the PKCS#11 recovery backoff needs 0 < recovery_initial_s <= recovery_max_s"
+            )
 
     @classmethod
     def from_env(

@@ -7,7 +7,7 @@ call is made (:mod:`~pavilion.keystore.pkcs11.sessions`, :mod:`~pavilion.keystor
 
 from __future__ import annotations
 
-from pavilion.errors import CryptoError
+from pavilion.errors import CryptoError, KeystoreUnavailable
 
 
 class Pkcs11Error(CryptoError):
@@ -53,10 +53,13 @@ class UnsupportedKey(Pkcs11Error):
     code = "pkcs11-unsupported-key"
 
 
-class Pkcs11Unavailable(Pkcs11Error):
-    """The token is closed, its worker died, or an operation timed out."""
+class Pkcs11Unavailable(Pkcs11Error, KeystoreUnavailable):
+    """The token cannot do the work right now: closed, its worker died, an operation timed
+    out, its session or device failed, or the key is gone from it. A
+    :class:`~pavilion.errors.KeystoreUnavailable` (503 with ``Retry-After`` at the API)."""
 
     code = "pkcs11-unavailable"
+    title = "HSM unavailable"
 
 
 class Pkcs11OperationFailed(Pkcs11Error):

@@ -23,12 +23,19 @@ from pavilion.keystore.pkcs11.errors import (
     KeyAlreadyExists,
     KeyNotFound,
     Pkcs11DecryptFailed,
+    Pkcs11Error,
     Pkcs11OperationFailed,
+    Pkcs11Unavailable,
     UnsupportedKey,
     describe,
 )
 from pavilion.keystore.pkcs11.records import KeyAlgorithm, KeyRecord, SecretKeyRecord
-from pavilion.keystore.pkcs11.sessions import SESSION_LOST, ModuleSessions, OpenToken
+from pavilion.keystore.pkcs11.sessions import (
+    SESSION_LOST,
+    TOKEN_FAILED,
+    ModuleSessions,
+    OpenToken,
+)
 
 # DER-encoded EC_PARAMS: the named-curve OIDs (and the PKCS#11 3.0 printable-string form for
 # Ed25519 that some tokens report).
@@ -67,15 +74,6 @@ _GENERATION: Final[dict[str, tuple[KeyType, Mechanism, bytes]]] = {
 }
 
 _SIGNING: Final[dict[str, Mechanism]] = {"ES256": Mechanism.ECDSA, "EdDSA": Mechanism.EDDSA}
-
-_WRONG_PIN: Final = (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange)
-_SESSION_LOST: Final = (
-    pkcs11.SessionHandleInvalid,
-    pkcs11.SessionClosed,
-    pkcs11.UserNotLoggedIn,
-    pkcs11.DeviceRemoved,
-    pkcs11.TokenNotPresent,
-)
 
 
 def _algorithm_of(key_type: Any, ec_params: Any) -> KeyAlgorithm | None:
@@ -138,8 +136,10 @@ class ModuleOps(ModuleSessions):
             can_sign=bool(flags[Attribute.SIGN]),
         )
 
-    def generate(self, ref: int, label: str, algorithm: str) -> KeyRecord:
-        """Generate a non-extractable key pair inside the token."""
+    def generate(
+        self, ref: int, label: str, algorithm: str, extractable: bool = False
+    ) -> KeyRecord:
+        """Generate a sensitive key pair inside the token (extractable: only ever wrapped)."""
         entry = self._entry(ref)
         if algorithm not in _GENERATION:
             raise UnsupportedKey(f"cannot generate a '{algorithm}' key: use ES256 or EdDSA")
@@ -167,7 +167,7 @@ class ModuleOps(ModuleSessions):
                     Attribute.TOKEN: True,
                     Attribute.PRIVATE: True,
                     Attribute.SENSITIVE: True,
-                    Attribute.EXTRACTABLE: False,
+                    Attribute.EXTRACTABLE: extractable,
                     Attribute.SIGN: True,
                     Attribute.DERIVE: False,
                 },
@@ -247,8 +247,8 @@ class ModuleOps(ModuleSessions):
             local=bool(flags[Attribute.LOCAL]),
         )
 
-    def generate_secret(self, ref: int, label: str) -> SecretKeyRecord:
-        """Generate a non-extractable AES-256 key (encrypt/decrypt only) inside the token."""
+    def generate_secret(self, ref: int, label: str, extractable: bool = False) -> SecretKeyRecord:
+        """Generate a sensitive AES-256 key (encrypt/decrypt only) inside the token."""
         entry = self._entry(ref)
         cka_id = os.urandom(16)
         try:
@@ -263,7 +263,7 @@ class ModuleOps(ModuleSessions):
                     Attribute.TOKEN: True,
                     Attribute.PRIVATE: True,
                     Attribute.SENSITIVE: True,
-                    Attribute.EXTRACTABLE: False,
+                    Attribute.EXTRACTABLE: extractable,
                     Attribute.WRAP: False,
                     Attribute.UNWRAP: False,
                     Attribute.SIGN: False,
@@ -337,6 +337,11 @@ class ModuleOps(ModuleSessions):
                     raise Pkcs11DecryptFailed(
                         "wrapped data key does not open: tampered or wrong context"
                     ) from exc
+                if isinstance(exc, TOKEN_FAILED):
+                    raise Pkcs11Unavailable(
+                        f"PKCS#11 token '{self._tokens[ref].label}' cannot use AES key "
+                        f"{cka_id.hex()} ({describe(exc)})"
+                    ) from exc
                 raise Pkcs11OperationFailed(
                     f"PKCS#11 AES-GCM {'decryption' if decrypt else 'encryption'} failed with "
                     f"key {cka_id.hex()} on token '{self._entry(ref).label}': {describe(exc)}"
@@ -347,8 +352,8 @@ class ModuleOps(ModuleSessions):
         if key is None:
             entry = self._entry(ref)
             found = self._private_keys(entry.session, {Attribute.ID: cka_id})
-            if not found:
-                raise KeyNotFound(
+            if not found:  # the token lost it (or a standby was never given it)
+                raise Pkcs11Unavailable(
                     f"the key with CKA_ID {cka_id.hex()} is gone from PKCS#11 token '{entry.label}'"
                 )
             key = self._keys[ref, cka_id] = found[0]
@@ -368,9 +373,24 @@ class ModuleOps(ModuleSessions):
                 self._keys.pop((ref, cka_id), None)
                 if not retried and isinstance(exc, SESSION_LOST):
                     retried = True
-                    self._reopen(ref)
+                    try:
+                        self._reopen(ref)
+                    except Pkcs11Error as lost:
+                        raise self._token_failed(ref, algorithm, cka_id, lost) from exc
                     continue
+                if isinstance(exc, TOKEN_FAILED):
+                    raise self._token_failed(ref, algorithm, cka_id, exc) from exc
                 raise Pkcs11OperationFailed(
                     f"PKCS#11 {algorithm} signing failed with key {cka_id.hex()} on token "
                     f"'{self._entry(ref).label}': {describe(exc)}"
                 ) from exc
+
+    def _token_failed(
+        self, ref: int, algorithm: str, cka_id: bytes, exc: BaseException
+    ) -> Pkcs11Unavailable:
+        entry = self._tokens.get(ref)
+        label = entry.label if entry is not None else "?"
+        return Pkcs11Unavailable(
+            f"PKCS#11 token '{label}' cannot sign with {algorithm} key {cka_id.hex()} "
+            f"({describe(exc)}); it is being recovered"
+        )

@@ -21,6 +21,7 @@ from typing import Any, Final
 import pkcs11
 
 from pavilion.keystore.pkcs11.errors import (
+    Pkcs11Error,
     Pkcs11LoginFailed,
     Pkcs11ModuleError,
     Pkcs11OperationFailed,
@@ -42,6 +43,17 @@ SESSION_LOST: Final = (
     pkcs11.DeviceRemoved,
     pkcs11.TokenNotPresent,
 )
+#: Errors that mean the token (not the request) failed: the caller gets Pkcs11Unavailable, and
+#: the token is recovered (module finalised and initialised again, sessions logged in again).
+#: CKR_GENERAL_ERROR is not among them: SoftHSM2 also answers it to a wrong mechanism.
+TOKEN_FAILED: Final = (
+    *SESSION_LOST,
+    pkcs11.DeviceError,
+    pkcs11.DeviceMemory,
+    pkcs11.TokenNotRecognised,
+    pkcs11.ObjectHandleInvalid,
+    pkcs11.KeyHandleInvalid,
+)
 
 
 @dataclass(slots=True)
@@ -51,6 +63,7 @@ class OpenToken:
     label: str
     slot: int | None
     pin: str
+    #: None after a recovery that could not log in again (the next recovery tries again).
     session: Any
     users: int = 1
 
@@ -159,7 +172,46 @@ class ModuleSessions:
         with contextlib.suppress(pkcs11.PKCS11Error):
             entry.session.close()
         self._forget_keys(ref)
+        entry.session = None
         entry.session = self._login(entry.label, entry.pin, entry.slot)
+
+    def recover(self, ref: int) -> None:
+        """Start the module afresh: close every session, finalise and initialise the library,
+        log every open token in again and forget every key handle.
+
+        A token that lost its objects (or its device) does not see them come back through its
+        old sessions, nor through new ones, until the module is initialised again (SoftHSM2
+        rereads its token directory only in ``C_Initialize``; network HSM clients reconnect
+        there). The other tokens of the module are logged in again too: their key handles are
+        looked up again on first use. Raises :class:`Pkcs11Unavailable` if the token ``ref``
+        did not come back; the next recovery tries again.
+        """
+        if ref not in self._tokens:
+            raise Pkcs11Unavailable("the PKCS#11 token session is closed")
+        self._keys.clear()
+        for entry in self._tokens.values():
+            if entry.session is not None:
+                with contextlib.suppress(pkcs11.PKCS11Error):
+                    entry.session.close()
+            entry.session = None
+        lib = self._library()
+        try:
+            lib.reinitialize()
+        except pkcs11.PKCS11Error as exc:
+            raise Pkcs11Unavailable(
+                f"PKCS#11 module '{self.module_path}' did not initialise again: {describe(exc)}"
+            ) from exc
+        failure: Exception | None = None
+        for key, entry in self._tokens.items():
+            try:
+                entry.session = self._login(entry.label, entry.pin, entry.slot)
+            except (Pkcs11Error, pkcs11.PKCS11Error) as exc:
+                if key == ref:
+                    failure = exc
+        if failure is not None:
+            raise Pkcs11Unavailable(
+                f"PKCS#11 token '{self._tokens[ref].label}' is not back: {describe(failure)}"
+            ) from failure
 
     def close_token(self, ref: int) -> None:
         entry = self._tokens.get(ref)
@@ -170,8 +222,9 @@ class ModuleSessions:
             return
         del self._tokens[ref]
         self._forget_keys(ref)
-        with contextlib.suppress(pkcs11.PKCS11Error):
-            entry.session.close()
+        if entry.session is not None:
+            with contextlib.suppress(pkcs11.PKCS11Error):
+                entry.session.close()
 
     def shutdown(self) -> None:
         """Close every session and finalise the library (the worker's last operation)."""
@@ -187,4 +240,9 @@ class ModuleSessions:
         entry = self._tokens.get(ref)
         if entry is None:
             raise Pkcs11Unavailable("the PKCS#11 token session is closed")
+        if entry.session is None:
+            raise Pkcs11Unavailable(
+                f"PKCS#11 token '{entry.label}' is not logged in since the module was "
+                "initialised again (it was not back yet); the next recovery tries again"
+            )
         return entry

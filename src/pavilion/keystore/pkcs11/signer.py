@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from pavilion.jose import b64url, jwk_thumbprint, jws_alg
-from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed
+from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed, Pkcs11Unavailable
 from pavilion.keystore.pkcs11.records import KeyRecord
 from pavilion.keystore.signer import Algorithm
 
@@ -94,12 +94,32 @@ def key_info(record: KeyRecord, kid: str) -> KeyInfo:
 
 
 class Pkcs11Signer:
-    """A key pair inside a PKCS#11 token, as a :class:`~pavilion.keystore.signer.Signer`."""
+    """A key pair inside a PKCS#11 token, as a :class:`~pavilion.keystore.signer.Signer`.
 
-    __slots__ = ("_algorithm", "_cka_id", "_es256", "_info", "_jwk", "_kid", "_label", "_token")
+    With a *standby* (the same key pair, same ``CKA_ID``, on another token: see
+    :mod:`pavilion.keystore.replication`), a signature the token cannot make is made by the
+    standby. The happy path is one call into the token; the failure state is one attribute
+    read (:attr:`Pkcs11Token.recovery`).
+    """
 
-    def __init__(self, token: Pkcs11Token, record: KeyRecord) -> None:
+    __slots__ = (
+        "_algorithm",
+        "_cka_id",
+        "_es256",
+        "_info",
+        "_jwk",
+        "_kid",
+        "_label",
+        "_record",
+        "_standby",
+        "_token",
+    )
+
+    def __init__(
+        self, token: Pkcs11Token, record: KeyRecord, standby: Pkcs11Token | None = None
+    ) -> None:
         self._token = token
+        self._record = record
         self._jwk = public_jwk(record)
         self._kid = self._jwk["kid"]
         self._label = record.label
@@ -107,6 +127,8 @@ class Pkcs11Signer:
         self._es256 = record.algorithm == "ES256"
         self._cka_id = record.cka_id
         self._info = key_info(record, self._kid)
+        #: The same key on the standby token (found by CKA_ID when it first signs).
+        self._standby = None if standby is None else Pkcs11Signer(standby, record)
 
     def __repr__(self) -> str:
         return f"<Pkcs11Signer '{self._label}' {self._algorithm} kid={self._kid}>"
@@ -133,6 +155,19 @@ class Pkcs11Signer:
     def cka_id(self) -> bytes:
         return self._cka_id
 
+    @property
+    def token(self) -> Pkcs11Token:
+        return self._token
+
+    @property
+    def standby(self) -> Pkcs11Signer | None:
+        """The same key on the standby token, if one is configured."""
+        return self._standby
+
+    def with_standby(self, standby: Pkcs11Token | None) -> Pkcs11Signer:
+        """This key, failing over to the same ``CKA_ID`` on ``standby``."""
+        return Pkcs11Signer(self._token, self._record, standby)
+
     def public_jwk(self) -> dict[str, str]:
         return dict(self._jwk)
 
@@ -142,13 +177,111 @@ class Pkcs11Signer:
     async def sign(self, message: bytes) -> bytes:
         """Raw JOSE signature: ``r || s`` for ES256, the 64-byte Ed25519 signature for EdDSA."""
         data = self._input(message)
-        worker, ref = self._token._session()
+        token = self._token
+        if token.recovery.failed:
+            return await self._sign_degraded(data)
+        worker, ref = token._session()
         future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
-        return await self._token._await(future)
+        try:
+            return await token._await(future)
+        except Pkcs11Unavailable as exc:
+            token._failed(exc)
+            if self._standby is None:
+                raise
+        return await self._on_standby(data)
+
+    async def _sign_input(self, data: bytes) -> bytes:
+        """:meth:`sign` of an already hashed input (what a primary hands its standby)."""
+        token = self._token
+        if token.recovery.failed:
+            return await self._sign_degraded(data)
+        if not token.started:  # a standby logs in on first use
+            try:
+                await token.arecover()
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+                raise
+        worker, ref = token._session()
+        future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+        try:
+            return await token._await(future)
+        except Pkcs11Unavailable as exc:
+            token._failed(exc)
+            raise
+
+    async def _sign_degraded(self, data: bytes) -> bytes:
+        """The token failed: recover it if an attempt is due, else fail over (or fail fast)."""
+        token = self._token
+        if token.recovery.claim():
+            try:
+                await token.arecover()
+                worker, ref = token._session()
+                signature = await token._await(
+                    worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+            except BaseException:
+                token.recovery.release()
+                raise
+            else:
+                token._recovered()
+                return signature
+        if self._standby is None:
+            raise token.unavailable()
+        return await self._on_standby(data)
+
+    async def _on_standby(self, data: bytes) -> bytes:
+        standby = self._standby
+        assert standby is not None
+        try:
+            return await standby._sign_input(data)
+        except Pkcs11Unavailable as exc:
+            raise self._both_down(exc) from exc
+
+    def _both_down(self, standby_error: Pkcs11Unavailable) -> Pkcs11Unavailable:
+        primary = self._token.unavailable()
+        return Pkcs11Unavailable(
+            f"{primary.detail}; its standby cannot sign either: {standby_error.detail}",
+            retry_after_s=min(primary.retry_after_s, standby_error.retry_after_s),
+        )
 
     def sign_blocking(self, message: bytes) -> bytes:
         """:meth:`sign` for threads and CLI code (never call it on an event loop)."""
-        data = self._input(message)
-        worker, ref = self._token._session()
-        future = worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
-        return self._token._wait(future)
+        return self._sign_input_blocking(self._input(message), self._standby is not None)
+
+    def _sign_input_blocking(self, data: bytes, has_fallback: bool) -> bytes:
+        token = self._token
+        if not token.recovery.failed:
+            try:
+                if not token.started:  # a standby logs in on first use
+                    token.recover_blocking()
+                worker, ref = token._session()
+                return token._wait(
+                    worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+                if not has_fallback:
+                    raise
+        elif token.recovery.claim():
+            try:
+                token.recover_blocking()
+                worker, ref = token._session()
+                signature = token._wait(
+                    worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+            except BaseException:
+                token.recovery.release()
+                raise
+            else:
+                token._recovered()
+                return signature
+        if self._standby is None:
+            raise token.unavailable()
+        try:
+            return self._standby._sign_input_blocking(data, False)
+        except Pkcs11Unavailable as exc:
+            raise self._both_down(exc) from exc
