@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from pavilion.jose import b64url, jwk_thumbprint
+from pavilion.jose import b64url, jwk_thumbprint, jws_alg
 from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed, Pkcs11Unavailable
 from pavilion.keystore.pkcs11.records import KeyRecord
 from pavilion.keystore.signer import Algorithm
@@ -73,7 +73,7 @@ def public_jwk(record: KeyRecord) -> dict[str, str]:
             f"key '{record.label}': the token returned an invalid public key"
         ) from exc
     jwk["kid"] = jwk_thumbprint(jwk)
-    jwk["alg"] = record.algorithm
+    jwk["alg"] = jws_alg(record.algorithm)
     return jwk
 
 
@@ -195,6 +195,12 @@ class Pkcs11Signer:
         token = self._token
         if token.recovery.failed:
             return await self._sign_degraded(data)
+        if not token.started:  # a standby logs in on first use
+            try:
+                await token.arecover()
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+                raise
         worker, ref = token._session()
         future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
         try:
@@ -247,10 +253,13 @@ class Pkcs11Signer:
     def _sign_input_blocking(self, data: bytes, has_fallback: bool) -> bytes:
         token = self._token
         if not token.recovery.failed:
-            worker, ref = token._session()
-            future = worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
             try:
-                return token._wait(future)
+                if not token.started:  # a standby logs in on first use
+                    token.recover_blocking()
+                worker, ref = token._session()
+                return token._wait(
+                    worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
             except Pkcs11Unavailable as exc:
                 token._failed(exc)
                 if not has_fallback:
