@@ -195,6 +195,12 @@ class Pkcs11Signer:
         token = self._token
         if token.recovery.failed:
             return await self._sign_degraded(data)
+        if not token.started:  # a standby logs in on first use
+            try:
+                await token.arecover()
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+                raise
         worker, ref = token._session()
         future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
         try:
@@ -247,10 +253,13 @@ class Pkcs11Signer:
     def _sign_input_blocking(self, data: bytes, has_fallback: bool) -> bytes:
         token = self._token
         if not token.recovery.failed:
-            worker, ref = token._session()
-            future = worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
             try:
-                return token._wait(future)
+                if not token.started:  # a standby logs in on first use
+                    token.recover_blocking()
+                worker, ref = token._session()
+                return token._wait(
+                    worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
             except Pkcs11Unavailable as exc:
                 token._failed(exc)
                 if not has_fallback:
