@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from connector_support import Api
 from ingest_support import csv_bytes, profile, push
+from pavilion.cli.main import migrate
 from pavilion.errors import CryptoError
 from pavilion.ingest.models import RosterRecord
 from pavilion.store.migrate import downgrade, upgrade
@@ -132,7 +133,8 @@ async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
         await asyncio.to_thread(upgrade, url)
     assert len(await _raw(api, "SELECT record FROM ingest_roster_records")) == 12
 
-    report = await asyncio.to_thread(upgrade, url, data_keys=data_keys)
+    # `pavilion db upgrade`: it opens the keystore the settings name to unwrap the keys
+    report = await asyncio.to_thread(migrate, api.rt.settings)
     assert [r for r, _ in report.applied] == ["1406"]
     dump = repr(await _raw(api, "SELECT * FROM ingest_roster_records"))
     assert roster[5].student_id not in dump
