@@ -11,8 +11,9 @@ import pytest
 from hsm_support import SoftHsm, verify_with_cryptography
 
 from keys_support import hide_token_objects, restore_token_objects
+from pavilion.errors import ConfigurationError
 from pavilion.keystore.hsm import HsmKeystore
-from pavilion.keystore.pkcs11 import Pkcs11Token, Pkcs11Unavailable
+from pavilion.keystore.pkcs11 import Pkcs11Token, Pkcs11Unavailable, wrapping
 from pavilion.keystore.pkcs11.wrapping import REPLICATION_KEK_LABEL
 from pavilion.keystore.replication import replicate
 
@@ -138,3 +139,54 @@ def test_blocking_signers_fail_over_too(softhsm: SoftHsm, tmp_path: Path) -> Non
             signer.sign_blocking(b"none")
         restore_token_objects(softhsm.tokendir, tmp_path / "stash")
         restore_token_objects(softhsm.tokendir, tmp_path / "stash2")
+
+
+def test_replication_refuses_mismatched_keys_and_reports_what_it_cannot_copy(
+    softhsm: SoftHsm,
+) -> None:
+    softhsm.init_token(STANDBY)
+    softhsm.init_token("second-standby")
+    with (
+        Pkcs11Token(softhsm.config()) as primary,
+        Pkcs11Token(softhsm.config(token_label=STANDBY)) as standby,
+        Pkcs11Token(softhsm.config(token_label="second-standby")) as fresh,
+    ):
+        standby.run(wrapping.generate_kek)
+        with pytest.raises(ConfigurationError, match="are the two swapped"):
+            replicate(primary, standby)
+        primary.run(wrapping.generate_kek)
+        with pytest.raises(ConfigurationError, match="different replication keys"):
+            replicate(primary, standby)
+
+        primary.generate_key("pavilion:credential-signing:pending:locked", "ES256")
+        primary.generate_key("pavilion:credential-signing:pending:open", "ES256", extractable=True)
+        primary.generate_key("not-the-connectors", "ES256", extractable=True)
+        report = replicate(primary, fresh)
+        assert report.kek == "sent"  # the primary had one: only sent
+        assert report.copied == ["pavilion:credential-signing:pending:open"]
+        (skipped,) = report.skipped
+        assert skipped.startswith("pavilion:credential-signing:pending:locked: could not wrap")
+        assert "KeyUnextractable" in skipped
+        assert [k.label for k in fresh.list_keys()] == ["pavilion:credential-signing:pending:open"]
+
+
+async def test_a_standby_that_does_not_open_is_reported_with_the_primary(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    missing = Pkcs11Token(softhsm.config(token_label="no-such-standby", **FAST))
+    async with Pkcs11Token(softhsm.config(**FAST)) as primary:
+        made = await primary.agenerate_key("k", "ES256", extractable=True)
+        signer = made.with_standby(missing)
+        assert signer.standby is not None
+        assert signer.standby.token is missing
+        hide_token_objects(softhsm.tokendir, tmp_path / "stash")
+        with pytest.raises(Pkcs11Unavailable) as caught:
+            await signer.sign(b"m")
+        assert "its standby cannot sign either" in caught.value.detail
+        assert "'no-such-standby' did not open" in caught.value.detail
+        assert caught.value.retry_after_s >= 1
+        assert missing.recovery.failed  # tried again only after its own backoff
+        with pytest.raises(Pkcs11Unavailable, match="standby cannot sign either"):
+            await asyncio.to_thread(signer.sign_blocking, b"m")
+        restore_token_objects(softhsm.tokendir, tmp_path / "stash")
+    await missing.aclose()
