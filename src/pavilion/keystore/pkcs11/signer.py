@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from pavilion.jose import b64url, jwk_thumbprint
+from pavilion.jose import b64url, jwk_thumbprint, jws_alg
 from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed, Pkcs11Unavailable
 from pavilion.keystore.pkcs11.metrics import FAILOVER_SIGNATURES
 from pavilion.keystore.pkcs11.records import KeyRecord
@@ -74,7 +74,7 @@ def public_jwk(record: KeyRecord) -> dict[str, str]:
             f"key '{record.label}': the token returned an invalid public key"
         ) from exc
     jwk["kid"] = jwk_thumbprint(jwk)
-    jwk["alg"] = record.algorithm
+    jwk["alg"] = jws_alg(record.algorithm)
     return jwk
 
 
