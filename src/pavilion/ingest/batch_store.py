@@ -12,7 +12,7 @@ from typing import Any, NotRequired, TypedDict
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.errors import NotFound, VerificationFailed
+from pavilion.errors import CryptoError, NotFound, VerificationFailed
 from pavilion.ingest.integrity import verify_manifest
 from pavilion.ingest.models import QuarantinedRow, RosterBatch
 from pavilion.ingest.pipeline import BatchResult
@@ -161,7 +161,14 @@ async def verify_batch(
     ).scalar_one()
     if current != row.id:
         return "verified (manifest; records since replaced by a later batch)"
-    count, digest, batch_ids = await store.digest(session, tenant_id, row.provider_id)
+    try:
+        count, digest, batch_ids = await store.digest(session, tenant_id, row.provider_id)
+    except CryptoError as exc:
+        raise VerificationFailed(
+            f"batch {row.id}: a stored record does not open under the tenant's key (altered "
+            "or moved between rows): it was tampered with",
+            extra={"reason": "output-digest", "batch_id": row.id},
+        ) from exc
     if batch_ids - {row.id} or count != row.rows_applied or digest != row.output_sha256:
         raise VerificationFailed(
             f"batch {row.id}: the stored roster does not match the signed manifest "

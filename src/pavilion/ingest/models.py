@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -102,16 +103,17 @@ class QuarantinedRow(TenantOwned, Base):
 
 
 class RosterRecord(TenantOwned, Base):
-    """A provider's current canonical record of one subject (raw storage, for now)."""
+    """A provider's current canonical record of one subject: keyed by the subject's keyed
+    pseudonym, the record sealed with the tenant's data key (``ingest.roster_store``)."""
 
     __tablename__ = "ingest_roster_records"
 
     provider_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
     )
-    subject_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
-    record: Mapped[str] = mapped_column(Text, nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class LineageEvent(TenantOwned, Base):
