@@ -89,7 +89,8 @@ class RosterBatch(TenantOwned, Base):
 
 
 class QuarantinedRow(TenantOwned, Base):
-    """An invalid row of a batch, kept aside with its reasons (never silently dropped)."""
+    """An invalid row of a batch, kept aside with its reasons (never silently dropped): both
+    sealed together with the tenant's data key (``batch_store.seal_quarantined``)."""
 
     __tablename__ = "ingest_quarantine"
 
@@ -98,8 +99,7 @@ class QuarantinedRow(TenantOwned, Base):
         String(36), ForeignKey("ingest_batches.id", ondelete="CASCADE"), nullable=False, index=True
     )
     row: Mapped[int] = mapped_column(Integer, nullable=False)
-    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class RosterRecord(TenantOwned, Base):

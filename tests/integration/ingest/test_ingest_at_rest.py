@@ -26,6 +26,24 @@ from pavilion.verification.models import Verification
 FREE_TEXT = "checking Jane Doe's discount claim"
 
 
+async def _quarantined(api: Api, provider_id: str, records: list[StudentRecord]) -> str:
+    """An upload refused for an invalid row (a birth date in the future): its batch id."""
+    body = csv_bytes(records).decode().replace(records[1].birth_date.isoformat(), "2099-01-01")
+    refused = await push(api.client, api.auth("dp-admin"), provider_id, body.encode(), "csv")
+    assert refused.status_code == 422, refused.text
+    return str(refused.json()["batch_id"])
+
+
+async def _quarantine_items(api: Api, provider_id: str, batch_id: str) -> list[dict[str, Any]]:
+    got = await api.client.get(
+        f"/v1/providers/{provider_id}/roster-uploads/{batch_id}/quarantine",
+        headers=api.auth("dp-admin"),
+    )
+    assert got.status_code == 200, got.text
+    items: list[dict[str, Any]] = got.json()["items"]
+    return items
+
+
 async def _provider_with_roster(api: Api, records: list[StudentRecord]) -> tuple[str, str]:
     provider = await api.register_provider()
     dp = api.auth("dp-admin")
@@ -108,11 +126,22 @@ async def test_records_and_purposes_are_sealed_and_still_read(
     )
     assert check.json()["integrity"] == "verified (manifest and stored records)"
 
+    rejected = await _quarantined(api, provider_id, roster[40:44])
+    dump = repr(await _raw(api, "SELECT * FROM ingest_quarantine"))
+    assert roster[41].student_id not in dump
+    assert "2099-01-01" not in dump
+    items = await _quarantine_items(api, provider_id, rejected)
+    assert [i["row"] for i in items] == [2]
+    assert items[0]["record"]["student_id"] == roster[41].student_id
+    assert {r["code"] for r in items[0]["reasons"]} == {"future"}
+
 
 async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
     api: Api, roster: list[StudentRecord]
 ) -> None:
     provider_id, batch_id = await _provider_with_roster(api, roster[:12])
+    rejected = await _quarantined(api, provider_id, roster[40:44])
+    items = await _quarantine_items(api, provider_id, rejected)
     noted = await _verify(api, provider_id, roster[1], FREE_TEXT)
     coded = await _verify(api, provider_id, roster[1], "eligibility")
     url = api.rt.settings.database_migration_url
@@ -125,6 +154,7 @@ async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
     clear = dict(await _raw(api, "SELECT subject_key, record FROM ingest_roster_records"))
     assert set(clear) == {s.student_id for s in roster[:12]}
     assert json.loads(clear[roster[5].student_id])["subject_id"] == roster[5].student_id
+    assert roster[41].student_id in repr(await _raw(api, "SELECT record FROM ingest_quarantine"))
     purposes = dict(await _raw(api, "SELECT id, purpose FROM verifications"))
     assert purposes[noted] == FREE_TEXT
     assert purposes[coded] == "eligibility"
@@ -135,9 +165,11 @@ async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
 
     # `pavilion db upgrade`: it opens the keystore the settings name to unwrap the keys
     report = await asyncio.to_thread(migrate, api.rt.settings)
-    assert [r for r, _ in report.applied] == ["1406"]
+    assert [r for r, _ in report.applied] == ["1406", "1407"]
     dump = repr(await _raw(api, "SELECT * FROM ingest_roster_records"))
     assert roster[5].student_id not in dump
+    assert roster[41].student_id not in repr(await _raw(api, "SELECT * FROM ingest_quarantine"))
+    assert await _quarantine_items(api, provider_id, rejected) == items
     async with api.rt.db.transaction(api.tenant_id, readonly=True) as session:
         record = await api.rt.rosters.get(session, api.tenant_id, provider_id, roster[5].student_id)
         rows = {v.id: v for v in (await session.execute(select(Verification))).scalars()}
