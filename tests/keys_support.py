@@ -26,6 +26,8 @@ from typing import Any
 import jwt
 import pytest
 
+from jose_support import pyjwk
+
 SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 
 
@@ -110,7 +112,7 @@ def verify_with_pyjwt(token: str, jwks: dict[str, Any], **options: Any) -> dict[
     key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
     claims: dict[str, Any] = jwt.decode(
         token,
-        jwt.PyJWK(key).key,
+        pyjwk(key).key,
         algorithms=[header["alg"]],
         options={"verify_aud": False, **options},
     )

@@ -86,11 +86,11 @@ class Runtime:
     journal: Journal
     #: Lookup outcomes counted and written as lineage once per window.
     lookup_lineage: LookupLineage
+    #: Canonical roster records, sealed (what roster uploads replace and lookups read).
+    rosters: RosterStore
     #: Answers this worker stored under an Idempotency-Key (replays without a read).
     idempotency: RecentAnswers = field(default_factory=RecentAnswers)
     clock: Callable[[], datetime] = field(default=_utc_now)
-    #: Canonical roster records (what roster uploads replace and lookups read).
-    rosters: RosterStore = field(default_factory=SqlRosterStore)
     #: The OpenLineage emitter (openlineage is imported when it builds its first event).
     lineage: LineageEmitter = field(default_factory=LineageEmitter)
     #: Verified client certificates (mTLS) mapped to tenants and roles.
@@ -202,6 +202,7 @@ def build_runtime(
         residency=ResidencyService(db, config, audit),
         journal=journal,
         lineage=lineage,
+        rosters=SqlRosterStore(tenant_keys),
         lookup_lineage=LookupLineage(
             db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now
         ),
