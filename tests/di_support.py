@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -24,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 from pyld import jsonld as pyld_jsonld
+
+from jose_support import pyjwk
 
 _CONTEXTS = Path(__file__).parents[1] / "src" / "pavilion" / "credentials" / "contexts"
 _CONTEXT_FILES = {
@@ -65,7 +66,7 @@ def _canonical_hash(value: dict[str, Any]) -> bytes:
 
 
 def key_of_jwk(jwk: dict[str, Any]) -> ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey:
-    key = jwt.PyJWK(jwk).key
+    key = pyjwk(jwk).key
     assert isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
     return key
 

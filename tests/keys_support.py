@@ -26,6 +26,8 @@ from typing import Any
 import jwt
 import pytest
 
+from jose_support import pyjwk
+
 SOFTHSM_MODULE = os.environ.get("SOFTHSM2_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 
 
@@ -110,7 +112,7 @@ def verify_with_pyjwt(token: str, jwks: dict[str, Any], **options: Any) -> dict[
     key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
     claims: dict[str, Any] = jwt.decode(
         token,
-        jwt.PyJWK(key).key,
+        pyjwk(key).key,
         algorithms=[header["alg"]],
         options={"verify_aud": False, **options},
     )
@@ -122,10 +124,13 @@ def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return json.loads(b64url_decode(header_b64)), json.loads(b64url_decode(payload_b64))
 
 
-def hide_token_objects(tokendir: Path, stash: Path) -> None:
-    """Make every token in ``tokendir`` lose its objects (keys), as an HSM that lost them
-    would: each ``<uuid>.object`` file (and its lock) moves to ``stash``; the token stays."""
+def hide_token_objects(tokendir: Path, stash: Path, only: str | None = None) -> None:
+    """Make every token in ``tokendir`` (or only the one labelled ``only``) lose its objects
+    (keys), as an HSM that lost them would: each ``<uuid>.object`` file (and its lock) moves to
+    ``stash``; the token stays."""
     for token in tokendir.iterdir():
+        if only is not None and only.encode() not in (token / "token.object").read_bytes():
+            continue
         for path in token.iterdir():
             if path.name.startswith("token.") or path.name == "generation":
                 continue

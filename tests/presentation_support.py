@@ -37,7 +37,8 @@ class Holder:
 
     @property
     def alg(self) -> str:
-        return "EdDSA" if isinstance(self.private, ed25519.Ed25519PrivateKey) else "ES256"
+        """RFC 9864's name for Ed25519 (joserfc warns on the deprecated ``EdDSA``)."""
+        return "Ed25519" if isinstance(self.private, ed25519.Ed25519PrivateKey) else "ES256"
 
     @property
     def did(self) -> str:

@@ -37,8 +37,15 @@ from joserfc.jwk import ECKey, Key, KeySet, OKPKey, RSAKey, import_key
 from pavilion.errors import VerificationFailed
 from pavilion.parsing import loads_json
 
-#: The JWS algorithms the connector signs with and accepts.
-ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
+#: The JWS ``alg`` a signing key's type signs under. An Ed25519 key signs as ``Ed25519``, the
+#: fully specified name of RFC 9864, which deprecates the polymorphic ``EdDSA`` (the keystore
+#: still names the key type ``EdDSA``).
+JWS_ALG_FOR_KEY = {"ES256": "ES256", "EdDSA": "Ed25519"}
+#: The JWS algorithms the connector accepts: what it signs, and ``EdDSA`` for Ed25519 tokens
+#: signed before 0.2.0 or by other issuers.
+ALLOWED_ALGORITHMS = ("ES256", "Ed25519", "EdDSA")
+#: The two names of an Ed25519 signature; a JWK's ``alg`` under either fits both.
+ED25519_ALGORITHMS = frozenset({"Ed25519", "EdDSA"})
 
 _B64URL_TABLE = bytes.maketrans(b"+/", b"-_")
 _B64URL_DECODE_TABLE = str.maketrans("-_", "+/")
@@ -134,9 +141,44 @@ class JwsSigner(Protocol):
     async def sign(self, message: bytes) -> bytes: ...
 
 
+def jws_alg(key_algorithm: str) -> str:
+    """The JWS ``alg`` of a signing key type: ``Ed25519`` for ``EdDSA`` keys, else the same."""
+    return JWS_ALG_FOR_KEY.get(key_algorithm, key_algorithm)
+
+
+def import_key_set(jwks: Mapping[str, Any]) -> KeySet:
+    """A joserfc key set from a JWKS, an Ed25519 key's ``alg`` left out.
+
+    joserfc refuses a key whose ``alg`` differs from the token's, and an Ed25519 key published
+    as ``EdDSA`` (before 0.2.0) must verify ``Ed25519`` tokens, and the other way round. The
+    key type still has to fit the algorithm (joserfc checks ``kty`` and the curve).
+    """
+    keys = jwks.get("keys")
+    if isinstance(keys, list):
+        keys = [
+            {k: v for k, v in key.items() if k != "alg"}
+            if isinstance(key, Mapping) and key.get("alg") in ED25519_ALGORITHMS
+            else key
+            for key in keys
+        ]
+    return KeySet.import_key_set({**jwks, "keys": keys})  # type: ignore[typeddict-item]
+
+
+@contextmanager
+def quiet_eddsa() -> Iterator[None]:
+    """Silence joserfc's deprecation warning for ``EdDSA``, a name accepted on input only.
+
+    The warning is about the name a token's signer chose, not something the connector's users
+    can act on, so it never reaches them.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        yield
+
+
 async def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: JwsSigner) -> str:
     """JWS compact serialisation (RFC 7515 section 7.1); ``alg`` and ``kid`` come from the key."""
-    protected = {**header, "alg": signer.algorithm, "kid": signer.key_id}
+    protected = {**header, "alg": jws_alg(signer.algorithm), "kid": signer.key_id}
     signing_input = f"{b64url(compact_json(protected))}.{b64url(compact_json(payload))}"
     signature = await signer.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}"
@@ -145,11 +187,8 @@ async def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: 
 def verify_compact(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify with joserfc against a JWKS; only asymmetric algorithms we issue are accepted."""
     try:
-        key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-        with warnings.catch_warnings():
-            # joserfc warns on "EdDSA", the name RFC 9864 deprecates for Ed25519; our keystore
-            # signs under that name and we accept it, so the warning is not for our users.
-            warnings.simplefilter("ignore", SecurityWarning)
+        key_set = import_key_set(jwks)
+        with quiet_eddsa():
             result = jws.deserialize_compact(token, key_set, algorithms=list(ALLOWED_ALGORITHMS))
         payload = loads_json(result.payload)
     except (JoseError, ValueError) as exc:
@@ -207,15 +246,6 @@ _KNOWN_ALGORITHMS = frozenset(
 )
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """joserfc warns on "EdDSA" (RFC 9864 deprecates the name) and on short HMAC keys; the
-    algorithm allow-lists decide what is accepted, so the warnings are not for our users."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SecurityWarning)
-        yield
-
-
 def jose_key(key: CryptoKey) -> JoseKey:
     """The joserfc form of a ``cryptography`` key (private or public)."""
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
@@ -240,7 +270,7 @@ def encode_jwt(
 ) -> str:
     """A compact JWT signed with ``key`` under ``algorithm`` (``typ`` ``JWT`` unless given)."""
     protected = {"alg": algorithm, "typ": "JWT", **(header or {})}
-    with _quiet():
+    with quiet_eddsa():
         return str(jws.serialize_compact(protected, compact_json(dict(claims)), key, [algorithm]))
 
 
@@ -298,7 +328,7 @@ def decode_jwt(
     if header.get("alg") not in algorithms:
         raise _rejected("the JWT's algorithm is not allowed", "InvalidAlgorithmError")
     try:
-        with _quiet():
+        with quiet_eddsa():
             result = jws.deserialize_compact(token, key, algorithms=list(algorithms))
     except BadSignatureError as exc:
         raise _rejected("Signature verification failed", "InvalidSignatureError") from exc
@@ -365,7 +395,7 @@ def jwks_keys(document: Any) -> list[tuple[str | None, str, JoseKey]]:
         if algorithm not in _KNOWN_ALGORITHMS or _KEY_TYPE_OF.get(algorithm[:2]) != kty:
             continue
         try:
-            with _quiet():
+            with quiet_eddsa():
                 key = import_key(entry)
         except (JoseError, ValueError, TypeError):
             continue

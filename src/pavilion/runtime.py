@@ -27,6 +27,7 @@ from pavilion.credentials.status.service import StatusListConfig, StatusListServ
 from pavilion.ingest.lineage.emitter import LineageEmitter
 from pavilion.ingest.lineage.lookups import LookupLineage
 from pavilion.ingest.roster_store import RosterStore, SqlRosterStore
+from pavilion.ingest.spool import sweep
 from pavilion.keystore.base import Keystore
 from pavilion.keystore.factory import open_keystore
 from pavilion.privacy.budget import BudgetLedger
@@ -38,11 +39,13 @@ from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 from pavilion.store.idempotency import RecentAnswers
 from pavilion.store.pg_batch import PgConnections
+from pavilion.store.private_files import private_dir
 from pavilion.store.sqlite_batch import SqliteWriter
 from pavilion.tenancy.identities import CertificateIdentities
 from pavilion.tenancy.oidc import OidcVerifier
 from pavilion.tenancy.service import TenancyService, TenantKeys
 from pavilion.workflows.key_lifecycle import KeyService
+from pavilion.workflows.roster_upload import spool_dir
 
 
 def _utc_now() -> datetime:
@@ -83,11 +86,11 @@ class Runtime:
     journal: Journal
     #: Lookup outcomes counted and written as lineage once per window.
     lookup_lineage: LookupLineage
+    #: Canonical roster records, sealed (what roster uploads replace and lookups read).
+    rosters: RosterStore
     #: Answers this worker stored under an Idempotency-Key (replays without a read).
     idempotency: RecentAnswers = field(default_factory=RecentAnswers)
     clock: Callable[[], datetime] = field(default=_utc_now)
-    #: Canonical roster records (what roster uploads replace and lookups read).
-    rosters: RosterStore = field(default_factory=SqlRosterStore)
     #: The OpenLineage emitter (openlineage is imported when it builds its first event).
     lineage: LineageEmitter = field(default_factory=LineageEmitter)
     #: Verified client certificates (mTLS) mapped to tenants and roles.
@@ -103,7 +106,9 @@ class Runtime:
         return build_privacy_engine(self)
 
     async def start(self) -> None:
-        """Background work of a serving process (lineage windows), on the serving loop."""
+        """Background work of a serving process (lineage windows), on the serving loop; first
+        the spool is swept of what dead processes left (sealed uploads nobody can read)."""
+        sweep(spool_dir(self))
         self.lookup_lineage.start()
 
     async def stop(self) -> None:
@@ -141,7 +146,7 @@ def build_runtime(
 ) -> Runtime:
     """Every service from the settings; ``provider_client`` and ``did_web`` replace the ones
     the settings would build (tests point them at in-process or loopback servers)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     keystore = open_keystore(settings)
     audit = AuditLog(db, keystore.signer("audit-signing"), settings.audit_origin)
@@ -197,6 +202,7 @@ def build_runtime(
         residency=ResidencyService(db, config, audit),
         journal=journal,
         lineage=lineage,
+        rosters=SqlRosterStore(tenant_keys),
         lookup_lineage=LookupLineage(
             db, lineage, window_seconds=settings.lineage_window_seconds, clock=_utc_now
         ),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from pavilion.cli.context import run_async
+from pavilion.cli.context import cli_settings, run_async
 from pavilion.cli.output import JsonOption, group, out, print_json
 
 if TYPE_CHECKING:
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from pavilion.runtime import Runtime
     from pavilion.workflows.key_lifecycle import KeyChange
 
-keys_app = group("Signing and key-encryption keys: create, list, rotate, activate, retire.")
+keys_app = group(
+    "Signing and key-encryption keys: create, list, rotate, activate, retire, replicate."
+)
 ACTOR = "cli"
 KEY_ID_HELP = "kid or key name; a kid that starts with '-' goes after '--'."
 
@@ -190,6 +193,50 @@ def keys_retire(key_id: KeyIdArgument) -> None:
         _print_change(await rt.keys.retire(key_id, actor=ACTOR), "retired")
 
     run_async(work)
+
+
+@keys_app.command("replicate")
+def keys_replicate(as_json: JsonOption = False) -> None:
+    """Copy the connector's keys to the standby HSM token, wrapped under a replication key.
+
+    Needs PAVILION_KEYSTORE_BACKEND=pkcs11 and PAVILION_HSM_STANDBY_TOKEN_LABEL (with its PIN).
+    Keys leave the primary only wrapped (AES key wrap, RFC 5649) and are unwrapped inside the
+    standby; keys already there are relabelled to their current state. Run it after every
+    create, rotate or retire. See docs/HSM.md.
+
+    Example: pavilion keys replicate
+    """
+    from pavilion.errors import ConfigurationError
+    from pavilion.keystore.factory import hsm_config, hsm_standby_config
+    from pavilion.keystore.pkcs11 import Pkcs11Token
+    from pavilion.keystore.replication import replicate
+
+    settings = cli_settings()
+    standby = hsm_standby_config(settings) if settings.keystore_backend == "pkcs11" else None
+    if standby is None:
+        raise ConfigurationError(
+            "pavilion keys replicate needs PAVILION_KEYSTORE_BACKEND=pkcs11 and a standby token "
+            "(PAVILION_HSM_STANDBY_TOKEN_LABEL with PAVILION_HSM_STANDBY_PIN_FILE)"
+        )
+    with Pkcs11Token(hsm_config(settings)) as primary, Pkcs11Token(standby) as target:
+        report = replicate(primary, target)
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    kek = {
+        "created": "created on the primary and sent to the standby",
+        "sent": "sent to the standby",
+        "present": "already on both tokens",
+    }[report.kek]
+    out.print(f"replication key: {kek}", highlight=False, markup=False)
+    for verb, labels in (
+        ("copied", report.copied),
+        ("relabelled", report.relabelled),
+        ("already there", report.present),
+        ("NOT copied", report.skipped),
+    ):
+        for label in labels:
+            out.print(f"{verb}: {label}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -105,7 +105,7 @@ def tag_set_push(
         int, typer.Option(min=4, max=32, metavar="N", help="Bytes kept per tag.")
     ] = 8,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, metavar="N", help="Processes for the OPRF.")
+        int, typer.Option(min=1, max=64, metavar="N", help="Threads for the OPRF.")
     ] = 2,
 ) -> None:
     """Encode every set of the roster as VOPRF tags, sign the manifests and push them.

@@ -172,6 +172,19 @@ class Settings(BaseSettings):
     hsm_pin_file: Path | None = Field(default=None, description="File holding the user PIN.")
     hsm_slot: int | None = Field(default=None, ge=0, description="Only when labels repeat.")
     hsm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    hsm_standby_token_label: str = Field(
+        default="",
+        description="Label of a standby PKCS#11 token holding the same keys (pavilion keys "
+        "replicate); signing fails over to it. Empty: no standby.",
+    )
+    hsm_standby_module: str = Field(
+        default="", description="The standby's PKCS#11 module; empty means the primary's."
+    )
+    hsm_standby_pin: SecretStr = Field(default=SecretStr(""), description="Standby user PIN.")
+    hsm_standby_pin_file: Path | None = Field(
+        default=None, description="File holding the standby's user PIN."
+    )
+    hsm_standby_slot: int | None = Field(default=None, ge=0, description="The standby's slot.")
     key_usage_flush_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="How often signing counts reach the audit log."
     )
@@ -384,6 +397,22 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "keystore_backend pkcs11 needs PAVILION_HSM_PIN or PAVILION_HSM_PIN_FILE "
                     "(exactly one; the file is the safer choice)"
+                )
+            if self.hsm_standby_token_label and bool(self.hsm_standby_pin.get_secret_value()) == (
+                self.hsm_standby_pin_file is not None
+            ):
+                raise ValueError(
+                    "PAVILION_HSM_STANDBY_TOKEN_LABEL needs PAVILION_HSM_STANDBY_PIN or "
+                    "PAVILION_HSM_STANDBY_PIN_FILE (exactly one)"
+                )
+            if (
+                self.hsm_standby_token_label == self.hsm_token_label
+                and (self.hsm_standby_module or self.hsm_module) == self.hsm_module
+                and self.hsm_standby_slot == self.hsm_slot
+            ):
+                raise ValueError(
+                    "PAVILION_HSM_STANDBY_TOKEN_LABEL names the primary token itself: a standby "
+                    "is another token (another label, slot or module)"
                 )
         return self
 

@@ -24,11 +24,15 @@ from pavilion.parsing import loads_json
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: The key a JOSE algorithm needs: (kty, crv). Anything else is refused before any crypto runs.
-_KEY_FOR_ALG = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}
+_KEY_FOR_ALG = {
+    "ES256": ("EC", "P-256"),
+    "Ed25519": ("OKP", "Ed25519"),
+    "EdDSA": ("OKP", "Ed25519"),
+}
 _imported_keys: dict[str, ECKey | OKPKey] = {}
 
-#: joserfc's algorithm implementations of the two algorithms we accept (joserfc marks the
-#: ``EdDSA`` name deprecated by RFC 9864 in favour of ``Ed25519``; the keystore signs ``EdDSA``).
+#: joserfc's implementations of the algorithms we accept: ES256, and Ed25519 under its RFC 9864
+#: name ``Ed25519`` (what the connector signs) or the deprecated ``EdDSA`` (tokens signed before).
 _ALGORITHMS = {alg: JWSRegistry.algorithms[alg] for alg in ALLOWED_ALGORITHMS}
 
 
@@ -95,7 +99,7 @@ def parse_compact(token: object) -> CompactJws:
     """Split a compact JWS and refuse what we never accept, before touching any key.
 
     Refused: anything but three base64url parts, a header that is not a JSON object,
-    ``alg`` ``none`` or any algorithm other than ES256 and EdDSA (so HS256 with a public key
+    ``alg`` ``none`` or any algorithm other than ES256 and Ed25519/EdDSA (so HS256 with a public key
     as the secret never reaches a MAC), and ``crit`` (no extension is understood here).
     """
     if not isinstance(token, str) or token.count(".") != 2:
@@ -164,8 +168,8 @@ def verify_with_jwk(parsed: CompactJws, jwk: dict[str, Any], *, where: str = "ke
     check_key_fits(parsed.alg, jwk, where)
     try:
         key = _import_key(jwk)
-        # joserfc's own ES256/EdDSA implementation over the signing input we parsed strictly
-        # (parse_compact already refused everything but these two algorithms).
+        # joserfc's own ES256/Ed25519 implementation over the signing input we parsed strictly
+        # (parse_compact already refused every other algorithm).
         valid = _ALGORITHMS[parsed.alg].verify(parsed.signing_input, parsed.signature, key)
     except (JoseError, ValueError, TypeError) as exc:
         raise CheckFailed(

@@ -9,8 +9,8 @@ Tag sets published from a roster:
 
 Each subject enters a set once per non-empty combination of its identifiers (student id,
 e-mail, both), so a connector asking with both identifiers matches only when they belong to
-the same person, as a lookup would. Evaluation runs on a process pool: one scalar
-multiplication per entry is the cost, and libsodium's is single-threaded.
+the same person, as a lookup would. One scalar multiplication per entry is the cost;
+libsodium runs it without the GIL, so evaluation is spread over a thread pool.
 """
 
 from __future__ import annotations

@@ -20,12 +20,32 @@ def hsm_config(settings: Settings) -> Pkcs11Config:
     return Pkcs11Config.from_env(env)
 
 
+def hsm_standby_config(settings: Settings) -> Pkcs11Config | None:
+    """The standby token's settings (``PAVILION_HSM_STANDBY_*``), or None without a standby."""
+    if not settings.hsm_standby_token_label:
+        return None
+    pin_file = settings.hsm_standby_pin_file
+    slot = settings.hsm_standby_slot
+    prefix = "PAVILION_HSM_STANDBY_"
+    env = {
+        f"{prefix}MODULE": settings.hsm_standby_module or settings.hsm_module,
+        f"{prefix}TOKEN_LABEL": settings.hsm_standby_token_label,
+        f"{prefix}PIN": settings.hsm_standby_pin.get_secret_value(),
+        f"{prefix}PIN_FILE": str(pin_file) if pin_file else "",
+        f"{prefix}SLOT": "" if slot is None else str(slot),
+        f"{prefix}TIMEOUT_S": str(settings.hsm_timeout_s),
+    }
+    return Pkcs11Config.from_env(env, prefix=prefix)
+
+
 def open_keystore(settings: Settings, *, usage: KeyUsage | None = None) -> Keystore:
     """The software keystore (embedded default) or the PKCS#11 one, with its default keys."""
     if settings.keystore_backend == "pkcs11":
         from pavilion.keystore.hsm import HsmKeystore
 
-        return HsmKeystore.open(hsm_config(settings), usage=usage)
+        return HsmKeystore.open(
+            hsm_config(settings), usage=usage, standby=hsm_standby_config(settings)
+        )
     from pavilion.keystore.software import SoftwareKeystore
 
     return SoftwareKeystore.open(

@@ -64,6 +64,7 @@ from pavilion.keystore.base import (
     new_key_name,
 )
 from pavilion.keystore.pkcs11.config import Pkcs11Config
+from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable
 from pavilion.keystore.pkcs11.records import SecretKeyRecord
 from pavilion.keystore.pkcs11.signer import Pkcs11Signer
 from pavilion.keystore.pkcs11.token import Pkcs11Token
@@ -248,10 +249,11 @@ class HsmKeystore:
     ) -> KeyMeta:
         name = new_key_name(algorithm, secrets.token_hex(4))
         label = format_label(purpose, state, name)
+        replicable = self._standby is not None
         if algorithm == "A256GCM":
-            self._token.generate_secret_key(label)
+            self._token.generate_secret_key(label, extractable=replicable)
         else:
-            self._token.generate_key(label, algorithm)
+            self._token.generate_key(label, algorithm, extractable=replicable)
         self._install(self._token.list_signers(), self._token.list_secret_keys())
         return self._entries[name].meta
 
@@ -268,10 +270,11 @@ class HsmKeystore:
         async with self._lock:
             name = new_key_name(algorithm, secrets.token_hex(4))
             label = format_label(purpose, "pending", name)
+            replicable = self._standby is not None
             if algorithm == "A256GCM":
-                await self._token.agenerate_secret_key(label)
+                await self._token.agenerate_secret_key(label, extractable=replicable)
             else:
-                await self._token.agenerate_key(label, algorithm)
+                await self._token.agenerate_key(label, algorithm, extractable=replicable)
             await self._areload()
             if activate:
                 return await self._aactivate_locked(name)
@@ -399,7 +402,13 @@ class HsmKeystore:
     def wrap_key(self, data_key: bytes, context: bytes) -> tuple[str, bytes]:
         meta = choose_active(self.list_keys(), "key-encryption", "A256GCM")
         iv = os.urandom(12)
-        sealed = self._token.encrypt_gcm(self._entries[meta.name].cka_id, iv, context, data_key)
+        cka_id = self._entries[meta.name].cka_id
+        try:
+            sealed = self._token.encrypt_gcm(cka_id, iv, context, data_key)
+        except Pkcs11Unavailable:
+            if self._standby is None:
+                raise
+            sealed = self._standby.encrypt_gcm(cka_id, iv, context, data_key)
         return meta.name, iv + sealed
 
     def unwrap_key(self, kek_id: str, blob: bytes, context: bytes) -> bytes:
@@ -413,7 +422,12 @@ class HsmKeystore:
             raise CryptoError(f"key-encryption key {kek_id!r} is retired")
         if len(blob) < 12 + 16:
             raise CryptoError("wrapped data key does not open: tampered or wrong context")
-        return self._token.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
+        try:
+            return self._token.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
+        except Pkcs11Unavailable:
+            if self._standby is None:
+                raise
+            return self._standby.decrypt_gcm(entry.cka_id, blob[:12], context, blob[12:])
 
 
 def _require_protected(

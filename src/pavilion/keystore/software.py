@@ -58,6 +58,7 @@ from pavilion.keystore.base import (
 )
 from pavilion.keystore.signer import Algorithm, Signer
 from pavilion.keystore.software_signer import SoftwareSigner
+from pavilion.store.private_files import private_dir
 
 __all__ = ["Purpose", "SoftwareKeystore", "StoredKey"]
 
@@ -105,7 +106,7 @@ class SoftwareKeystore:
         cls, directory: Path, master_key_b64: str = "", *, usage: KeyUsage | None = None
     ) -> SoftwareKeystore:
         """Open (creating in embedded mode) the keystore and make sure the default keys exist."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(directory)
         master_key = _master_key(directory / cls.MASTER_KEY_FILE, master_key_b64)
         keystore = cls(directory, master_key, usage)
         keystore.ensure_defaults()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from pavilion.jose import b64url, jwk_thumbprint
+from pavilion.jose import b64url, jwk_thumbprint, jws_alg
 from pavilion.keystore.signer import Algorithm
 
 __all__ = ["SoftwareSigner", "public_jwk_of"]
@@ -53,7 +53,7 @@ def public_jwk_of(
     jwk: dict[str, str]
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "alg": "EdDSA"}
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "alg": jws_alg("EdDSA")}
     else:
         numbers = public_key.public_numbers()
         jwk = {

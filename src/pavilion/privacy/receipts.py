@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypedDict
 
 from joserfc import jws
-from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import KeySet
+from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +30,7 @@ from pavilion.audit.checkpoint import verify_checkpoint
 from pavilion.audit.log import AuditLog, canonical_event
 from pavilion.audit.merkle import leaf_hash, verify_inclusion
 from pavilion.errors import NotFound, PavilionError
-from pavilion.jose import sign_compact
+from pavilion.jose import ALLOWED_ALGORITHMS, import_key_set, quiet_eddsa, sign_compact
 from pavilion.keystore.signer import Signer
 from pavilion.parsing import loads_json
 from pavilion.privacy.errors import ReceiptInvalid
@@ -247,10 +245,9 @@ class ReceiptService:
 def verify_receipt_signature(token: str, jwks: Mapping[str, Any]) -> dict[str, Any]:
     """The receipt's claims, once its signature verifies with one of ``jwks``."""
     try:
-        keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
-        with warnings.catch_warnings():  # "EdDSA" is the Signer's name for Ed25519 (RFC 9864)
-            warnings.simplefilter("ignore", SecurityWarning)
-            result = jws.deserialize_compact(token, keys, algorithms=["EdDSA", "ES256"])
+        keys = import_key_set(jwks)
+        with quiet_eddsa():  # receipts signed before 0.2.0 say "EdDSA"
+            result = jws.deserialize_compact(token, keys, algorithms=list(ALLOWED_ALGORITHMS))
         payload = loads_json(result.payload)
     except (JoseError, ValueError, TypeError) as exc:
         raise ReceiptInvalid(f"the receipt's signature does not verify: {exc}") from exc

@@ -32,6 +32,7 @@ from pavilion.errors import (
     StorageRefusedValue,
     StorageUnavailable,
 )
+from pavilion.store.private_files import private_sqlite_url
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 
@@ -173,7 +174,8 @@ class Database:
             # SQLite has one writer at a time. One writer connection makes writers queue in
             # order inside the process instead of sleeping in SQLite's busy handler (whose
             # backoff starves some of them); readers use their own connections, which WAL
-            # lets run beside the writer.
+            # lets run beside the writer. The file is made private (0600) before it opens.
+            private_sqlite_url(url)
             self.engine = _sqlite_engine(url, writer=True, pool_size=1)
             self._read_engine = _sqlite_engine(url, writer=False, pool_size=4)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

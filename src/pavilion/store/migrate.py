@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from alembic import command
 from alembic.config import Config
+
+from pavilion.store.private_files import private_sqlite_url
 
 MIGRATIONS = "pavilion.store:migrations"
 
@@ -50,13 +53,26 @@ class UpgradeReport:
     created_tables: tuple[str, ...]
 
 
-def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> UpgradeReport:
+#: How a migration that seals existing rows gets a tenant's data key:
+#: (tenant id, key-encryption key id, wrapped data key) -> data key.
+DataKeys = Callable[[str, str, bytes], bytes]
+
+
+def upgrade(
+    url: str,
+    app_role: str | None = None,
+    revision: str = "heads",
+    *,
+    data_keys: DataKeys | None = None,
+) -> UpgradeReport:
     """Bring the schema to ``revision``. Safe to run again: applied revisions are skipped.
 
     Domains add revisions on branches of their own, so the default target is every head.
     Call it from synchronous code: the Alembic environment runs its own event loop.
     """
+    private_sqlite_url(url)  # the embedded database is created private (0600)
     config = alembic_config(url, app_role)
+    config.attributes["data_keys"] = data_keys
     report: dict[str, Any] = {}
     config.attributes["report"] = report
     command.upgrade(config, revision)
@@ -67,3 +83,10 @@ def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> U
         tables=after,
         created_tables=tuple(t for t in after if t not in before),
     )
+
+
+def downgrade(url: str, revision: str, *, data_keys: DataKeys | None = None) -> None:
+    """Take the schema back to ``revision`` (tests, and an operator undoing an upgrade)."""
+    config = alembic_config(url)
+    config.attributes["data_keys"] = data_keys
+    command.downgrade(config, revision)

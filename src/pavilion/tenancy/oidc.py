@@ -35,6 +35,7 @@ from joserfc.jwk import KeySet
 
 from pavilion.config.settings import OidcProvider
 from pavilion.errors import AuthenticationFailed, PavilionError
+from pavilion.jose import quiet_eddsa
 from pavilion.parsing import loads_json
 from pavilion.tenancy.identities import principal_for
 from pavilion.tenancy.service import Principal
@@ -102,7 +103,8 @@ class OidcVerifier:
             )
         key = await self._key(provider, header.get("kid"), algorithm)
         try:
-            verified = jwt.decode(token, key, algorithms=[algorithm])
+            with quiet_eddsa():  # an identity provider may still sign "EdDSA"
+                verified = jwt.decode(token, key, algorithms=[algorithm])
         except JoseError as exc:
             raise AuthenticationFailed("the access token's signature does not verify") from exc
         self._check_claims(provider, verified.claims)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
 from pavilion.ingest import profile_store
 from pavilion.ingest.errors import Issue, MalformedUpload, UndeclaredDataCategory, reported_issues
-from pavilion.ingest.formats import upload_type
-from pavilion.ingest.pipeline import SummaryRows, process_file
+from pavilion.ingest.formats import UploadType, upload_type
+from pavilion.ingest.pipeline import BatchResult, SummaryRows, process_file
 from pavilion.ingest.quality import QualityReport
-from pavilion.ingest.schema import validate_profile
+from pavilion.ingest.schema import Profile, validate_profile
+from pavilion.ingest.spool import plaintext_file, process_dir
 from pavilion.workflows.roster_upload import spool_dir
 
 if TYPE_CHECKING:
@@ -66,24 +66,20 @@ async def dry_run(
             stored = await profile_store.get_profile(session, tenant_id, provider_id)
         profile, version = stored.profile, stored.version
     now = rt.clock()
-    directory = spool_dir(rt)
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        path = Path(scratch) / f"sample.{kind.format.value}"
-        path.write_bytes(sample)
-        try:
-            result = await asyncio.to_thread(
-                process_file, path, kind, profile, now=now, as_of=as_of or now
-            )
-        except (MalformedUpload, UndeclaredDataCategory) as exc:
-            return DryRunResult(
-                profile_version=version,
-                status="rejected",
-                reason=exc.code,
-                detail=exc.detail,
-                errors=reported_issues(exc),
-                preview=[],
-            )
+    fallback = process_dir(spool_dir(rt))
+    try:
+        result = await asyncio.to_thread(
+            _process_sample, sample, kind, profile, fallback, (now, as_of or now)
+        )
+    except (MalformedUpload, UndeclaredDataCategory) as exc:
+        return DryRunResult(
+            profile_version=version,
+            status="rejected",
+            reason=exc.code,
+            detail=exc.detail,
+            errors=reported_issues(exc),
+            preview=[],
+        )
     preview = result.canonical.head(PREVIEW_ROWS)
     columns = [c for c in preview.columns if c in profile.mapping.fields]
     return DryRunResult(
@@ -95,6 +91,20 @@ async def dry_run(
         ],
         preview=[_plain(r) for r in preview.select(columns).to_dicts()],
     )
+
+
+def _process_sample(
+    sample: bytes,
+    kind: UploadType,
+    profile: Profile,
+    fallback: Path,
+    times: tuple[datetime, datetime],
+) -> BatchResult:
+    """The pipeline over a sample held in memory (never written to disk in clear), at
+    ``times`` (now, as of)."""
+    now, as_of = times
+    with plaintext_file(sample, f"sample.{kind.format.value}", fallback) as path:
+        return process_file(path, kind, profile, now=now, as_of=as_of)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 applied whole or not at all (``POST /v1/providers/{id}/roster-uploads``).
 
 The DP's profile and keys are read first (an unsigned upload from a DP that signs is refused
-before a byte is read), the body is spooled under the size limit while it is hashed, the DP's
-detached JWS is checked, then the pure pipeline runs in a worker thread. Whatever it decides,
+before a byte is read), the body is spooled (sealed under a key of its own, ``ingest.spool``)
+under the size limit while it is hashed, the DP's detached JWS is checked, then the pure
+pipeline runs in a worker thread over the plain text in memory; the spool file goes whatever
+the outcome. Whatever it decides,
 one transaction then writes the batch row with its signed manifest, its quarantined rows, the
 canonical roster (only when applied), the lineage event and an audit leaf: all of it, or none.
 A rejected upload is recorded first and reported after.
@@ -59,7 +61,7 @@ log = get_logger(__name__)
 
 
 def spool_dir(rt: Runtime) -> Path:
-    """Where uploads and dry-run samples are spooled while they are read."""
+    """Where uploads are spooled (sealed) while they are read: private, swept at start."""
     return rt.settings.data_dir / "spool"
 
 
@@ -115,7 +117,7 @@ async def upload_roster(
                 raise
         try:
             result = await asyncio.to_thread(
-                process_file, spooled.path, kind, stored.profile, now=received_at, as_of=as_of
+                _process_spooled, spooled, kind, stored.profile, received_at, as_of
             )
         except (MalformedUpload, UndeclaredDataCategory) as exc:
             await batch.refuse(exc.code, exc)
@@ -123,6 +125,14 @@ async def upload_roster(
         return await batch.record(result)
     finally:
         spooled.remove()
+
+
+def _process_spooled(
+    spooled: Spooled, kind: UploadType, profile: Profile, now: datetime, as_of: datetime
+) -> BatchResult:
+    """The pipeline over the upload's plain text, which exists only in memory meanwhile."""
+    with spooled.open_plaintext(f"upload.{kind.format.value}") as path:
+        return process_file(path, kind, profile, now=now, as_of=as_of)
 
 
 def _signing_key(keys: dict[str, dict[str, Any]], jws: DetachedJws | None) -> dict[str, Any] | None:
@@ -343,7 +353,8 @@ class _BatchWriter:
             session.add(row)
             await session.flush()
             if result is not None and result.quarantine:
-                await batch_store.add_quarantine(session, self.tenant_id, self.id, result)
+                sealer = await self.rt.tenant_keys.sealer(session, self.tenant_id)
+                await batch_store.add_quarantine(session, sealer, self.id, result)
             if result is not None and result.applied:
                 await self.rt.rosters.replace(
                     session, self.tenant_id, self.provider_id, self.id, result.records

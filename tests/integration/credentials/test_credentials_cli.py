@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc.jwk import ECKey
 from typer.testing import CliRunner
 
 from connector_support import provider_body
 from pavilion.cli.main import app
+from pavilion.jose import b64url_decode
 from presentation_support import Holder, envelope_presentation
 
 runner = CliRunner()
@@ -206,6 +211,73 @@ def test_trust_chain_and_defaults_from_the_command_line(env: Path) -> None:
         ],
     )
     assert refused.exit_code != 0
+
+
+def test_an_ed25519_credential_says_ed25519_and_no_warning_reaches_the_user(env: Path) -> None:
+    """RFC 9864: a DP key certified Ed25519 signs as "Ed25519", not the deprecated "EdDSA";
+    issuing and verifying from the command line print no warning, even with warnings as errors,
+    and pyca/cryptography verifies the signature with the x5c leaf's key on its own."""
+    _run("db", "upgrade")
+    _run("tenants", "create", "acme")
+    spec = env / "provider.yaml"
+    spec.write_text(yaml.safe_dump(provider_body()))
+    provider_id = _run("providers", "register", "--tenant", "acme", str(spec)).strip()
+    _run("credentials", "trust-root", "--tenant", "acme")
+    _run(
+        "credentials",
+        "certify",
+        "--tenant",
+        "acme",
+        "--provider",
+        provider_id,
+        "--claim-type",
+        "age_over",
+        "--algorithm",
+        "EdDSA",
+    )
+    (env / "credential.json").write_text(json.dumps(CREDENTIAL))
+    pavilion = [sys.executable, "-W", "error", "-c", "from pavilion.cli.main import main; main()"]
+    issued = subprocess.run(
+        [
+            *pavilion,
+            "credentials",
+            "issue",
+            "--tenant",
+            "acme",
+            "--provider",
+            provider_id,
+            str(env / "credential.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert issued.returncode == 0, issued.stderr
+    assert not re.search("Warning|deprecated", issued.stderr), issued.stderr
+    token = issued.stdout.strip()
+    (env / "vc.txt").write_text(token)
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    header = json.loads(b64url_decode(header_b64))
+    assert header["alg"] == "Ed25519"
+    leaf = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    public = leaf.public_key()
+    assert isinstance(public, ed25519.Ed25519PublicKey)
+    public.verify(b64url_decode(signature_b64), f"{header_b64}.{payload_b64}".encode())
+
+    verified = subprocess.run(
+        [*pavilion, "credentials", "verify", "--tenant", "acme", "--json", str(env / "vc.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert not re.search("Warning|deprecated", verified.stderr), verified.stderr
+    report = json.loads(verified.stdout)
+    signature = next(c for c in report["checks"] if c["check"] == "signature")
+    assert report["verified"] is True
+    assert signature["reason"].startswith("Ed25519 signature verified with the x5c leaf")
 
 
 def test_bad_files_say_what_is_wrong(env: Path) -> None:

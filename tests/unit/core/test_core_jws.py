@@ -5,15 +5,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from jose_support import pyjwk
 from pavilion.credentials.jwt_vc import issue_jwt_vc
 from pavilion.errors import VerificationFailed
-from pavilion.jose import b64url, b64url_decode_canonical, sign_compact, verify_compact
+from pavilion.jose import (
+    b64url,
+    b64url_decode,
+    b64url_decode_canonical,
+    sign_compact,
+    verify_compact,
+)
 from pavilion.keystore.software import SoftwareKeystore
 
 
@@ -88,17 +98,49 @@ def test_non_canonical_base64url_is_refused(text: str, reason: str) -> None:
         b64url_decode_canonical(text)
 
 
-async def test_an_eddsa_token_verifies_without_a_deprecation_warning_for_the_user(
+async def test_ed25519_tokens_say_ed25519_and_an_independent_library_verifies_them(
     keystore: SoftwareKeystore,
 ) -> None:
-    import warnings
-
-    signer = keystore.signer("audit-signing")  # Ed25519, signing under the name "EdDSA"
+    """RFC 9864: an Ed25519 key signs as "Ed25519" (never the deprecated "EdDSA") and is
+    published as such; pyca/cryptography and PyJWT verify the token without pavilion's help."""
+    signer = keystore.signer("audit-signing")  # the keystore's key type is still "EdDSA"
     token = await sign_compact({"typ": "JWT"}, {"sub": "a"}, signer)
-    jwks = {"keys": keystore.public_jwks("audit-signing")}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        header, payload = verify_compact(token, jwks)
-    assert header["alg"] == "EdDSA"
-    assert payload == {"sub": "a"}
-    assert [str(w.message) for w in caught] == []
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    assert json.loads(b64url_decode(header_b64))["alg"] == "Ed25519"
+    [jwk] = keystore.public_jwks("audit-signing")
+    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("OKP", "Ed25519", "Ed25519")
+
+    public = ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+    public.verify(b64url_decode(signature_b64), f"{header_b64}.{payload_b64}".encode())
+    with pytest.raises(InvalidSignature):
+        public.verify(b64url_decode(signature_b64), f"{header_b64}.{payload_b64}x".encode())
+    assert jwt.decode(token, pyjwk(jwk).key, algorithms=["Ed25519"]) == {"sub": "a"}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        header, payload = verify_compact(token, {"keys": [jwk]})
+    assert (header["alg"], payload) == ("Ed25519", {"sub": "a"})
+
+
+async def test_eddsa_tokens_signed_before_still_verify_without_a_warning_for_the_user(
+    keystore: SoftwareKeystore,
+) -> None:
+    """Tokens and JWKS from before 0.2.0 say "EdDSA": accepted on input, with either JWKS, and
+    joserfc's deprecation warning for the name never reaches the user."""
+    signer = keystore.signer("audit-signing")
+    header_b64 = b64url(json.dumps({"alg": "EdDSA", "typ": "JWT", "kid": signer.key_id}).encode())
+    signing_input = header_b64 + "." + b64url(b'{"sub":"a"}')
+    legacy = f"{signing_input}.{b64url(await signer.sign(signing_input.encode()))}"
+    new = await sign_compact({"typ": "JWT"}, {"sub": "a"}, signer)
+    [jwk] = keystore.public_jwks("audit-signing")
+    old_jwk = {**jwk, "alg": "EdDSA"}  # as the JWKS published it before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for token, key in ((legacy, jwk), (legacy, old_jwk), (new, old_jwk)):
+            header, payload = verify_compact(token, {"keys": [key]})
+            assert payload == {"sub": "a"}
+    assert header["alg"] == "Ed25519"
+    # Only our algorithms, whatever the JWK says: HS256 with the public key as secret fails.
+    forged = b64url(b'{"alg":"HS256","typ":"JWT"}') + ".e30.AAAA"
+    with pytest.raises(VerificationFailed):
+        verify_compact(forged, {"keys": [jwk]})

@@ -70,3 +70,50 @@ def test_status_list_settings_are_checked(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setenv("PAVILION_STATUS_TRUST_ANCHORS", json.dumps({prefix: "https://j/"}))
         with pytest.raises(ConfigurationError, match="must be an origin and a path"):
             load_settings(None, data_dir=tmp_path)
+
+
+def test_a_standby_token_needs_exactly_one_pin_and_defaults_to_the_primary_module(
+    tmp_path: Path,
+) -> None:
+    from pavilion.keystore.factory import hsm_standby_config
+
+    base = {
+        "data_dir": tmp_path,
+        "keystore_backend": "pkcs11",
+        "hsm_module": "/x.so",
+        "hsm_token_label": "t",
+        "hsm_pin": "1234",
+    }
+    assert hsm_standby_config(load_settings(None, **base)) is None
+    with pytest.raises(ConfigurationError, match="names the primary token itself"):
+        load_settings(None, **base, hsm_standby_token_label="t", hsm_standby_pin="1")
+    with pytest.raises(ConfigurationError, match="PAVILION_HSM_STANDBY_PIN or"):
+        load_settings(None, **base, hsm_standby_token_label="s")
+    pin_file = tmp_path / "standby-pin"
+    pin_file.write_text("5678\n")
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        load_settings(
+            None,
+            **base,
+            hsm_standby_token_label="s",
+            hsm_standby_pin="5",
+            hsm_standby_pin_file=pin_file,
+        )
+    settings = load_settings(
+        None, **base, hsm_standby_token_label="s", hsm_standby_pin_file=pin_file, hsm_standby_slot=3
+    )
+    standby = hsm_standby_config(settings)
+    assert standby is not None
+    assert (standby.module_path, standby.token_label, standby.user_pin, standby.slot) == (
+        "/x.so",
+        "s",
+        "5678",
+        3,
+    )
+    other = load_settings(
+        None, **base, hsm_standby_token_label="s", hsm_standby_pin="9", hsm_standby_module="/y.so"
+    )
+    standby = hsm_standby_config(other)
+    assert standby is not None
+    assert (standby.module_path, standby.user_pin) == ("/y.so", "9")
+    assert "9" not in repr(standby)

@@ -6,18 +6,16 @@ import json
 import multiprocessing
 from pathlib import Path
 
-import jwt
 import pytest
 
+from jose_support import pyjwk, pyjwt_algorithm
 from pavilion.errors import ConfigurationError, CryptoError
 from pavilion.keystore.base import KeyLifecycleError, Keystore
 from pavilion.keystore.software import SoftwareKeystore
 
 
 def _verify(jwk: dict[str, str], message: bytes, signature: bytes) -> bool:
-    return bool(
-        jwt.get_algorithm_by_name(jwk["alg"]).verify(message, jwt.PyJWK(jwk).key, signature)
-    )
+    return bool(pyjwt_algorithm(jwk["alg"]).verify(message, pyjwk(jwk).key, signature))
 
 
 async def test_rotation_publishes_the_new_key_and_keeps_the_old_one_until_retired(

@@ -89,12 +89,29 @@ def test_unsorted_or_repeated_tags_fail_the_check() -> None:
         psi.EncodedSet.from_tags([b"abcd", b"ab"], 4)
 
 
-def test_parallel_evaluation_matches_the_single_process_result() -> None:
+def test_parallel_evaluation_matches_the_single_thread_result() -> None:
     key = oprf.generate_key_pair()
     inputs = [f"x{i}".encode() for i in range(60)]
     assert psi.evaluate_tags(key.sk, inputs, 8, workers=2, chunk=20) == psi.evaluate_tags(
         key.sk, inputs, 8
     )
+
+
+def test_identifier_tags_are_the_tags_of_the_normalised_inputs() -> None:
+    """A one-identifier list (a customer list) gets the same tags, in order, as its OPRF
+    inputs would, whether evaluated on one thread or spread over several."""
+    key = oprf.generate_key_pair()
+    emails = [f" Member{i}@Club.example" for i in range(50)]
+    inputs = [psi.oprf_input("customers", {"email": e}) for e in emails]
+    expected = psi.evaluate_tags(key.sk, inputs, 8)
+    assert psi.evaluate_identifier_tags(key.sk, "customers", "email", emails, 8) == expected
+    spread = psi.evaluate_identifier_tags(
+        key.sk, "customers", "email", emails, 8, workers=2, chunk=16
+    )
+    assert spread == expected
+    with pytest.raises(InvalidRequest) as caught:
+        psi.evaluate_identifier_tags(key.sk, "customers", "email", emails, 8, workers=0)
+    assert caught.value.field == "workers"
 
 
 def _manifest(**changes: object) -> psi.TagSetManifest:

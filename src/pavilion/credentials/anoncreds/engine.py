@@ -44,6 +44,7 @@ from anoncreds import (
 
 from pavilion.errors import CryptoError, InvalidRequest, VerificationFailed
 from pavilion.parsing import loads_json
+from pavilion.store.private_files import private_dir, private_file
 
 SCHEMA_NAME: Final = "pavilion-eligibility"
 SCHEMA_VERSION: Final = "1.0"
@@ -158,7 +159,7 @@ def create_registry(
     """A revocation registry of ``max_cred_num`` entries, every one issued by default."""
     if max_cred_num < 1:
         raise InvalidRequest("a revocation registry needs at least one entry", field="size")
-    tails_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(tails_dir)
     with _translated("creating the revocation registry"):
         cred_def = CredentialDefinition.load(issuer.cred_def_json)
         definition, private = RevocationRegistryDefinition.create(
@@ -174,7 +175,7 @@ def create_registry(
             cred_def, rev_reg_def_id, definition, private, issuer.issuer_id, True, timestamp
         )
     tails_hash = str(definition.tails_hash)
-    tails_path = Path(str(definition.tails_location))
+    tails_path = private_file(Path(str(definition.tails_location)))
     return RegistryMaterial(
         rev_reg_def_id=rev_reg_def_id,
         rev_reg_def_json=_json(definition),

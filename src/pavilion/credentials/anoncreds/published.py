@@ -27,6 +27,7 @@ from pavilion.credentials.anoncreds.types import (
 from pavilion.errors import NotFound
 from pavilion.store.base import new_id
 from pavilion.store.database import Database
+from pavilion.store.private_files import private_dir, private_file
 
 
 class PublishedState:
@@ -40,8 +41,8 @@ class PublishedState:
         """The tails file on local disk, written from the database when this node lacks it."""
         path = self._config.tails_dir / tails_hash
         if not path.exists():
-            self._config.tails_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{new_id()}.tmp")
+            private_dir(self._config.tails_dir)
+            tmp = private_file(path.with_suffix(f".{new_id()}.tmp"))
             tmp.write_bytes(tails)
             tmp.replace(path)
         return path

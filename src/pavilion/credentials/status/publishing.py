@@ -39,7 +39,7 @@ from pavilion.credentials.status.types import (
     tenant_of_list,
 )
 from pavilion.errors import NotFound
-from pavilion.jose import sign_compact
+from pavilion.jose import jws_alg, sign_compact
 from pavilion.keystore.base import Keystore
 from pavilion.store.database import Database
 
@@ -143,7 +143,7 @@ class ListPublisher:
             ttl_seconds=self._config.ttl_seconds,
         )
         signer = self._keystore.signer("credential-signing")
-        header = status_list_jwt_header(signer.algorithm, signer.key_id)
+        header = status_list_jwt_header(jws_alg(signer.algorithm), signer.key_id)
         return await sign_compact(header, claims, signer)
 
     async def _sign_bitstring_list(

@@ -3,7 +3,7 @@
 A list is trusted when its URL lies under a configured anchor (``status_trust_anchors``:
 URL prefix -> JWKS URL; same origin and whole path segments, see
 :mod:`pavilion.credentials.status.anchors`) and its JWS verifies against that JWKS (ES256 or
-EdDSA only, via :func:`pavilion.credentials.jws.verify_compact`). Anything else is refused
+Ed25519 (or EdDSA) only, via :func:`pavilion.jose.verify_compact`). Anything else is refused
 with the reason: an unanchored URL, plain HTTP to anything but loopback, a fetch that fails, a
 wrong ``typ``, a ``sub``/``id`` that names another list, an expired list, a bad signature.
 

@@ -10,6 +10,7 @@ from pavilion.ingest.errors import MalformedUpload
 from pavilion.ingest.formats.core import BOM, Format, RawBatch
 from pavilion.ingest.formats.ndjson import read_ndjson
 from pavilion.ingest.schema import RecordSchema
+from pavilion.ingest.scratch import beside
 from pavilion.parsing import MAX_NESTING
 
 
@@ -36,7 +37,7 @@ def read_json_array(path: Path, schema: RecordSchema) -> RawBatch:
         raise MalformedUpload("the upload holds no records", field="body")
     # Outside strings JSON whitespace may be replaced freely; inside strings a raw line break
     # is not allowed at all, so this keeps every element on one line.
-    lines = path.with_suffix(path.suffix + ".ndjson")
+    lines = beside(path, ".ndjson")
     with lines.open("wb") as out:
         for element in elements:
             out.write(bytes(element).replace(b"\r", b" ").replace(b"\n", b" ") + b"\n")

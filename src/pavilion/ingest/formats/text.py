@@ -11,6 +11,7 @@ import polars as pl
 
 from pavilion.ingest.errors import MalformedUpload
 from pavilion.ingest.formats.core import CHUNK, LINE, first_line
+from pavilion.ingest.scratch import beside
 
 _UNIT_SEPARATOR: Final = "\x1f"  # cannot occur in valid JSON text; rare in CSV
 
@@ -49,7 +50,7 @@ def not_utf8(path: Path, what: str) -> MalformedUpload:
 
 def transcode_to_utf8(path: Path, charset: str) -> Path:
     """Re-encode a text upload to UTF-8 beside it; a byte the charset cannot decode is named."""
-    target = path.with_suffix(path.suffix + ".utf8")
+    target = beside(path, ".utf8")
     decoder = codecs.getincrementaldecoder(charset)()
     offset = 0
     with path.open("rb") as source, target.open("wb") as out:

@@ -101,23 +101,16 @@ def _read_xml(path: Path, schema: RecordSchema) -> RawBatch:
     if tag is None:
         raise MalformedUpload("the XML document holds no records", field="body")
     reader = _XmlColumns(schema)
+    add = reader.add
     root: Any = None
     for _, element in etree.iterparse(
         str(path), events=("end",), tag="{*}" + tag, **_xml_parser_options()
     ):
         if root is None:
             root = element.getroottree().getroot()
-        if element.getparent() is not root:
-            raise MalformedUpload(
-                f"XML records must be children of the root: <{tag}> at line "
-                f"{element.sourceline} is nested deeper",
-                field="body",
-                extra={"line": element.sourceline},
-            )
-        previous = element.getprevious()
-        if previous is not None:
-            _unexpected(previous, tag)
-        reader.add(element)
+        if root[0] is not element:  # lxml keeps one proxy per node, so identity holds
+            _misplaced(element, root, tag)
+        add(element)
         element.clear()
         del root[0]
     if root is not None:
@@ -126,6 +119,18 @@ def _read_xml(path: Path, schema: RecordSchema) -> RawBatch:
     if reader.rows == 0:
         raise MalformedUpload(f"the XML document holds no <{tag}> records", field="body")
     return RawBatch(reader.frame(), Format.XML, reader.type_errors)
+
+
+def _misplaced(element: Any, root: Any, tag: str) -> None:
+    """A record that is not the root's first remaining child: nested, or after a stranger."""
+    if element.getparent() is not root:
+        raise MalformedUpload(
+            f"XML records must be children of the root: <{tag}> at line "
+            f"{element.sourceline} is nested deeper",
+            field="body",
+            extra={"line": element.sourceline},
+        )
+    _unexpected(element.getprevious(), tag)
 
 
 def _unexpected(element: Any, tag: str) -> None:
@@ -137,14 +142,25 @@ def _unexpected(element: Any, tag: str) -> None:
     )
 
 
+#: Joins the items of a list field given as child elements; XML 1.0 text cannot hold U+001F
+#: (not even as a character reference), so splitting on it restores exactly the items.
+_ITEMS: Final = "\x1f"
+
+
 class _XmlColumns:
-    """Record elements into columns: one list per field, padded where a record lacks it."""
+    """Record elements into columns: one list per field, padded where a record lacks it.
+
+    The common child (a field with text, in a column that is up to date) is appended inline;
+    everything else (attributes, a repeated or empty field, nested elements) goes through
+    ``_child``. A list field's items are stored joined and split by polars in ``frame``.
+    """
 
     def __init__(self, schema: RecordSchema) -> None:
         self.fields = schema.by_name
         self.lists = {f.name: f.separator for f in schema.fields if f.type is FieldType.LIST}
         self.columns: dict[str, list[Any]] = {}
-        self.names: dict[str, str] = {}
+        self.by_tag: dict[str, list[Any]] = {}
+        self.item_rows: dict[str, list[int]] = {}
         self.type_errors: list[Issue] = []
         self.rows = 0
 
@@ -170,42 +186,56 @@ class _XmlColumns:
 
     def add(self, element: Any) -> None:
         index = self.rows
-        self.rows += 1
-        for key, value in element.attrib.items():
-            self._set(local_name(key), index, value)
-        names = self.names
-        columns = self.columns
+        self.rows = index + 1
+        attrib = element.attrib
+        if attrib:
+            for key, value in attrib.items():
+                self._set(local_name(key), index, value)
+        by_tag = self.by_tag
         for child in element:
-            tag = child.tag
-            name = names.get(tag)
-            if name is None:
-                name = names[tag] = local_name(tag)
             text = child.text
-            if text and not text.isspace():  # the common case, inlined: a field with text
-                column = columns.get(name)
-                if column is not None and len(column) == index:
-                    column.append(text)
-                else:
-                    self._set(name, index, text)
-            elif len(child):
-                if name in self.lists:
-                    self._set(name, index, [item.text or "" for item in child])
-                elif name in self.fields:
-                    self._set(name, index, None)
-                    self._error(index, name, f"<{name}> holds nested elements, expected text")
-                else:
-                    self._set(name, index, "".join(child.itertext()))
+            column = by_tag.get(child.tag)
+            if column is not None and text and len(column) == index and not text.isspace():
+                column.append(text)
             else:
-                self._set(name, index, text or None)
+                self._child(child, index)
+
+    def _child(self, child: Any, index: int) -> None:
+        tag = child.tag
+        name = local_name(tag)
+        text = child.text
+        if text and not text.isspace():
+            self._set(name, index, text)
+        elif len(child):
+            if name in self.lists:
+                self._set(name, index, _ITEMS.join(item.text or "" for item in child))
+                self.item_rows.setdefault(name, []).append(index)  # a repeat stays null
+            elif name in self.fields:
+                self._set(name, index, None)
+                self._error(index, name, f"<{name}> holds nested elements, expected text")
+            else:
+                self._set(name, index, "".join(child.itertext()))
+        else:
+            self._set(name, index, text or None)
+        self.by_tag[tag] = self.columns[name]
 
     def frame(self) -> pl.DataFrame:
-        data: dict[str, pl.Series] = {ROW: pl.Series(ROW, range(1, self.rows + 1), dtype=pl.Int64)}
+        rows = self.rows
+        data: dict[str, pl.Series] = {
+            ROW: pl.int_range(1, rows + 1, dtype=pl.Int64, eager=True).alias(ROW)
+        }
         for name, column in self.columns.items():
-            column.extend([None] * (self.rows - len(column)))
+            column.extend([None] * (rows - len(column)))
+            text = pl.Series(name, column, dtype=pl.String)
             separator = self.lists.get(name)
             if separator is None:
-                data[name] = pl.Series(name, column, dtype=pl.String)
+                data[name] = text
                 continue
-            values = [v.split(separator) if isinstance(v, str) else v for v in column]
-            data[name] = pl.Series(name, values, dtype=pl.List(pl.String))
+            items = pl.Series(name, [False] * rows, dtype=pl.Boolean)
+            marked = self.item_rows.get(name)
+            if marked:
+                items.scatter(marked, True)
+            data[name] = pl.select(
+                pl.when(items).then(text.str.split(_ITEMS)).otherwise(text.str.split(separator))
+            ).to_series()
         return pl.DataFrame(data)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pavilion.ingest.lineage.model import LOOKUP_TEMPLATES, BatchLineage
+from pavilion.store.private_files import private_file
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
@@ -45,6 +46,7 @@ class LineageEmitter:
                 transport = InProcessTransport()
                 if self.file is not None:
                     self.file.parent.mkdir(parents=True, exist_ok=True)
+                    private_file(self.file)  # 0600 before the transport appends to it
                     self._file = FileTransport(
                         FileConfig(log_file_path=str(self.file), append=True)
                     )

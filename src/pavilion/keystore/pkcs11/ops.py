@@ -136,8 +136,10 @@ class ModuleOps(ModuleSessions):
             can_sign=bool(flags[Attribute.SIGN]),
         )
 
-    def generate(self, ref: int, label: str, algorithm: str) -> KeyRecord:
-        """Generate a non-extractable key pair inside the token."""
+    def generate(
+        self, ref: int, label: str, algorithm: str, extractable: bool = False
+    ) -> KeyRecord:
+        """Generate a sensitive key pair inside the token (extractable: only ever wrapped)."""
         entry = self._entry(ref)
         if algorithm not in _GENERATION:
             raise UnsupportedKey(f"cannot generate a '{algorithm}' key: use ES256 or EdDSA")
@@ -165,7 +167,7 @@ class ModuleOps(ModuleSessions):
                     Attribute.TOKEN: True,
                     Attribute.PRIVATE: True,
                     Attribute.SENSITIVE: True,
-                    Attribute.EXTRACTABLE: False,
+                    Attribute.EXTRACTABLE: extractable,
                     Attribute.SIGN: True,
                     Attribute.DERIVE: False,
                 },
@@ -245,8 +247,8 @@ class ModuleOps(ModuleSessions):
             local=bool(flags[Attribute.LOCAL]),
         )
 
-    def generate_secret(self, ref: int, label: str) -> SecretKeyRecord:
-        """Generate a non-extractable AES-256 key (encrypt/decrypt only) inside the token."""
+    def generate_secret(self, ref: int, label: str, extractable: bool = False) -> SecretKeyRecord:
+        """Generate a sensitive AES-256 key (encrypt/decrypt only) inside the token."""
         entry = self._entry(ref)
         cka_id = os.urandom(16)
         try:
@@ -261,7 +263,7 @@ class ModuleOps(ModuleSessions):
                     Attribute.TOKEN: True,
                     Attribute.PRIVATE: True,
                     Attribute.SENSITIVE: True,
-                    Attribute.EXTRACTABLE: False,
+                    Attribute.EXTRACTABLE: extractable,
                     Attribute.WRAP: False,
                     Attribute.UNWRAP: False,
                     Attribute.SIGN: False,
@@ -294,8 +296,8 @@ class ModuleOps(ModuleSessions):
                     {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: cka_id}
                 )
             )
-            if not found:
-                raise KeyNotFound(
+            if not found:  # the token lost it (or a standby was never given it)
+                raise Pkcs11Unavailable(
                     f"the AES key with CKA_ID {cka_id.hex()} is gone from PKCS#11 token "
                     f"'{entry.label}'"
                 )

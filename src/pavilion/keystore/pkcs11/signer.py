@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from pavilion.jose import b64url, jwk_thumbprint
+from pavilion.jose import b64url, jwk_thumbprint, jws_alg
 from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed, Pkcs11Unavailable
+from pavilion.keystore.pkcs11.metrics import FAILOVER_SIGNATURES
 from pavilion.keystore.pkcs11.records import KeyRecord
 from pavilion.keystore.signer import Algorithm
 
@@ -73,7 +74,7 @@ def public_jwk(record: KeyRecord) -> dict[str, str]:
             f"key '{record.label}': the token returned an invalid public key"
         ) from exc
     jwk["kid"] = jwk_thumbprint(jwk)
-    jwk["alg"] = record.algorithm
+    jwk["alg"] = jws_alg(record.algorithm)
     return jwk
 
 
@@ -195,6 +196,12 @@ class Pkcs11Signer:
         token = self._token
         if token.recovery.failed:
             return await self._sign_degraded(data)
+        if not token.started:  # a standby logs in on first use
+            try:
+                await token.arecover()
+            except Pkcs11Unavailable as exc:
+                token._failed(exc)
+                raise
         worker, ref = token._session()
         future = worker.submit_async(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
         try:
@@ -229,9 +236,11 @@ class Pkcs11Signer:
         standby = self._standby
         assert standby is not None
         try:
-            return await standby._sign_input(data)
+            signature = await standby._sign_input(data)
         except Pkcs11Unavailable as exc:
             raise self._both_down(exc) from exc
+        FAILOVER_SIGNATURES.labels(standby._token.label).inc()
+        return signature
 
     def _both_down(self, standby_error: Pkcs11Unavailable) -> Pkcs11Unavailable:
         primary = self._token.unavailable()
@@ -247,10 +256,13 @@ class Pkcs11Signer:
     def _sign_input_blocking(self, data: bytes, has_fallback: bool) -> bytes:
         token = self._token
         if not token.recovery.failed:
-            worker, ref = token._session()
-            future = worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
             try:
-                return token._wait(future)
+                if not token.started:  # a standby logs in on first use
+                    token.recover_blocking()
+                worker, ref = token._session()
+                return token._wait(
+                    worker.submit(worker.ops.sign, ref, self._cka_id, self._algorithm, data)
+                )
             except Pkcs11Unavailable as exc:
                 token._failed(exc)
                 if not has_fallback:
@@ -273,6 +285,8 @@ class Pkcs11Signer:
         if self._standby is None:
             raise token.unavailable()
         try:
-            return self._standby._sign_input_blocking(data, False)
+            signature = self._standby._sign_input_blocking(data, False)
         except Pkcs11Unavailable as exc:
             raise self._both_down(exc) from exc
+        FAILOVER_SIGNATURES.labels(self._standby._token.label).inc()
+        return signature

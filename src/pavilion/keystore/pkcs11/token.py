@@ -22,10 +22,11 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from pavilion.keystore.pkcs11.config import Pkcs11Config
-from pavilion.keystore.pkcs11.errors import Pkcs11Unavailable, describe
+from pavilion.keystore.pkcs11.errors import Pkcs11Error, Pkcs11Unavailable, describe
+from pavilion.keystore.pkcs11.metrics import TOKEN_UP
 from pavilion.keystore.pkcs11.ops import ModuleOps
 from pavilion.keystore.pkcs11.records import SecretKeyRecord
 from pavilion.keystore.pkcs11.recovery import Recovery
@@ -282,11 +283,13 @@ class Pkcs11Token:
         first = not self.recovery.failed
         self.recovery.failure(describe(exc))
         if first:
+            TOKEN_UP.labels(self.label).set(0)
             log.warning("hsm token failed", token=self.label, error=type(exc).__name__)
 
     def _recovered(self) -> None:
         failures = self.recovery.failures
         self.recovery.success()
+        TOKEN_UP.labels(self.label).set(1)
         log.warning("hsm token recovered", token=self.label, failed_attempts=failures)
 
     def unavailable(self) -> Pkcs11Unavailable:
@@ -298,29 +301,68 @@ class Pkcs11Token:
             retry_after_s=wait,
         )
 
+    @property
+    def started(self) -> bool:
+        return self._ref is not None
+
+    def _not_opened(self, exc: Pkcs11Error) -> Pkcs11Unavailable:
+        return Pkcs11Unavailable(f"PKCS#11 token '{self.label}' did not open: {exc.detail}")
+
     def recover_blocking(self) -> None:
-        """Initialise the module again and log in again (:meth:`ModuleOps.recover`); blocks."""
+        """Initialise the module again and log in again (:meth:`ModuleOps.recover`); a token
+        never started (a standby, opened on first use) is started instead. Blocks."""
+        if self._ref is None and not self._closed:
+            try:
+                self.start()
+            except Pkcs11Unavailable:
+                raise
+            except Pkcs11Error as exc:
+                raise self._not_opened(exc) from exc
+            return
         worker, ref = self._session()
         self._wait(worker.submit(worker.ops.recover, ref))
 
     async def arecover(self) -> None:
+        if self._ref is None and not self._closed:
+            try:
+                await self.astart()
+            except Pkcs11Unavailable:
+                raise
+            except Pkcs11Error as exc:
+                raise self._not_opened(exc) from exc
+            return
         worker, ref = self._session()
         await self._await(worker.submit_async(worker.ops.recover, ref))
 
+    def run(self, op: Callable[..., T], *args: Any) -> T:
+        """Run ``op(ops, ref, *args)`` on the worker (an operation of another module, such as
+        :mod:`~pavilion.keystore.pkcs11.wrapping`); blocks."""
+        self.start()
+        worker, ref = self._session()
+        return self._wait(worker.submit(op, worker.ops, ref, *args))
+
     # -- keys ---------------------------------------------------------------------------------
 
-    def generate_key(self, label: str, algorithm: Algorithm) -> Pkcs11Signer:
-        """Generate a non-extractable ES256 or EdDSA key pair inside the token."""
+    def generate_key(
+        self, label: str, algorithm: Algorithm, *, extractable: bool = False
+    ) -> Pkcs11Signer:
+        """Generate a sensitive ES256 or EdDSA key pair inside the token; non-extractable
+        unless ``extractable`` (then it leaves the token only wrapped, to a standby)."""
         self.start()
         worker, ref = self._session()
         return Pkcs11Signer(
-            self, self._wait(worker.submit(worker.ops.generate, ref, label, algorithm))
+            self,
+            self._wait(worker.submit(worker.ops.generate, ref, label, algorithm, extractable)),
         )
 
-    async def agenerate_key(self, label: str, algorithm: Algorithm) -> Pkcs11Signer:
+    async def agenerate_key(
+        self, label: str, algorithm: Algorithm, *, extractable: bool = False
+    ) -> Pkcs11Signer:
         await self.astart()
         worker, ref = self._session()
-        record = await self._await(worker.submit_async(worker.ops.generate, ref, label, algorithm))
+        record = await self._await(
+            worker.submit_async(worker.ops.generate, ref, label, algorithm, extractable)
+        )
         return Pkcs11Signer(self, record)
 
     def get_signer(self, label: str) -> Pkcs11Signer:
@@ -392,16 +434,20 @@ class Pkcs11Token:
         worker, ref = self._session()
         return await self._await(worker.submit_async(worker.ops.list_secret_keys, ref))
 
-    def generate_secret_key(self, label: str) -> SecretKeyRecord:
-        """Generate a non-extractable AES-256 encrypt/decrypt key inside the token."""
+    def generate_secret_key(self, label: str, *, extractable: bool = False) -> SecretKeyRecord:
+        """Generate a sensitive AES-256 encrypt/decrypt key inside the token."""
         self.start()
         worker, ref = self._session()
-        return self._wait(worker.submit(worker.ops.generate_secret, ref, label))
+        return self._wait(worker.submit(worker.ops.generate_secret, ref, label, extractable))
 
-    async def agenerate_secret_key(self, label: str) -> SecretKeyRecord:
+    async def agenerate_secret_key(
+        self, label: str, *, extractable: bool = False
+    ) -> SecretKeyRecord:
         await self.astart()
         worker, ref = self._session()
-        return await self._await(worker.submit_async(worker.ops.generate_secret, ref, label))
+        return await self._await(
+            worker.submit_async(worker.ops.generate_secret, ref, label, extractable)
+        )
 
     def relabel(self, cka_id: bytes, label: str) -> None:
         """Set the label of every object with this CKA_ID."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from credentials_support import (
     split_jws,
     trust_for,
 )
+from jose_support import pyjwk
 from pavilion.credentials import issuance, jwt_vc, templates, vc2, verifier
 from pavilion.credentials.report import CheckFailed
 from pavilion.credentials.templates import CredentialFormat
@@ -64,12 +66,19 @@ async def test_joserfc_and_pyjwt_verify_vc2_credentials_with_es256_and_eddsa() -
         issued = await issue(VC2, signer)
         jwk = signer.public_jwk()
         key = ECKey.import_key(jwk) if jwk["kty"] == "EC" else OKPKey.import_key(jwk)
-        result = joserfc_jws.deserialize_compact(issued.token, key, algorithms=[signer.algorithm])
-        assert result.protected["typ"] == "vc+jwt"
+        alg = {"ES256": "ES256", "EdDSA": "Ed25519"}[signer.algorithm]  # RFC 9864's name
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no deprecation warning for what we sign
+            result = joserfc_jws.deserialize_compact(issued.token, key, algorithms=[alg])
+        assert (result.protected["typ"], result.protected["alg"], jwk["alg"]) == (
+            "vc+jwt",
+            alg,
+            alg,
+        )
         claims = jwt.decode(
             issued.token,
-            jwt.PyJWK(jwk).key,
-            algorithms=[signer.algorithm],
+            pyjwk(jwk).key,
+            algorithms=[alg],
             options={"require": ["exp", "nbf", "iss"]},
             leeway=10**9,
         )
