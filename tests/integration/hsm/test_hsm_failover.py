@@ -84,6 +84,7 @@ async def test_signing_fails_over_to_the_standby_with_the_same_public_key(
         await keystore.ahealth()  # ready: the standby signs
         # Tenant data keys still open (the AES key-encryption key was replicated too).
         assert keystore.unwrap_key(*tenant_key, b"tenant-a") == b"d" * 32
+        new_tenant_key = keystore.wrap_key(b"n" * 32, b"tenant-b")  # sealed by the standby
         pinned = keystore.signer_for(signer.key_id)
         verify_with_cryptography(jwk, b"pinned", await pinned.sign(b"pinned"))
         # The replicated copies on the standby: same CKA_ID, label and public key.
@@ -102,6 +103,8 @@ async def test_signing_fails_over_to_the_standby_with_the_same_public_key(
             verify_with_cryptography(jwk, b"again", await signer.sign(b"again"))
             await asyncio.sleep(0.05)
         assert metric("pavilion_hsm_token_up", softhsm.label) == 1
+        # What the standby sealed, the primary opens: the same AES key on both tokens.
+        assert keystore.unwrap_key(*new_tenant_key, b"tenant-b") == b"n" * 32
 
         # Both gone: a 503-class error that names both tokens.
         hide_token_objects(softhsm.tokendir, tmp_path / "stash2")
