@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 
 from connector_support import Api
 from ingest_support import csv_bytes, profile, push
@@ -135,6 +135,18 @@ async def test_records_and_purposes_are_sealed_and_still_read(
     assert items[0]["record"]["student_id"] == roster[41].student_id
     assert {r["code"] for r in items[0]["reasons"]} == {"future"}
 
+    async with api.rt.db.transaction(api.tenant_id) as session:  # a record removed
+        await session.execute(
+            delete(RosterRecord).where(
+                RosterRecord.subject_ref == sealer.pseudonym(roster[7].student_id)
+            )
+        )
+    check = await api.client.get(
+        f"/v1/providers/{provider_id}/roster-uploads/{batch_id}", headers=api.auth("dp-admin")
+    )
+    assert check.status_code == 422
+    assert "29 records stored, 30 signed" in check.json()["detail"]
+
 
 async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
     api: Api, roster: list[StudentRecord]
@@ -195,3 +207,9 @@ async def test_the_migration_seals_rows_stored_in_clear_and_undoes_it(
     assert again.purpose_note is not None
     aad = record_aad(api.tenant_id, "verifications", again.id)
     assert sealer.open(again.purpose_note, aad).decode() == FREE_TEXT
+    coded_again = await api.client.post(
+        f"/v1/verifications/{coded}/refresh",
+        json={"identifiers": {"student_id": roster[1].student_id}},
+        headers=api.auth("broker"),
+    )
+    assert coded_again.status_code == 201, coded_again.text
