@@ -262,16 +262,16 @@ def coerce(batch: RawBatch, schema: RecordSchema) -> Typed:
         if message:
             messages[spec.name] = message
             failures.append(
-                (column.is_not_null() & converted.is_null()).alias(spec.name)
+                column.is_not_null().alias(spec.name)
                 if dtype != pl.String
-                else (
-                    column.is_not_null() & (column.str.len_bytes() > 0) & converted.is_null()
-                ).alias(spec.name)
+                else (column.is_not_null() & (column.str.len_bytes() > 0)).alias(spec.name)
             )
     typed = frame.select(exprs)
     errors = no_errors()
     if failures:
-        flags = frame.select(pl.col(ROW), *failures)
+        # A value sent that came out null did not convert (each conversion runs once, above).
+        sent = frame.select(pl.col(ROW), *failures)
+        flags = sent.with_columns(pl.col(name) & typed[name].is_null() for name in messages)
         parts = [
             flags.filter(pl.col(name)).select(
                 pl.col(ROW).alias("row"),
