@@ -246,6 +246,8 @@ def test_xml_record_element_from_the_schema(tmp_path: Path) -> None:
         "no <student> records"
         in _refused(tmp_path, b"<roster></roster>", Format.XML, schema=schema).detail
     )
+    lone = _refused(tmp_path, b"<student/>", Format.XML, schema=schema)
+    assert lone.detail.endswith("<student> at line 1 is nested deeper")  # the root is no record
 
 
 def test_parquet(tmp_path: Path) -> None:

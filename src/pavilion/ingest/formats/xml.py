@@ -108,7 +108,7 @@ def _read_xml(path: Path, schema: RecordSchema) -> RawBatch:
     ):
         if root is None:
             root = element.getroottree().getroot()
-        if root[0] is not element:  # lxml keeps one proxy per node, so identity holds
+        if element is root or root[0] is not element:  # lxml keeps one proxy per node
             _misplaced(element, root, tag)
         add(element)
         element.clear()
