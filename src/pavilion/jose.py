@@ -18,16 +18,16 @@ import re
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from joserfc import jws
-from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import KeySet
 
 from pavilion.errors import VerificationFailed
 from pavilion.parsing import loads_json
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
 
 #: The JWS ``alg`` a signing key's type signs under. An Ed25519 key signs as ``Ed25519``, the
 #: fully specified name of RFC 9864, which deprecates the polymorphic ``EdDSA`` (the keystore
@@ -145,6 +145,8 @@ def import_key_set(jwks: Mapping[str, Any]) -> KeySet:
     as ``EdDSA`` (before 0.2.0) must verify ``Ed25519`` tokens, and the other way round. The
     key type still has to fit the algorithm (joserfc checks ``kty`` and the curve).
     """
+    from joserfc.jwk import KeySet  # joserfc is imported when a JWKS is first used
+
     keys = jwks.get("keys")
     if isinstance(keys, list):
         keys = [
@@ -163,6 +165,8 @@ def quiet_eddsa() -> Iterator[None]:
     The warning is about the name a token's signer chose, not something the connector's users
     can act on, so it never reaches them.
     """
+    from joserfc.errors import SecurityWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)
         yield
@@ -178,6 +182,9 @@ async def sign_compact(header: dict[str, Any], payload: dict[str, Any], signer: 
 
 def verify_compact(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify with joserfc against a JWKS; only asymmetric algorithms we issue are accepted."""
+    from joserfc import jws
+    from joserfc.errors import JoseError
+
     try:
         key_set = import_key_set(jwks)
         with quiet_eddsa():
