@@ -53,6 +53,7 @@ that every caller answering malformed input answers these alike:
 
     NestingTooDeep              pavilion/parsing.py               JSON nested past the limit
     YamlNestingTooDeep          pavilion/parsing.py               YAML nested past the limit
+    YamlExpansionRefused        pavilion/parsing.py               YAML aliases past the node limit
 
 Lower-layer errors enter the tree ``from`` the original: SQLAlchemy's by SQLSTATE class and
 one table in ``store/database.py`` (a refused value 422, an unreachable or busy database 503,

@@ -186,10 +186,10 @@ class Runtime:
 
     @functools.cached_property
     def rosters(self) -> RosterStore:
-        """Canonical roster records (what roster uploads replace and lookups read)."""
+        """Canonical roster records, sealed (what roster uploads replace and lookups read)."""
         from pavilion.ingest.roster_store import SqlRosterStore
 
-        return SqlRosterStore()
+        return SqlRosterStore(self.tenant_keys)
 
     # -- tenants, providers, access -----------------------------------------------------------
 

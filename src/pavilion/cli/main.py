@@ -55,9 +55,32 @@ def _global_options(
 
 
 def migrate(s: Settings) -> UpgradeReport:
+    """Upgrade the schema; a migration that seals rows stored in clear gets the tenants' data
+    keys from the keystore, opened only if one asks."""
+    import asyncio
+
+    from pavilion.keystore.base import Keystore
+    from pavilion.keystore.factory import open_keystore
     from pavilion.store.migrate import app_role_for, upgrade
 
-    return upgrade(s.database_migration_url, app_role_for(s.database_url, s.database_migration_url))
+    opened: list[Keystore] = []
+
+    def data_keys(tenant_id: str, kek_id: str, wrapped: bytes) -> bytes:
+        from pavilion.tenancy.service import data_key_context
+
+        if not opened:
+            opened.append(open_keystore(s))
+        return opened[0].unwrap_key(kek_id, wrapped, data_key_context(tenant_id))
+
+    try:
+        return upgrade(
+            s.database_migration_url,
+            app_role_for(s.database_url, s.database_migration_url),
+            data_keys=data_keys,
+        )
+    finally:
+        for keystore in opened:
+            asyncio.run(keystore.aclose())
 
 
 @db_app.command("upgrade")

@@ -405,6 +405,15 @@ class Settings(BaseSettings):
                     "PAVILION_HSM_STANDBY_TOKEN_LABEL needs PAVILION_HSM_STANDBY_PIN or "
                     "PAVILION_HSM_STANDBY_PIN_FILE (exactly one)"
                 )
+            if (
+                self.hsm_standby_token_label == self.hsm_token_label
+                and (self.hsm_standby_module or self.hsm_module) == self.hsm_module
+                and self.hsm_standby_slot == self.hsm_slot
+            ):
+                raise ValueError(
+                    "PAVILION_HSM_STANDBY_TOKEN_LABEL names the primary token itself: a standby "
+                    "is another token (another label, slot or module)"
+                )
         return self
 
     @model_validator(mode="after")

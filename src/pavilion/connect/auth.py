@@ -29,10 +29,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-import jwt
 
 from pavilion.connect.events import ConnectionEvent, EventSink, endpoint_label
 from pavilion.errors import ProviderBadResponse, ProviderUnavailable
+from pavilion.jose import JoseKey, encode_jwt, jose_key
 from pavilion.parsing import loads_json
 from pavilion.providers.auth_schemas import load_private_key
 from pavilion.providers.types import DpAuthSettings, ProviderConnection
@@ -81,7 +81,7 @@ class DpAuthenticator:
         self._clock = clock
         self._wall = wall_clock
         self._slots: dict[str, _TokenSlot] = {}
-        self._keys: dict[tuple[str, str], Any] = {}
+        self._keys: dict[tuple[str, str], JoseKey] = {}
         self.fetches = 0
 
     @staticmethod
@@ -217,7 +217,7 @@ class DpAuthenticator:
             raise ProviderBadResponse("private_key_jwt needs a private key and a token endpoint")
         cache_key = (provider_id, settings.assertion_key)
         if cache_key not in self._keys:
-            self._keys[cache_key] = load_private_key(settings.assertion_key)
+            self._keys[cache_key] = jose_key(load_private_key(settings.assertion_key))
         now = int(self._wall())
         claims = {
             "iss": settings.client_id,
@@ -228,12 +228,7 @@ class DpAuthenticator:
             "exp": now + ASSERTION_LIFETIME_S,
         }
         header = {"typ": "JWT"} | ({"kid": settings.key_id} if settings.key_id else {})
-        return jwt.encode(
-            claims,
-            self._keys[cache_key],
-            algorithm=settings.algorithm or "ES256",
-            headers=header,
-        )
+        return encode_jwt(claims, self._keys[cache_key], settings.algorithm or "ES256", header)
 
     def _emit(self, provider: ProviderConnection, kind: str, where: str, **data: Any) -> None:
         self._events.emit(

@@ -22,17 +22,23 @@ import ssl
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Self
 
-import jwt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pavilion.dpagent.problems import error_response
-from pavilion.errors import AuthenticationFailed, ConfigurationError, PermissionDenied
+from pavilion.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    PermissionDenied,
+    VerificationFailed,
+)
+from pavilion.jose import JoseKey, check_claims, decode_jwt, jwks_keys, unverified_header
 from pavilion.observability.logging import get_logger
 from pavilion.serving import BackgroundServer
 
@@ -54,6 +60,15 @@ class ServerTlsConfig(BaseModel):
     min_version: Literal["1.2", "1.3"] = "1.2"
 
 
+@dataclass(frozen=True)
+class VerifyingKey:
+    """One key of the authorization server's JWKS, with the one algorithm it verifies."""
+
+    key_id: str
+    algorithm_name: str
+    key: JoseKey
+
+
 class BearerJwtConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -70,7 +85,7 @@ class BearerJwtConfig(BaseModel):
     required_scope: str | None = "dp.lookup"
     leeway_s: int = Field(default=30, ge=0, le=300)
 
-    _keys: dict[str, jwt.PyJWK] = PrivateAttr(default_factory=dict)
+    _keys: dict[str, VerifyingKey] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:
@@ -83,16 +98,16 @@ class BearerJwtConfig(BaseModel):
             except (OSError, ValueError) as exc:
                 raise ValueError(f"jwks_file {self.jwks_file}: cannot read a JWKS: {exc}") from exc
         try:
-            key_set = jwt.PyJWKSet.from_dict(document or {})
-        except jwt.PyJWTError as exc:
+            keys = jwks_keys(document or {})
+        except ValueError as exc:
             raise ValueError(f"not a usable JWKS: {exc}") from exc
-        for key in key_set.keys:
-            if not key.key_id:
+        for kid, algorithm, key in keys:
+            if not kid:
                 raise ValueError("every key of the JWKS needs a 'kid'")
-            self._keys[key.key_id] = key
+            self._keys[kid] = VerifyingKey(kid, algorithm, key)
         return self
 
-    def key(self, kid: str) -> jwt.PyJWK | None:
+    def key(self, kid: str) -> VerifyingKey | None:
         return self._keys.get(kid)
 
 
@@ -198,8 +213,8 @@ class BearerJwtMiddleware:
 def validate_access_token(token: str, settings: BearerJwtConfig, *, now: float) -> dict[str, Any]:
     """The token's claims, or AuthenticationFailed / PermissionDenied saying what is wrong."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        header = unverified_header(token)
+    except VerificationFailed as exc:
         raise AuthenticationFailed(
             "the access token is not a JWT", extra={"reason": "malformed"}
         ) from exc
@@ -218,23 +233,18 @@ def validate_access_token(token: str, settings: BearerJwtConfig, *, now: float) 
             "the access token's algorithm is not accepted", extra={"reason": "alg"}
         )
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key=key.key,
-            algorithms=[algorithm],
-            audience=settings.audience,
+        _, claims = decode_jwt(token, key.key, [algorithm])
+        # Times are checked below against the injected clock.
+        check_claims(
+            claims,
+            require=("exp", "iat", "iss", "aud", "sub"),
             issuer=settings.issuer,
-            # Times are checked below against the injected clock.
-            options={
-                "require": ["exp", "iat", "iss", "aud", "sub"],
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
+            audience=settings.audience,
         )
-    except jwt.PyJWTError as exc:
+    except VerificationFailed as exc:
         raise AuthenticationFailed(
-            "the access token is not valid for this agent", extra={"reason": type(exc).__name__}
+            "the access token is not valid for this agent",
+            extra={"reason": exc.extra.get("reason", "invalid")},
         ) from exc
     leeway = settings.leeway_s
     if not all(isinstance(claims.get(c, 0), int | float) for c in ("exp", "iat", "nbf")):

@@ -26,7 +26,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import sys
 import time
@@ -36,18 +35,29 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, unquote_plus
 
-import jwt
 import yaml
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pavilion.dpagent.security import ServerTlsConfig, serving
+from pavilion.errors import VerificationFailed
+from pavilion.jose import (
+    JoseKey,
+    check_claims,
+    decode_jwt,
+    encode_jwt,
+    jose_key,
+    public_jwk,
+    unverified_claims,
+)
 
 CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S: Final = 300
+#: What a client may sign its assertion with (the algorithm its registered key allows).
+ASSERTION_ALGORITHMS: Final = ("ES256", "EdDSA", "RS256", "PS256")
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 (a path)
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -69,7 +79,7 @@ class TokenClient(BaseModel):
         if (self.secret_sha256 is None) == (self.public_key is None):
             raise ValueError("give exactly one of secret_sha256 and public_key")
         if self.public_key is not None:
-            serialization.load_pem_public_key(self.public_key.encode("ascii"))
+            _assertion_key(self.public_key)
         return self
 
     @property
@@ -108,8 +118,8 @@ def create_token_server_app(
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     key = signing_key or _load_or_generate(config.signing_key)
-    public_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
-    public_jwk |= {"kid": config.key_id, "alg": "ES256", "use": "sig"}
+    signer = jose_key(key)
+    published = public_jwk(key) | {"kid": config.key_id, "alg": "ES256", "use": "sig"}
     registry = _Registry(config, {c.client_id: c for c in config.clients}, {})
     app = FastAPI(title="Pavilion DP token server", docs_url=None, redoc_url=None)
     app.state.issued = 0
@@ -120,7 +130,7 @@ def create_token_server_app(
 
     @app.get("/.well-known/jwks.json")
     async def jwks() -> dict[str, Any]:
-        return {"keys": [public_jwk]}
+        return {"keys": [published]}
 
     @app.get("/.well-known/oauth-authorization-server")
     async def metadata(request: Request) -> dict[str, Any]:
@@ -162,9 +172,7 @@ def create_token_server_app(
             "exp": int(now) + config.token_lifetime_s,
             "jti": secrets.token_urlsafe(16),
         }
-        access_token = jwt.encode(
-            claims, key, algorithm="ES256", headers={"kid": config.key_id, "typ": "at+jwt"}
-        )
+        access_token = encode_jwt(claims, signer, "ES256", {"kid": config.key_id, "typ": "at+jwt"})
         app.state.issued += 1
         return JSONResponse(
             {
@@ -209,8 +217,8 @@ class _Registry:
     def assertion_client(self, request: Request, form: dict[str, str], now: float) -> TokenClient:
         assertion = form.get("client_assertion", "")
         try:
-            unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
+            unverified = unverified_claims(assertion)
+        except VerificationFailed as exc:
             raise OAuthError("invalid_client", "the client assertion is not a JWT", 401) from exc
         client_id = str(unverified.get("iss", ""))
         client = self.clients.get(client_id)
@@ -223,23 +231,21 @@ class _Registry:
             self.config.issuer,
             str(request.base_url).rstrip("/") + TOKEN_PATH,
         ]
-        public_key = serialization.load_pem_public_key(client.public_key.encode("ascii"))
         try:
-            claims = jwt.decode(
-                assertion,
-                key=public_key,  # type: ignore[arg-type]
-                algorithms=["ES256", "EdDSA", "RS256", "PS256"],
-                audience=audiences,
-                issuer=client_id,
-                options={
-                    "require": ["exp", "iss", "sub", "aud", "jti"],
-                    "verify_exp": False,  # checked below against the injected clock
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
+            _, claims = decode_jwt(
+                assertion, _assertion_key(client.public_key), ASSERTION_ALGORITHMS
             )
-        except jwt.PyJWTError as exc:
-            raise OAuthError("invalid_client", f"client assertion rejected: {exc}", 401) from exc
+            # exp and iat are checked below against the injected clock.
+            check_claims(
+                claims,
+                require=("exp", "iss", "sub", "aud", "jti"),
+                issuer=client_id,
+                audience=audiences,
+            )
+        except VerificationFailed as exc:
+            raise OAuthError(
+                "invalid_client", f"client assertion rejected: {exc.detail}", 401
+            ) from exc
         if not isinstance(claims["exp"], int | float) or now > float(claims["exp"]) + 5:
             raise OAuthError("invalid_client", "client assertion rejected: expired", 401)
         if (
@@ -259,6 +265,20 @@ class _Registry:
             raise OAuthError("invalid_client", "the client assertion was replayed", 401)
         self.seen_jti[jti] = float(claims["exp"]) + 5
         return client
+
+
+def _assertion_key(pem: str) -> JoseKey:
+    """A client's registered public key (PEM): EC, RSA or Ed25519/Ed448."""
+    key = serialization.load_pem_public_key(pem.encode("ascii"))
+    if not isinstance(
+        key,
+        ec.EllipticCurvePublicKey
+        | rsa.RSAPublicKey
+        | ed25519.Ed25519PublicKey
+        | ed448.Ed448PublicKey,
+    ):
+        raise ValueError("a client's public key must be an EC, RSA or EdDSA key")
+    return jose_key(key)
 
 
 def _granted(requested: str | None, client: TokenClient) -> list[str]:

@@ -5,6 +5,7 @@ check against the signed manifest, and the quality trend across batches. Every q
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
@@ -12,13 +13,18 @@ from typing import Any, NotRequired, TypedDict
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pavilion.errors import NotFound, VerificationFailed
+from pavilion.errors import CryptoError, NotFound, VerificationFailed
 from pavilion.ingest.integrity import verify_manifest
 from pavilion.ingest.models import QuarantinedRow, RosterBatch
 from pavilion.ingest.pipeline import BatchResult
+from pavilion.ingest.pipeline import QuarantinedRow as Quarantined
 from pavilion.ingest.profile_store import provider_exists
 from pavilion.ingest.roster_store import INSERT_CHUNK, RosterStore
+from pavilion.parsing import loads_json
 from pavilion.store.base import new_id
+from pavilion.tenancy.sealing import TenantSealer, record_aad
+
+QUARANTINE_TABLE = "ingest_quarantine"
 
 
 class BatchRows(TypedDict):
@@ -161,7 +167,14 @@ async def verify_batch(
     ).scalar_one()
     if current != row.id:
         return "verified (manifest; records since replaced by a later batch)"
-    count, digest, batch_ids = await store.digest(session, tenant_id, row.provider_id)
+    try:
+        count, digest, batch_ids = await store.digest(session, tenant_id, row.provider_id)
+    except CryptoError as exc:
+        raise VerificationFailed(
+            f"batch {row.id}: a stored record does not open under the tenant's key (altered "
+            "or moved between rows): it was tampered with",
+            extra={"reason": "output-digest", "batch_id": row.id},
+        ) from exc
     if batch_ids - {row.id} or count != row.rows_applied or digest != row.output_sha256:
         raise VerificationFailed(
             f"batch {row.id}: the stored roster does not match the signed manifest "
@@ -189,8 +202,15 @@ async def list_batches(
 
 
 async def quarantine_of(
-    session: AsyncSession, tenant_id: str, batch_id: str, *, limit: int, after_row: int
+    session: AsyncSession,
+    sealer: TenantSealer,
+    batch_id: str,
+    *,
+    limit: int,
+    after_row: int,
 ) -> list[QuarantinedRowView]:
+    """Quarantined rows after ``after_row``, opened with the tenant's data key."""
+    tenant_id = sealer.tenant_id
     rows = (
         await session.execute(
             select(QuarantinedRow)
@@ -203,29 +223,46 @@ async def quarantine_of(
             .limit(limit)
         )
     ).scalars()
-    return [QuarantinedRowView(row=r.row, reasons=r.reasons, record=r.record) for r in rows]
+    out = []
+    for r in rows:
+        opened = loads_json(sealer.open(r.sealed, record_aad(tenant_id, QUARANTINE_TABLE, r.id)))
+        out.append(
+            QuarantinedRowView(row=r.row, reasons=opened["reasons"], record=opened["record"])
+        )
+    return out
+
+
+def seal_quarantined(
+    sealer: TenantSealer, batch_id: str, rows: Sequence[Quarantined]
+) -> list[dict[str, Any]]:
+    """Invalid rows as stored: their values and reasons (which may quote values) sealed with
+    the tenant's data key, the tenant, table and row id as associated data."""
+    tenant_id = sealer.tenant_id
+    out = []
+    for q in rows:
+        row_id = new_id()
+        body = json.dumps({"reasons": q.reasons, "record": q.values}, ensure_ascii=False)
+        aad = record_aad(tenant_id, QUARANTINE_TABLE, row_id)
+        out.append(
+            {
+                "id": row_id,
+                "tenant_id": tenant_id,
+                "batch_id": batch_id,
+                "row": q.row,
+                "sealed": sealer.seal(body.encode("utf-8"), aad),
+            }
+        )
+    return out
 
 
 async def add_quarantine(
-    session: AsyncSession, tenant_id: str, batch_id: str, result: BatchResult
+    session: AsyncSession, sealer: TenantSealer, batch_id: str, result: BatchResult
 ) -> None:
-    """The batch's invalid rows with their reasons, in chunks, in the caller's transaction."""
+    """The batch's invalid rows with their reasons, sealed, in chunks, in the caller's
+    transaction."""
     for start in range(0, len(result.quarantine), INSERT_CHUNK):
         chunk = result.quarantine[start : start + INSERT_CHUNK]
-        await session.execute(
-            insert(QuarantinedRow),
-            [
-                {
-                    "id": new_id(),
-                    "tenant_id": tenant_id,
-                    "batch_id": batch_id,
-                    "row": q.row,
-                    "reasons": q.reasons,
-                    "record": q.values,
-                }
-                for q in chunk
-            ],
-        )
+        await session.execute(insert(QuarantinedRow), seal_quarantined(sealer, batch_id, chunk))
 
 
 # -- quality trend ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -88,7 +89,8 @@ class RosterBatch(TenantOwned, Base):
 
 
 class QuarantinedRow(TenantOwned, Base):
-    """An invalid row of a batch, kept aside with its reasons (never silently dropped)."""
+    """An invalid row of a batch, kept aside with its reasons (never silently dropped): both
+    sealed together with the tenant's data key (``batch_store.seal_quarantined``)."""
 
     __tablename__ = "ingest_quarantine"
 
@@ -97,21 +99,21 @@ class QuarantinedRow(TenantOwned, Base):
         String(36), ForeignKey("ingest_batches.id", ondelete="CASCADE"), nullable=False, index=True
     )
     row: Mapped[int] = mapped_column(Integer, nullable=False)
-    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class RosterRecord(TenantOwned, Base):
-    """A provider's current canonical record of one subject (raw storage, for now)."""
+    """A provider's current canonical record of one subject: keyed by the subject's keyed
+    pseudonym, the record sealed with the tenant's data key (``ingest.roster_store``)."""
 
     __tablename__ = "ingest_roster_records"
 
     provider_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
     )
-    subject_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
-    record: Mapped[str] = mapped_column(Text, nullable=False)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class LineageEvent(TenantOwned, Base):

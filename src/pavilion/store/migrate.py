@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,18 @@ class UpgradeReport:
     created_tables: tuple[str, ...]
 
 
-def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> UpgradeReport:
+#: How a migration that seals existing rows gets a tenant's data key:
+#: (tenant id, key-encryption key id, wrapped data key) -> data key.
+DataKeys = Callable[[str, str, bytes], bytes]
+
+
+def upgrade(
+    url: str,
+    app_role: str | None = None,
+    revision: str = "heads",
+    *,
+    data_keys: DataKeys | None = None,
+) -> UpgradeReport:
     """Bring the schema to ``revision``. Safe to run again: applied revisions are skipped.
 
     Domains add revisions on branches of their own, so the default target is every head.
@@ -88,6 +100,7 @@ def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> U
 
     private_sqlite_url(url)  # the embedded database is created private (0600)
     config = alembic_config(url, app_role)
+    config.attributes["data_keys"] = data_keys
     report: dict[str, Any] = {}
     config.attributes["report"] = report
     command.upgrade(config, revision)
@@ -98,6 +111,15 @@ def upgrade(url: str, app_role: str | None = None, revision: str = "heads") -> U
         tables=after,
         created_tables=tuple(t for t in after if t not in before),
     )
+
+
+def downgrade(url: str, revision: str, *, data_keys: DataKeys | None = None) -> None:
+    """Take the schema back to ``revision`` (tests, and an operator undoing an upgrade)."""
+    from alembic import command
+
+    config = alembic_config(url)
+    config.attributes["data_keys"] = data_keys
+    command.downgrade(config, revision)
 
 
 def script_heads() -> frozenset[str] | None:

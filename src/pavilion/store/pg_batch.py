@@ -50,6 +50,8 @@ class GuardedRows:
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes):  # bytea's hex input form (a sealed value)
+        return "\\x" + value.hex()
     raise TypeError(f"cannot encode {type(value).__name__} for PostgreSQL")
 
 

@@ -21,6 +21,7 @@ from pavilion.store.base import new_id
 from pavilion.store.database import Database
 from pavilion.tenancy.models import PLATFORM_TENANT_ID, ApiToken, Tenant
 from pavilion.tenancy.roles import Role
+from pavilion.tenancy.sealing import TenantSealer
 
 TOKEN_PREFIX = "pav"  # noqa: S105 - a public prefix, not a secret
 
@@ -81,6 +82,7 @@ class TenantKeys:
         self._keystore = keystore
         self._cache: dict[str, bytes] = {}
         self._subject_keys: dict[str, bytes] = {}
+        self._sealers: dict[str, TenantSealer] = {}
 
     def new_wrapped_key(self, tenant_id: str) -> tuple[str, bytes]:
         return self._keystore.wrap_key(AESGCM.generate_key(bit_length=256), _ctx(tenant_id))
@@ -107,6 +109,23 @@ class TenantKeys:
         except Exception as exc:
             raise CryptoError("a sealed secret does not open: tampered or moved") from exc
 
+    async def sealer(self, session: AsyncSession, tenant_id: str) -> TenantSealer:
+        """The tenant's data key ready to seal records at rest (``tenancy.sealing``)."""
+        await self.data_key(session, tenant_id)
+        sealer = self.cached_sealer(tenant_id)
+        assert sealer is not None  # the key is in memory now
+        return sealer
+
+    def cached_sealer(self, tenant_id: str) -> TenantSealer | None:
+        """``sealer`` without a database read, or ``None`` if the key is not yet in memory."""
+        sealer = self._sealers.get(tenant_id)
+        if sealer is None:
+            key = self._cache.get(tenant_id)
+            if key is None:
+                return None
+            sealer = self._sealers[tenant_id] = TenantSealer(tenant_id, key)
+        return sealer
+
     async def subject_ref(self, session: AsyncSession, tenant_id: str, canonical: bytes) -> str:
         """Keyed pseudonym of a subject: stable per tenant, useless to anyone without the key."""
         await self.data_key(session, tenant_id)
@@ -124,6 +143,11 @@ class TenantKeys:
             sub_key = hmac.new(key, b"pavilion/subject-ref/v1", hashlib.sha256).digest()
             self._subject_keys[tenant_id] = sub_key
         return hmac.new(sub_key, canonical, hashlib.sha256).hexdigest()
+
+
+def data_key_context(tenant_id: str) -> bytes:
+    """What a tenant's wrapped data key is bound to (the key-encryption's associated data)."""
+    return _ctx(tenant_id)
 
 
 def _ctx(tenant_id: str) -> bytes:

@@ -1,10 +1,11 @@
-"""The record of each verification attempt. It holds ids, hashes and outcomes, never PII."""
+"""The record of each verification attempt. It holds ids, hashes, outcomes and a purpose
+code; free text (the purpose's note) only sealed, never PII in clear."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pavilion.store.base import Base, TenantOwned, UTCDateTime, new_id, utcnow
@@ -21,7 +22,10 @@ class Verification(TenantOwned, Base):
     #: Keyed hash (HMAC under the tenant's data key) of the subject's identifiers.
     subject_ref: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     residency: Mapped[str] = mapped_column(String(16), nullable=False)
-    purpose: Mapped[str] = mapped_column(String(200), nullable=False)
+    #: Why: a code (``verification.purposes``); ``other`` carries a free-text note, sealed
+    #: with the tenant's data key (the tenant, table and verification id as associated data).
+    purpose_code: Mapped[str] = mapped_column(String(40), nullable=False)
+    purpose_note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     region: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: succeeded | provider_unavailable | provider_bad_response | policy_denied
     status: Mapped[str] = mapped_column(String(40), nullable=False)

@@ -70,7 +70,14 @@ class VerificationRequest(BaseModel):
     )
     claim: ClaimRequest
     subject: SubjectRequest
-    purpose: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Why: a purpose code (eligibility, age_verification, student_discount, "
+        "membership, enrolment, employment, account_opening, fraud_prevention, "
+        "credential_refresh), stored as it is; any other text is stored as code 'other' with "
+        "the text sealed with the tenant's data key (docs/PRIVACY.md).",
+    )
     mode: Literal["lookup", "psi"] = Field(
         default="lookup",
         description="lookup: the DP looks the subject up; psi: the connector checks the DP's "

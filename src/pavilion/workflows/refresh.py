@@ -14,14 +14,20 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.credentials.issuer_models import Issuance
 from pavilion.credentials.models import IssuedCredential
 from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.jose import holder_key
 from pavilion.verification.models import Verification
+from pavilion.verification.purposes import open_note, restore
 from pavilion.verification.schemas import IdentifierValue, VerificationRequest
-from pavilion.workflows.verify import VerificationResult, _canonical_identifiers, run_verification
+from pavilion.workflows.verify import (
+    VerificationResult,
+    _canonical_identifiers,
+    run_verification,
+)
 
 if TYPE_CHECKING:
     from pavilion.runtime import Runtime
@@ -82,6 +88,7 @@ async def refresh_verification(
         subject_ref = await rt.tenant_keys.subject_ref(
             session, tenant_id, _canonical_identifiers(body.identifiers)
         )
+        note = await _purpose_note(rt, session, row)
     if subject_ref != row.subject_ref:
         raise InvalidRequest(
             "these identifiers are not the verified subject's", field="identifiers"
@@ -92,7 +99,7 @@ async def refresh_verification(
             "provider_id": row.provider_id,
             "claim": json.loads(row.claim),
             "subject": {"identifiers": body.identifiers, "residency": row.residency},
-            "purpose": row.purpose,
+            "purpose": restore(row.purpose_code, note),
             "format": issued,
             "template": template,
             "holder_jwk": body.holder_jwk if sd_jwt_vc else None,
@@ -104,3 +111,11 @@ async def refresh_verification(
     return VerificationResult(
         result.status_code, {**result.body, "refreshes": verification_id}, result.replayed
     )
+
+
+async def _purpose_note(rt: Runtime, session: AsyncSession, row: Verification) -> str | None:
+    """The verification's free-text purpose, opened with the tenant's data key."""
+    if row.purpose_note is None:
+        return None
+    sealer = await rt.tenant_keys.sealer(session, row.tenant_id)
+    return open_note(sealer, row.id, row.purpose_note)

@@ -62,8 +62,9 @@ async def quarantine(
 ) -> Quarantine:
     async with rt.db.transaction(tenant_id) as session:
         row = await batch_store.load_batch(session, tenant_id, batch_id)
+        sealer = await rt.tenant_keys.sealer(session, tenant_id)
         items = await batch_store.quarantine_of(
-            session, tenant_id, batch_id, limit=limit, after_row=after_row
+            session, sealer, batch_id, limit=limit, after_row=after_row
         )
     return Quarantine(batch_id=row.id, rows_invalid=row.rows_invalid, items=items)
 

@@ -353,7 +353,8 @@ class _BatchWriter:
             session.add(row)
             await session.flush()
             if result is not None and result.quarantine:
-                await batch_store.add_quarantine(session, self.tenant_id, self.id, result)
+                sealer = await self.rt.tenant_keys.sealer(session, self.tenant_id)
+                await batch_store.add_quarantine(session, sealer, self.id, result)
             if result is not None and result.applied:
                 await self.rt.rosters.replace(
                     session, self.tenant_id, self.provider_id, self.id, result.records

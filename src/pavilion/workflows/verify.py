@@ -43,8 +43,10 @@ from pavilion.observability.stages import stage
 from pavilion.providers.types import Endpoint, ProviderConnection
 from pavilion.store.base import new_id
 from pavilion.store.idempotency import Answer, IdempotencyRecord, find_replay
+from pavilion.tenancy.sealing import TenantSealer
 from pavilion.verification.claims import Claim, Decision, Outcome, decide
 from pavilion.verification.models import Verification
+from pavilion.verification.purposes import purpose_columns
 from pavilion.verification.schemas import VerificationRequest, VerificationResponse
 from pavilion.workflows.psi import psi_decide
 
@@ -82,6 +84,7 @@ class Admitted:
     provider: ProviderConnection
     adequacy: dict[str, tuple[str, ...]]
     base: dict[str, Any]  # the verification row's fields every outcome shares
+    sealer: TenantSealer  # the tenant's data key: the purpose's note is sealed with it
 
 
 async def run_verification(
@@ -177,6 +180,8 @@ async def admit(rt: Runtime, tenant_id: str, request: VerificationRequest) -> Ad
     if subject_ref is None:  # the tenant's data key is not in memory yet (first request)
         async with rt.db.transaction(tenant_id, readonly=True) as session:
             subject_ref = await rt.tenant_keys.subject_ref(session, tenant_id, canonical)
+    sealer = rt.tenant_keys.cached_sealer(tenant_id)
+    assert sealer is not None  # the subject pseudonym put the key in memory
     base = {
         "tenant_id": tenant_id,
         "provider_id": provider.id,
@@ -186,7 +191,7 @@ async def admit(rt: Runtime, tenant_id: str, request: VerificationRequest) -> Ad
         "residency": request.subject.residency,
         "purpose": request.purpose,
     }
-    return Admitted(claim, fmt, template, provider, adequacy, base)
+    return Admitted(claim, fmt, template, provider, adequacy, base, sealer)
 
 
 async def fetch_and_decide(
@@ -279,7 +284,7 @@ async def persist(
     fmt = admitted.fmt
 
     def write(batch: Batch, receipt: AuditReceipt) -> dict[str, Any]:
-        row = {**fields, "audit_index": receipt.index}
+        row = {**_stored(admitted.sealer, fields), "audit_index": receipt.index}
         batch.insert(Verification, row)
         if issued is not None:
             signed = issued.credential
@@ -382,7 +387,8 @@ async def persist_failure(rt: Runtime, admitted: Admitted, exc: PavilionError) -
     }
 
     def write(batch: Batch, receipt: AuditReceipt) -> AuditReceipt:
-        batch.insert(Verification, {**fields, "audit_index": receipt.index})
+        row = {**_stored(admitted.sealer, fields), "audit_index": receipt.index}
+        batch.insert(Verification, row)
         return receipt
 
     receipt = await rt.journal.write(
@@ -409,6 +415,12 @@ async def persist_failure(rt: Runtime, admitted: Admitted, exc: PavilionError) -
         provider_id=base["provider_id"],
         status=status,
     )
+
+
+def _stored(sealer: TenantSealer, fields: dict[str, Any]) -> dict[str, Any]:
+    """The row as stored: the purpose as its code and, for ``other``, its note sealed."""
+    row = {k: v for k, v in fields.items() if k != "purpose"}
+    return row | purpose_columns(sealer, fields["id"], fields["purpose"])
 
 
 def _audit_event(fields: dict[str, Any], credential_digest: str | None) -> dict[str, Any]:

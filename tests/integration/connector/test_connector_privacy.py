@@ -49,7 +49,7 @@ async def test_verifications_leave_no_pii_in_logs_metrics_or_audit(
     async with api.rt.db.transaction(api.tenant_id) as session:
         leaves = [row.event for row in (await session.execute(select(AuditLeaf))).scalars()]
         verifications = [
-            json.dumps([v.subject_ref, v.claim, v.residency, v.purpose])
+            json.dumps([v.subject_ref, v.claim, v.residency, v.purpose_code, repr(v.purpose_note)])
             for v in (await session.execute(select(Verification))).scalars()
         ]
     haystacks = {

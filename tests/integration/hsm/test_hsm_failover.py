@@ -16,11 +16,16 @@ from pavilion.keystore.hsm import HsmKeystore
 from pavilion.keystore.pkcs11 import Pkcs11Token, Pkcs11Unavailable, wrapping
 from pavilion.keystore.pkcs11.wrapping import REPLICATION_KEK_LABEL
 from pavilion.keystore.replication import replicate
+from pavilion.observability.metrics import REGISTRY
 
 pytestmark = pytest.mark.softhsm
 
 FAST = {"recovery_initial_s": 0.2, "recovery_max_s": 0.4}
 STANDBY = "pavilion-standby"
+
+
+def metric(name: str, token: str) -> float:
+    return REGISTRY.get_sample_value(name, {"token": token}) or 0.0
 
 
 def open_pair(softhsm: SoftHsm) -> HsmKeystore:
@@ -66,15 +71,20 @@ async def test_signing_fails_over_to_the_standby_with_the_same_public_key(
         verify_with_cryptography(jwk, b"before", await signer.sign(b"before"))
 
         # The primary loses its keys: signing goes on through the standby, same kid.
+        failovers = metric("pavilion_hsm_failover_signatures_total", STANDBY)
         hide_token_objects(softhsm.tokendir, tmp_path / "stash", only=softhsm.label)
         for message in (b"after 1", b"after 2", b"after 3"):
             signature = await signer.sign(message)
             verify_with_cryptography(jwk, message, signature)  # pyca, the original public key
         assert keystore.token.recovery.failed
+        # What the operator sees in /metrics.
+        assert metric("pavilion_hsm_token_up", softhsm.label) == 0
+        assert metric("pavilion_hsm_failover_signatures_total", STANDBY) == failovers + 3
         assert signer.key_id == jwk["kid"]
         await keystore.ahealth()  # ready: the standby signs
         # Tenant data keys still open (the AES key-encryption key was replicated too).
         assert keystore.unwrap_key(*tenant_key, b"tenant-a") == b"d" * 32
+        new_tenant_key = keystore.wrap_key(b"n" * 32, b"tenant-b")  # sealed by the standby
         pinned = keystore.signer_for(signer.key_id)
         verify_with_cryptography(jwk, b"pinned", await pinned.sign(b"pinned"))
         # The replicated copies on the standby: same CKA_ID, label and public key.
@@ -92,6 +102,9 @@ async def test_signing_fails_over_to_the_standby_with_the_same_public_key(
             assert time.monotonic() < deadline, keystore.token.recovery.last_error
             verify_with_cryptography(jwk, b"again", await signer.sign(b"again"))
             await asyncio.sleep(0.05)
+        assert metric("pavilion_hsm_token_up", softhsm.label) == 1
+        # What the standby sealed, the primary opens: the same AES key on both tokens.
+        assert keystore.unwrap_key(*new_tenant_key, b"tenant-b") == b"n" * 32
 
         # Both gone: a 503-class error that names both tokens.
         hide_token_objects(softhsm.tokendir, tmp_path / "stash2")

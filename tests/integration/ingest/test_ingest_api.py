@@ -31,6 +31,7 @@ from pavilion.ingest.models import (
     RosterBatch,
     RosterRecord,
 )
+from pavilion.ingest.roster_store import open_record
 from pavilion.tenancy.roles import Role
 
 PROBLEM = "application/problem+json"
@@ -58,13 +59,16 @@ async def _count(api: Api, model: Any, **where: Any) -> int:
 
 
 async def _records(api: Api, provider_id: str) -> dict[str, str]:
+    """The stored roster opened: subject id -> canonical JSON."""
     async with api.rt.db.transaction(api.tenant_id) as session:
+        sealer = await api.rt.tenant_keys.sealer(session, api.tenant_id)
         rows = await session.execute(
-            select(RosterRecord.subject_key, RosterRecord.record).where(
+            select(RosterRecord.subject_ref, RosterRecord.sealed).where(
                 RosterRecord.tenant_id == api.tenant_id, RosterRecord.provider_id == provider_id
             )
         )
-        return dict(rows.all())  # type: ignore[arg-type]
+        texts = [open_record(sealer, provider_id, ref, sealed) for ref, sealed in rows.all()]
+    return {json.loads(text)["subject_id"]: text for text in texts}
 
 
 async def test_a_push_is_applied_verified_scored_and_traced(api: Api, tmp_path: Path) -> None:
@@ -327,14 +331,23 @@ async def test_tampering_with_stored_data_is_detected_on_read(api: Api) -> None:
     batch = (await push(api.client, dp, provider_id, csv_bytes(RECORDS), "csv")).json()
     url = f"/v1/providers/{provider_id}/roster-uploads/{batch['id']}"
     async with api.rt.db.transaction(api.tenant_id) as session:
-        await session.execute(
-            update(RosterRecord)
-            .where(
-                RosterRecord.tenant_id == api.tenant_id,
-                RosterRecord.subject_key == RECORDS[0].student_id,
-            )
-            .values(record='{"subject_id": "forged"}')
+        sealer = await api.rt.tenant_keys.sealer(session, api.tenant_id)
+        first, second = (sealer.pseudonym(r.student_id) for r in RECORDS[:2])
+        sealed = dict(
+            (
+                await session.execute(
+                    select(RosterRecord.subject_ref, RosterRecord.sealed).where(
+                        RosterRecord.subject_ref.in_([first, second])
+                    )
+                )
+            ).all()
         )
+        for ref, other in ((first, second), (second, first)):  # two sealed records swapped
+            await session.execute(
+                update(RosterRecord)
+                .where(RosterRecord.tenant_id == api.tenant_id, RosterRecord.subject_ref == ref)
+                .values(sealed=sealed[other])
+            )
     tampered = await api.client.get(url, headers=dp)
     assert tampered.status_code == 422
     assert tampered.json()["reason"] == "output-digest"

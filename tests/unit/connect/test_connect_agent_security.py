@@ -13,7 +13,7 @@ import jwt
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from pavilion.dpagent.security import (
     AgentSecurity,
@@ -337,3 +337,151 @@ def test_token_server_config_checks(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("issuer: x\n")
     assert main(["--config", str(broken)]) == 2
+
+
+# --- joserfc at run time, PyJWT (a test dependency) as the independent signer -----------------
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm", "kty"),
+    [
+        (RSA_KEY, "RS256", jwt.algorithms.RSAAlgorithm),
+        (ED_KEY, "EdDSA", jwt.algorithms.OKPAlgorithm),
+    ],
+)
+def test_access_tokens_signed_with_rsa_and_ed25519_keys_are_accepted(
+    key: Any, algorithm: str, kty: Any
+) -> None:
+    jwk = json.loads(kty.to_jwk(key.public_key())) | {"kid": "k2"}  # no "alg": implied by the key
+    settings = BearerJwtConfig(issuer="https://as", audience="dp-agent", jwks={"keys": [jwk]})
+    claims = {
+        "iss": "https://as",
+        "aud": ["x", "dp-agent"],
+        "sub": "s",
+        "scope": "dp.lookup",
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+    }
+    token = jwt.encode(claims, key, algorithm, {"kid": "k2", "typ": "at+jwt"})
+    assert validate_access_token(token, settings, now=NOW)["sub"] == "s"
+    # The key's algorithm only: an ES256 header against this key is refused before any check.
+    with pytest.raises(AuthenticationFailed) as info:
+        validate_access_token(_token(header={"kid": "k2"}), settings, now=NOW)
+    assert info.value.extra["reason"] == "alg"
+
+
+def _raw(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"sig") -> str:
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return ".".join(
+        [part(json.dumps(header).encode()), part(json.dumps(claims).encode()), part(signature)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (_raw({"alg": "ES256", "typ": "at+jwt", "kid": 7}, {}), "malformed"),  # kid not a string
+        (_raw(["not", "an", "object"], {}), "malformed"),  # type: ignore[arg-type]
+        ("a.b", "malformed"),
+        ("a.b.c.d", "malformed"),
+        (_raw({"alg": "none", "typ": "at+jwt", "kid": "as-1"}, {"sub": "x"}, b""), "alg"),
+        (
+            _raw({"alg": "ES256", "typ": "at+jwt", "kid": "as-1"}, {"sub": "x"}),
+            "InvalidSignatureError",
+        ),
+        (_token(aud=["a", "b"]), "InvalidAudienceError"),
+        (_token(aud=[1]), "InvalidAudienceError"),
+        (_token(iss=None), "MissingRequiredClaimError"),
+        (_token(iat=None), "MissingRequiredClaimError"),
+    ],
+)
+def test_malformed_and_forged_access_tokens_are_refused(token: str, reason: str) -> None:
+    with pytest.raises(AuthenticationFailed) as info:
+        validate_access_token(token, SETTINGS, now=NOW)
+    assert info.value.extra["reason"] == reason
+
+
+def test_a_jwks_whose_keys_are_all_unusable_is_refused() -> None:
+    unusable = [
+        {"kty": "EC", "crv": "P-256", "kid": "a", "alg": "RS256"},  # alg of another key type
+        {"kty": "EC", "crv": "P-256", "kid": "b"},  # no x, y
+        {"kty": "XYZ", "kid": "c"},
+        "not-a-key",
+    ]
+    with pytest.raises(ValueError, match="not a usable JWKS"):
+        BearerJwtConfig(issuer="i", audience="a", jwks={"keys": unusable})
+    mixed = {"keys": [*unusable, _jwks()["keys"][0]]}
+    config = BearerJwtConfig(issuer="https://as", audience="dp-agent", jwks=mixed)
+    assert validate_access_token(_token(), config, now=NOW)["sub"] == "pavilion"
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm"), [(RSA_KEY, "RS256"), (RSA_KEY, "PS256"), (ED_KEY, "EdDSA")]
+)
+async def test_token_server_accepts_assertions_signed_with_each_allowed_algorithm(
+    key: Any, algorithm: str
+) -> None:
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    config = TokenServerConfig(
+        issuer="https://as",
+        audience="dp-agent",
+        clients=(TokenClient(client_id="signed", public_key=public),),
+    )
+    app = create_token_server_app(config, signing_key=AS_KEY, clock=lambda: NOW)
+    assertion = jwt.encode(
+        {
+            "iss": "signed",
+            "sub": "signed",
+            "aud": "https://as",
+            "jti": algorithm,
+            "iat": int(NOW),
+            "exp": int(NOW) + 60,
+        },
+        key,
+        algorithm,
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://as") as http:
+        response = await http.post("/oauth2/token", data=form)
+        assert response.status_code == 200, response.text
+        # The access token it issues is checked by PyJWT against the JWKS it publishes.
+        published = (await http.get("/.well-known/jwks.json")).json()
+    verifier = jwt.PyJWKSet.from_dict(published)["pavilion-dp-as-1"]
+    claims = jwt.decode(
+        response.json()["access_token"],
+        verifier.key,
+        ["ES256"],
+        audience="dp-agent",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert (claims["sub"], jwt.get_unverified_header(response.json()["access_token"])["typ"]) == (
+        "signed",
+        "at+jwt",
+    )
+
+
+def test_a_client_key_that_cannot_sign_jwts_is_refused_in_the_config() -> None:
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    public = (
+        x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ValueError, match="EC, RSA or EdDSA"):
+        TokenClient(client_id="c", public_key=public)

@@ -10,10 +10,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc import jwt as jose_jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey
 from pydantic import SecretStr
 
@@ -181,14 +181,16 @@ def test_client_assertion_is_an_rfc7523_jwt_that_an_independent_library_verifies
         lambda p, u: httpx.AsyncClient(), MemorySink(), wall_clock=lambda: 1_800_000_000.0
     )
     assertion = authenticator.client_assertion("p1", settings)
-    public = ECKey.import_key(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    # PyJWT (a test dependency only) verifies what joserfc signed at run time.
+    assert jwt.get_unverified_header(assertion) == {"alg": "ES256", "typ": "JWT", "kid": "k1"}
+    claims = jwt.decode(
+        assertion,
+        key.public_key(),
+        algorithms=["ES256"],
+        audience=TOKEN_URL,
+        issuer="pavilion",
+        options={"verify_exp": False, "verify_iat": False},
     )
-    token = jose_jwt.decode(assertion, public, algorithms=["ES256"])
-    assert token.header == {"alg": "ES256", "typ": "JWT", "kid": "k1"}
-    claims = token.claims
     assert claims["iss"] == claims["sub"] == "pavilion"
     assert claims["aud"] == TOKEN_URL
     assert claims["exp"] - claims["iat"] == 60
@@ -197,6 +199,24 @@ def test_client_assertion_is_an_rfc7523_jwt_that_an_independent_library_verifies
     assert authenticator.client_assertion("p1", settings) != assertion  # a fresh jti each time
     with pytest.raises(ProviderBadResponse):
         authenticator.client_assertion("p1", _oauth(method="private_key_jwt"))
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm"),
+    [
+        (ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+        (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+    ],
+)
+def test_client_assertions_signed_with_ed25519_and_rsa_keys_verify_elsewhere(
+    key: Any, algorithm: str
+) -> None:
+    settings = _oauth(method="private_key_jwt", assertion_key=_pem(key), algorithm=algorithm)
+    authenticator = DpAuthenticator(lambda p, u: httpx.AsyncClient(), MemorySink())
+    assertion = authenticator.client_assertion("p1", settings)
+    assert jwt.get_unverified_header(assertion) == {"alg": algorithm, "typ": "JWT"}
+    claims = jwt.decode(assertion, key.public_key(), algorithms=[algorithm], audience=TOKEN_URL)
+    assert claims["sub"] == "pavilion"
 
 
 class HostRouter(httpx.AsyncBaseTransport):

@@ -16,6 +16,7 @@ import pytest
 
 from ingest_support import achunks, csv_bytes, roster
 from pavilion.errors import CryptoError
+from pavilion.ingest.scratch import beside, memory_file
 from pavilion.ingest.spool import LOCK_FILE, Spooled, plaintext_file, spool, sweep
 
 ROWS = roster(20, seed=7)
@@ -71,6 +72,12 @@ def test_plain_text_lives_in_memory_and_goes_with_the_block(tmp_path: Path) -> N
         assert str(path).startswith("/proc/self/fd/")
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scratch_files_need_an_arena() -> None:
+    with pytest.raises(RuntimeError, match="memory_files arena"):
+        memory_file("x")
+    assert beside(Path("/data/upload.csv"), ".utf8") == Path("/data/upload.csv.utf8")
 
 
 def test_without_memfd_plain_text_is_a_private_file_removed_at_once(

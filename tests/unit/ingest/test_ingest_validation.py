@@ -12,10 +12,12 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pandera.errors import SchemaErrors
 
 from ingest_support import roster
 from pavilion.errors import ProviderBadResponse
 from pavilion.ingest.formats import ROW, Format, RawBatch, UploadType, read_upload
+from pavilion.ingest.formats.core import numbered
 from pavilion.ingest.schema import RecordSchema
 from pavilion.ingest.validation import (
     BatchSchema,
@@ -191,6 +193,58 @@ def test_single_unique_fields_and_long_enums(tmp_path: Path) -> None:
         (2, "n", "enum"),
     }
     assert "..." in found.filter(pl.col("code") == "enum")["message"][0]
+
+
+_POOLS: dict[str, list[str | None]] = {
+    "id": ["A01", "A02", "b1", "", None],
+    "term": ["1", "4", "9", "x", None],
+    "score": ["1.5", "-1", "nan", None],
+    "active": ["yes", "no", None],
+    "born": ["01/02/2000", "01/02/2099", None],
+    "seen": ["2025-01-01T00:00:00", "2099-01-01T00:00:00", None],
+    "mail": ["a@b.co", "nope", None],
+    "level": ["a", "z", None],
+    "code": ["ab", "a", "abcd", None],
+    "tags": ["p|q", None],
+    "start": ["2020-01-01", None],
+    "end": ["2020-01-01", "2019-01-01", None],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries({name: st.sampled_from(pool) for name, pool in _POOLS.items()}),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_one_pass_check_sends_every_faulty_batch_to_pandera(
+    rows: list[dict[str, str | None]],
+) -> None:
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(_POOLS, pl.String))
+    typed = coerce(RawBatch(numbered(frame), Format.CSV), SCHEMA).frame
+    checks = BatchSchema(SCHEMA, today=TODAY, now=NOW)
+    try:
+        checks.pandera.validate(typed, lazy=True)
+        faulty = False
+    except SchemaErrors:
+        faulty = True
+    assert checks._all_pass(typed) is not faulty
+    assert (checks.validate(typed).height > 0) is faulty
+
+
+def test_a_missing_number_is_null_or_nan_and_a_wrong_type_goes_to_pandera() -> None:
+    schema = RecordSchema.model_validate(
+        {"name": "n", "fields": [{"name": "x", "type": "number", "required": True}]}
+    )
+    checks = BatchSchema(schema, today=TODAY, now=NOW)
+    nan = pl.DataFrame({ROW: [1, 2], "x": [1.0, float("nan")]})
+    assert not checks._all_pass(nan)
+    assert _errors(checks.validate(nan)) == {(2, "x", "required")}
+    assert checks._all_pass(nan.head(1))
+    wrong_type = nan.head(1).with_columns(pl.col("x").cast(pl.Int64))
+    assert not checks._all_pass(wrong_type)
 
 
 # -- per record ------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ def test_a_standby_token_needs_exactly_one_pin_and_defaults_to_the_primary_modul
         "hsm_pin": "1234",
     }
     assert hsm_standby_config(load_settings(None, **base)) is None
+    with pytest.raises(ConfigurationError, match="names the primary token itself"):
+        load_settings(None, **base, hsm_standby_token_label="t", hsm_standby_pin="1")
     with pytest.raises(ConfigurationError, match="PAVILION_HSM_STANDBY_PIN or"):
         load_settings(None, **base, hsm_standby_token_label="s")
     pin_file = tmp_path / "standby-pin"

@@ -18,10 +18,14 @@ The package, one thing per module:
     ops.py        ModuleOps: the key, AES-GCM and signing operations (worker thread)
     worker.py     one thread per module path that runs every call into the module
     token.py      Pkcs11Token: a logged-in token on its module's worker
-    signer.py     Pkcs11Signer and KeyInfo: JWKs, thumbprints and signing
+    signer.py     Pkcs11Signer and KeyInfo: JWKs, thumbprints, signing and failover
+    recovery.py   Recovery: when a failed token is tried again (backoff, one attempt at a time)
+    wrapping.py   replication to a standby token: wrap, unwrap, KEK transport (worker thread)
+    metrics.py    token up/down and failover signature counts (Prometheus)
 
-Only ``sessions``, ``ops`` and ``worker`` import :mod:`pkcs11` (its loosely typed objects stay
-there). This module re-exports the public API that the documentation and HSM tooling use.
+Only ``sessions``, ``ops``, ``wrapping`` and ``worker`` import :mod:`pkcs11` (its loosely
+typed objects stay there). This module re-exports the public API that the documentation and
+HSM tooling use.
 """
 
 from __future__ import annotations

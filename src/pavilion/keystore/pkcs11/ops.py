@@ -296,8 +296,8 @@ class ModuleOps(ModuleSessions):
                     {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: cka_id}
                 )
             )
-            if not found:
-                raise KeyNotFound(
+            if not found:  # the token lost it (or a standby was never given it)
+                raise Pkcs11Unavailable(
                     f"the AES key with CKA_ID {cka_id.hex()} is gone from PKCS#11 token "
                     f"'{entry.label}'"
                 )

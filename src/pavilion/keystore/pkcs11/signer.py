@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from pavilion.jose import b64url, jwk_thumbprint, jws_alg
 from pavilion.keystore.pkcs11.errors import Pkcs11OperationFailed, Pkcs11Unavailable
+from pavilion.keystore.pkcs11.metrics import FAILOVER_SIGNATURES
 from pavilion.keystore.pkcs11.records import KeyRecord
 from pavilion.keystore.signer import Algorithm
 
@@ -235,9 +236,11 @@ class Pkcs11Signer:
         standby = self._standby
         assert standby is not None
         try:
-            return await standby._sign_input(data)
+            signature = await standby._sign_input(data)
         except Pkcs11Unavailable as exc:
             raise self._both_down(exc) from exc
+        FAILOVER_SIGNATURES.labels(standby._token.label).inc()
+        return signature
 
     def _both_down(self, standby_error: Pkcs11Unavailable) -> Pkcs11Unavailable:
         primary = self._token.unavailable()
@@ -282,6 +285,8 @@ class Pkcs11Signer:
         if self._standby is None:
             raise token.unavailable()
         try:
-            return self._standby._sign_input_blocking(data, False)
+            signature = self._standby._sign_input_blocking(data, False)
         except Pkcs11Unavailable as exc:
             raise self._both_down(exc) from exc
+        FAILOVER_SIGNATURES.labels(self._standby._token.label).inc()
+        return signature

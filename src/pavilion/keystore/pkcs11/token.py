@@ -26,6 +26,7 @@ from typing import Any, Self, TypeVar
 
 from pavilion.keystore.pkcs11.config import Pkcs11Config
 from pavilion.keystore.pkcs11.errors import Pkcs11Error, Pkcs11Unavailable, describe
+from pavilion.keystore.pkcs11.metrics import TOKEN_UP
 from pavilion.keystore.pkcs11.ops import ModuleOps
 from pavilion.keystore.pkcs11.records import SecretKeyRecord
 from pavilion.keystore.pkcs11.recovery import Recovery
@@ -282,11 +283,13 @@ class Pkcs11Token:
         first = not self.recovery.failed
         self.recovery.failure(describe(exc))
         if first:
+            TOKEN_UP.labels(self.label).set(0)
             log.warning("hsm token failed", token=self.label, error=type(exc).__name__)
 
     def _recovered(self) -> None:
         failures = self.recovery.failures
         self.recovery.success()
+        TOKEN_UP.labels(self.label).set(1)
         log.warning("hsm token recovered", token=self.label, failed_attempts=failures)
 
     def unavailable(self) -> Pkcs11Unavailable:
