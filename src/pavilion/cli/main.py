@@ -177,6 +177,7 @@ def serve(
     from pavilion.workflows.server_tls import tls_context
 
     rt = build_runtime(s)
+    rt.build_all()  # a keystore or settings problem stops here, before uvicorn starts
     # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
     # lifespan would print uvicorn's traceback before the message.
     import asyncio

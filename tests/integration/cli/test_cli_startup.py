@@ -107,12 +107,11 @@ TIMED_COMMAND = textwrap.dedent(
 )
 
 #: What none of the simple commands needs: the HTTP clients, the data pipeline, the credential
-#: formats, the privacy engine, JOSE and the migrations.
+#: formats, the privacy engine and the migrations.
 NOT_FOR_SIMPLE_COMMANDS = (
     "aiohttp",
     "alembic",
     "httpx",
-    "joserfc",
     "polars",
     "pavilion.audit.journal",
     "pavilion.connect.client",
@@ -211,3 +210,34 @@ def test_a_simple_command_answers_in_under_a_second_of_cpu(
         f"pavilion {' '.join(command)} took {best['cpu']:.2f} s of CPU "
         f"({best['wall']:.2f} s on the clock)"
     )
+
+
+def test_the_heads_read_from_the_scripts_are_alembics(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from pavilion.store.migrate import alembic_config, script_heads
+
+    config = alembic_config(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    assert script_heads() == frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_an_upgrade_with_nothing_to_do_says_what_alembic_would(tmp_path: Path) -> None:
+    """The answer from alembic_version alone equals the full path's; a database behind a head,
+    or another file, goes the full way."""
+    import sqlite3
+
+    from pavilion.store.migrate import _sqlite_at_heads, upgrade
+
+    path = tmp_path / "pavilion.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    created = upgrade(url)
+    assert created.applied
+    again = upgrade(url)
+    assert (again.applied, again.created_tables, again.tables) == ((), (), created.tables)
+    with sqlite3.connect(path) as connection:  # as if the last migration had not run yet
+        last = max(r[0] for r in connection.execute("SELECT version_num FROM alembic_version"))
+        connection.execute("DELETE FROM alembic_version WHERE version_num = ?", (last,))
+    assert _sqlite_at_heads(url) is None
+    assert _sqlite_at_heads(f"sqlite+aiosqlite:///{tmp_path / 'missing.db'}") is None
+    assert _sqlite_at_heads("sqlite+aiosqlite:///:memory:") is None
+    assert _sqlite_at_heads("postgresql+asyncpg://u@localhost/db") is None
