@@ -245,6 +245,9 @@ def test_a_missing_number_is_null_or_nan_and_a_wrong_type_goes_to_pandera() -> N
     assert checks._all_pass(nan.head(1))
     wrong_type = nan.head(1).with_columns(pl.col("x").cast(pl.Int64))
     assert not checks._all_pass(wrong_type)
+    free = RecordSchema.model_validate({"name": "f", "fields": [{"name": "x"}]})
+    anything = pl.DataFrame({ROW: [1, 2], "x": ["a", None]})
+    assert BatchSchema(free, today=TODAY, now=NOW).validate(anything).height == 0
 
 
 # -- per record ------------------------------------------------------------------------------
