@@ -31,6 +31,7 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.build_all()  # what the CLI builds on first use, a server builds before traffic
         await runtime.db.check_role(allow_bypass=runtime.settings.allow_rls_bypass)
         await runtime.tenancy.ensure_platform_tenant()
         await warm_up_connections(runtime)  # DP pools open and probed before traffic

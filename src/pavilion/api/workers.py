@@ -54,7 +54,9 @@ class WorkerApp:
 
             configure_logging(self.settings.log_level, json_output=self.settings.log_json)
             try:
-                self._runtime = build_runtime(self.settings)
+                runtime = build_runtime(self.settings)
+                runtime.build_all()  # what cannot start fails here, not in the lifespan
+                self._runtime = runtime
             except PavilionError as exc:
                 print(f"error: worker cannot start: {exc.detail}", file=sys.stderr)
                 sys.exit(STARTUP_FAILURE)

@@ -62,11 +62,12 @@ def migrate(s: Settings) -> UpgradeReport:
     from pavilion.keystore.base import Keystore
     from pavilion.keystore.factory import open_keystore
     from pavilion.store.migrate import app_role_for, upgrade
-    from pavilion.tenancy.service import data_key_context
 
     opened: list[Keystore] = []
 
     def data_keys(tenant_id: str, kek_id: str, wrapped: bytes) -> bytes:
+        from pavilion.tenancy.service import data_key_context
+
         if not opened:
             opened.append(open_keystore(s))
         return opened[0].unwrap_key(kek_id, wrapped, data_key_context(tenant_id))
@@ -176,6 +177,7 @@ def serve(
     from pavilion.workflows.server_tls import tls_context
 
     rt = build_runtime(s)
+    rt.build_all()  # a keystore or settings problem stops here, before uvicorn starts
     # Refuse a superuser or BYPASSRLS role before uvicorn starts: a refusal inside the
     # lifespan would print uvicorn's traceback before the message.
     import asyncio

@@ -1,14 +1,24 @@
-"""Build the keystore the settings ask for (``keystore_backend: software | pkcs11``)."""
+"""Build the keystore the settings ask for (``keystore_backend: software | pkcs11``).
+
+The PKCS#11 modules are imported only for the ``pkcs11`` backend: the software keystore's
+commands do not pay for them.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pavilion.config.settings import Settings
 from pavilion.keystore.base import Keystore, KeyUsage
-from pavilion.keystore.pkcs11.config import Pkcs11Config
+
+if TYPE_CHECKING:
+    from pavilion.keystore.pkcs11.config import Pkcs11Config
 
 
 def hsm_config(settings: Settings) -> Pkcs11Config:
     """The token settings as a :class:`Pkcs11Config`; the PIN file is read here, at start-up."""
+    from pavilion.keystore.pkcs11.config import Pkcs11Config
+
     env = {
         "PAVILION_HSM_MODULE": settings.hsm_module,
         "PAVILION_HSM_TOKEN_LABEL": settings.hsm_token_label,
@@ -24,6 +34,8 @@ def hsm_standby_config(settings: Settings) -> Pkcs11Config | None:
     """The standby token's settings (``PAVILION_HSM_STANDBY_*``), or None without a standby."""
     if not settings.hsm_standby_token_label:
         return None
+    from pavilion.keystore.pkcs11.config import Pkcs11Config
+
     pin_file = settings.hsm_standby_pin_file
     slot = settings.hsm_standby_slot
     prefix = "PAVILION_HSM_STANDBY_"
