@@ -190,15 +190,7 @@ def _schema(parsed: CompactJws, document: dict[str, Any], out: VerifiedPresentat
                 "secured EnvelopedVerifiableCredential objects (VC-JOSE-COSE)",
             )
         out.credentials.append((f"verifiablePresentation.verifiableCredential[{index}]", item))
-    holder = document.get("holder")
-    holder_id = holder.get("id") if isinstance(holder, dict) else holder
-    if holder_id is not None and holder_id != out.holder:
-        raise CheckFailed(
-            CheckName.KEY_BINDING,
-            "holder_key_mismatch",
-            f"the presentation's holder {holder_id} does not control the key that signed it "
-            f"({out.holder})",
-        )
+    _holder_signed(document, out)
     issuer = document.get("iss")
     if issuer is not None and issuer != out.holder:
         raise CheckFailed(CheckName.SCHEMA, "iss_mismatch", "iss is not the presentation's holder")
@@ -243,15 +235,7 @@ async def verify_di_presentation(
                 f"{verified.verification_method}",
             )
         )
-        holder = document.get("holder")
-        holder_id = holder.get("id") if isinstance(holder, dict) else holder
-        if holder_id is not None and holder_id != out.holder:
-            raise CheckFailed(
-                CheckName.KEY_BINDING,
-                "holder_key_mismatch",
-                f"the presentation's holder {holder_id} does not control the key that signed "
-                f"it ({out.holder})",
-            )
+        _holder_signed(document, out)
         out.report.add(
             passed(CheckName.SCHEMA, "VC Data Model 2.0 presentation: context, type, holder, terms")
         )
@@ -269,6 +253,19 @@ async def verify_di_presentation(
     created = verified.created
     out.report.add(_timing({"iat": int(created.timestamp())} if created else {}, expect))
     return out
+
+
+def _holder_signed(document: Mapping[str, Any], out: VerifiedPresentation) -> None:
+    """A ``holder`` the presentation names must be the key that signed it."""
+    holder = document.get("holder")
+    holder_id = holder.get("id") if isinstance(holder, dict) else holder
+    if holder_id is not None and holder_id != out.holder:
+        raise CheckFailed(
+            CheckName.KEY_BINDING,
+            "holder_key_mismatch",
+            f"the presentation's holder {holder_id} does not control the key that signed it "
+            f"({out.holder})",
+        )
 
 
 def _binding(document: dict[str, Any], expect: Expectations, out: VerifiedPresentation) -> Check:

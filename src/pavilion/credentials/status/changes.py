@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from pavilion.audit.log import AuditLog, digest
 from pavilion.credentials.status.models import StatusList, StatusListEntry
+from pavilion.credentials.status.queries import group_lists
 from pavilion.credentials.status.states import (
     StatusConflict,
     check_action,
@@ -75,16 +76,7 @@ class StatusChanges:
                     f"credential {credential_id} has no status list entry (unknown, or issued "
                     "without a status)"
                 )
-            lists = list(
-                (
-                    await session.execute(
-                        select(StatusList).where(
-                            StatusList.tenant_id == tenant_id,
-                            StatusList.group_id.in_({e.group_id for e in entries}),
-                        )
-                    )
-                ).scalars()
-            )
+            lists = await group_lists(session, tenant_id, (e.group_id for e in entries))
             previous = entries[0].state
             target = transition(previous, checked)
             if checked == "suspend" and not all(
@@ -142,14 +134,7 @@ class StatusChanges:
             )
             if not entries:
                 raise NotFound(f"credential {credential_id} has no status list entry")
-            lists = (
-                await session.execute(
-                    select(StatusList).where(
-                        StatusList.tenant_id == tenant_id,
-                        StatusList.group_id.in_({e.group_id for e in entries}),
-                    )
-                )
-            ).scalars()
+            lists = await group_lists(session, tenant_id, (e.group_id for e in entries))
             by_group: dict[str, list[StatusList]] = {}
             for row in lists:
                 by_group.setdefault(row.group_id, []).append(row)

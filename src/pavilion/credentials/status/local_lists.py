@@ -20,11 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sqlalchemy import select
-
-from pavilion.credentials.status.models import StatusList, StatusListEntry
+from pavilion.credentials.status.queries import find_list, published_entries
 from pavilion.credentials.status.resolver import StatusUnavailable
-from pavilion.credentials.status.states import ListKind, list_value, published_states
+from pavilion.credentials.status.states import ListKind, list_value
 from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 
@@ -73,26 +71,10 @@ class LocalLists:
 
     async def _read(self, tenant_id: str, kind: ListKind, list_id: str, uri: str) -> ListView:
         async with self._db.transaction(tenant_id, readonly=True) as session:
-            row = (
-                await session.execute(
-                    select(StatusList).where(
-                        StatusList.tenant_id == tenant_id,
-                        StatusList.id == list_id,
-                        StatusList.kind == kind,
-                    )
-                )
-            ).scalar_one_or_none()
+            row = await find_list(session, tenant_id, list_id, kind)
             if row is None:
                 raise StatusUnavailable(f"status list {uri} does not exist")
-            flagged = (
-                await session.execute(
-                    select(StatusListEntry.idx, StatusListEntry.state).where(
-                        StatusListEntry.tenant_id == tenant_id,
-                        StatusListEntry.group_id == row.group_id,
-                        StatusListEntry.state.in_(published_states(row.kind, row.purpose)),
-                    )
-                )
-            ).all()
+            flagged = await published_entries(session, tenant_id, row)
         return ListView(
             uri=uri,
             kind=row.kind,

@@ -13,17 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from pavilion.credentials.status.bitstring import (
     BitstringStatusList,
     status_list_credential_subject,
 )
-from pavilion.credentials.status.models import StatusList, StatusListEntry
+from pavilion.credentials.status.models import StatusList
+from pavilion.credentials.status.queries import find_list, published_entries
 from pavilion.credentials.status.states import (
     check_kind,
     list_value,
-    published_states,
 )
 from pavilion.credentials.status.token_status_list import (
     TokenStatusList,
@@ -67,15 +67,7 @@ class ListPublisher:
         tenant_id = tenant_of_list(list_id)
         now = self._clock()
         async with self._db.transaction(tenant_id, readonly=True) as session:
-            row = (
-                await session.execute(
-                    select(StatusList).where(
-                        StatusList.tenant_id == tenant_id,
-                        StatusList.id == list_id,
-                        StatusList.kind == checked,
-                    )
-                )
-            ).scalar_one_or_none()
+            row = await find_list(session, tenant_id, list_id, checked)
             if row is None:
                 raise NotFound(f"status list {list_id} does not exist")
             signed_expires_at = _aware(row.signed_expires_at or now)
@@ -83,15 +75,7 @@ class ListPublisher:
             if row.signed_token and row.signed_version == row.version and fresh_until > now:
                 return self._published(row, row.signed_token, signed_expires_at, now)
             version = row.version
-            values = (
-                await session.execute(
-                    select(StatusListEntry.idx, StatusListEntry.state).where(
-                        StatusListEntry.tenant_id == tenant_id,
-                        StatusListEntry.group_id == row.group_id,
-                        StatusListEntry.state.in_(published_states(row.kind, row.purpose)),
-                    )
-                )
-            ).all()
+            values = await published_entries(session, tenant_id, row)
         expires_at = now + timedelta(seconds=self._config.lifetime_seconds)
         if checked == "token":
             token = await self._sign_token_list(row, values, now, expires_at)
