@@ -20,7 +20,7 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -305,31 +305,35 @@ class Pkcs11Token:
     def started(self) -> bool:
         return self._ref is not None
 
-    def _not_opened(self, exc: Pkcs11Error) -> Pkcs11Unavailable:
-        return Pkcs11Unavailable(f"PKCS#11 token '{self.label}' did not open: {exc.detail}")
+    @contextlib.contextmanager
+    def _failing_to_open(self) -> Iterator[None]:
+        """A token that fails to open is unavailable (503), whatever PKCS#11 said."""
+        try:
+            yield
+        except Pkcs11Unavailable:
+            raise
+        except Pkcs11Error as exc:
+            raise Pkcs11Unavailable(
+                f"PKCS#11 token '{self.label}' did not open: {exc.detail}"
+            ) from exc
+
+    def _unopened(self) -> bool:
+        return self._ref is None and not self._closed
 
     def recover_blocking(self) -> None:
         """Initialise the module again and log in again (:meth:`ModuleOps.recover`); a token
         never started (a standby, opened on first use) is started instead. Blocks."""
-        if self._ref is None and not self._closed:
-            try:
+        if self._unopened():
+            with self._failing_to_open():
                 self.start()
-            except Pkcs11Unavailable:
-                raise
-            except Pkcs11Error as exc:
-                raise self._not_opened(exc) from exc
             return
         worker, ref = self._session()
         self._wait(worker.submit(worker.ops.recover, ref))
 
     async def arecover(self) -> None:
-        if self._ref is None and not self._closed:
-            try:
+        if self._unopened():
+            with self._failing_to_open():
                 await self.astart()
-            except Pkcs11Unavailable:
-                raise
-            except Pkcs11Error as exc:
-                raise self._not_opened(exc) from exc
             return
         worker, ref = self._session()
         await self._await(worker.submit_async(worker.ops.recover, ref))
