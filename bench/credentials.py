@@ -51,6 +51,7 @@ from typing import Any
 import pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec
 from e2e import credentials_http as http
+from e2e.rawhttp import encode_json_post
 from pkcs11 import Mechanism, ObjectClass
 
 from pavilion.credentials import issuance, sd_jwt, templates, verifier
@@ -308,12 +309,12 @@ def http_bench(directory: Path, rounds: int, seconds: float) -> dict[str, Any]:
     with http.serve(PAVILION, env, port, directory / "server.log") as server:
         verify_bodies = http.presentations(server.url, token, holder, credentials=16, each=64)
         workloads = {
-            name: ("/credentials/issue", [http.encode_post("/credentials/issue", token, body)], 201)
+            name: ("/credentials/issue", [encode_json_post("/credentials/issue", token, body)], 201)
             for name, body in issue_bodies.items()
         }
         workloads["verify"] = (
             "/presentations/verify",
-            [http.encode_post("/presentations/verify", token, b) for b in verify_bodies],
+            [encode_json_post("/presentations/verify", token, b) for b in verify_bodies],
             200,
         )
         for number in range(1, rounds + 1):

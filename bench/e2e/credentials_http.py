@@ -9,17 +9,15 @@ SQLite, stage timers on) and drives it from here:
   a Key-Binding JWT (its own nonce), so every verification checks the issuer's signature, the
   disclosures, the holder's key binding, the validity and the status entry.
 
-The load comes from raw HTTP/1.1 keep-alive connections (``asyncio`` protocols and
-``httptools``' C parser, requests encoded once): the client costs tens of microseconds per
-request, so the figures are the server's, not the load generator's (httpx cost 2-3 ms of CPU
-per request here, as much as the server it measured). Stage CPU comes from the server's
+The load comes from raw HTTP/1.1 keep-alive connections (``e2e.rawhttp``, requests encoded
+once): the client costs tens of microseconds per request, so the figures are the server's, not
+the load generator's. Stage CPU comes from the server's
 ``/metrics`` (``pavilion_stage_cpu_seconds_total``), read outside the measured window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import signal
@@ -32,62 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import httptools
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from e2e.rawhttp import Connection
 
 STAGE_METRIC: Final = "pavilion_stage_cpu_seconds"
 #: The stages an issuance meets, in order, then the rest (docs/PERFORMANCE.md).
 STAGE_ROWS: Final = ("http", "admit", "issue", "persist", "verify", "other")
 AUDIENCE: Final = "https://verifier.example"
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection: one request in flight, its answer parsed in C."""
-
-    def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: Any = None  # uvloop's TCPTransport is no asyncio.Transport
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self._body: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._parser.feed_data(data)
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result((self._parser.get_status_code(), b"".join(self._body)))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc or ConnectionError("the server closed the connection"))
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        assert self._transport is not None
-        self._body = []
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(raw)
-        return await self._waiter
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-
-def encode_post(path: str, token: str, body: Any) -> bytes:
-    """A complete HTTP/1.1 POST, encoded once and sent as often as needed."""
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
 
 
 @dataclass
@@ -179,16 +130,12 @@ async def _drive(
 ) -> Window:
     """``concurrency`` connections sending back-to-back requests (cycling through
     ``requests``) for ``seconds``; an answer other than ``expect`` counts as an error."""
-    loop = asyncio.get_running_loop()
-    connections: list[_Connection] = []
-    for _ in range(concurrency):
-        _, protocol = await loop.create_connection(_Connection, "127.0.0.1", port)
-        connections.append(protocol)
+    connections = [await Connection.open("127.0.0.1", port) for _ in range(concurrency)]
     window = Window()
     try:
         deadline = time.perf_counter() + seconds
 
-        async def worker(number: int, connection: _Connection) -> None:
+        async def worker(number: int, connection: Connection) -> None:
             turn = number
             while time.perf_counter() < deadline:
                 status, body = await connection.request(requests[turn % len(requests)])

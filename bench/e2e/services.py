@@ -68,6 +68,10 @@ class Service:
     log_path: Path
     headers: dict[str, str] = field(default_factory=dict)  # for /metrics
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text("utf-8", errors="replace")
