@@ -117,7 +117,8 @@ class Attempts:
         headers = {DEADLINE_HEADER: str(max(int(budget_s * 1000), 1)), **auth_headers}
         labels = state.labels()
         self._book.publish(state, state.health.start(self._clock()))
-        metrics.IN_FLIGHT.labels(*labels).inc()
+        in_flight = metrics.IN_FLIGHT.labels(*labels)
+        in_flight.inc()
         started = time.perf_counter()
         outcome_label = "error"
         trace = AttemptTrace()
@@ -172,7 +173,7 @@ class Attempts:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            metrics.IN_FLIGHT.labels(*labels).dec()
+            in_flight.dec()
             if outcome_label not in {"cancelled", "crashed"}:
                 outcome_label = metric_label(outcome)
                 self._record(request, state, outcome, elapsed)

@@ -185,7 +185,9 @@ class ProviderClient:
         self.start_probing()
         route = _as_route(provider, endpoints)
         now = self._clock()
-        budget = self._budgets.setdefault(provider.id, RetryBudget(self.config.budget))
+        budget = self._budgets.get(provider.id)
+        if budget is None:  # one per provider: two rolling counters, not built per lookup
+            budget = self._budgets[provider.id] = RetryBudget(self.config.budget)
         budget.record_request(now)
         request = LookupRequest(provider, route, identifiers, now + self._timeout, budget, validate)
         last_reason = "no endpoint"
