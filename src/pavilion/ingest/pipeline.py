@@ -18,6 +18,7 @@ import polars as pl
 
 from pavilion.ingest.canonical import SUBJECT_KEY
 from pavilion.ingest.compliance import check_compliance
+from pavilion.ingest.distinct import distinct_count, distinct_counts
 from pavilion.ingest.errors import MAX_REPORTED_ERRORS, Issue, issue
 from pavilion.ingest.formats import ROW, RawBatch, UploadType, read_upload
 from pavilion.ingest.mapping import MappingEngine
@@ -235,7 +236,7 @@ def _canonical_errors(canonical: pl.DataFrame, engine: MappingEngine, today: dat
             pl.lit(f"{SUBJECT_KEY}: the subject's identifier is missing").alias("message"),
         )
     ]
-    if key.drop_nulls().n_unique() < key.len() - key.null_count():  # counting is cheaper
+    if distinct_count(key) < key.len() - key.null_count():  # counting is cheaper
         parts.append(
             canonical.filter(
                 pl.col(SUBJECT_KEY).is_not_null() & pl.col(SUBJECT_KEY).is_duplicated()
@@ -373,17 +374,15 @@ def lines_digest(lines: Iterable[str]) -> str:
 def column_metrics(raw: pl.DataFrame) -> dict[str, dict[str, int]]:
     """Counts only (never minima, maxima or samples: those would be personal data)."""
     names = [n for n in raw.columns if n != ROW]
-    counts = raw.select(
-        *(pl.col(n).null_count().alias(f"nulls:{n}") for n in names),
-        *(pl.col(n).drop_nulls().n_unique().alias(f"distinct:{n}") for n in names),
-    ).row(0, named=True)
+    nulls = raw.select(pl.col(n).null_count() for n in names).row(0)
+    distinct = distinct_counts(raw, names)
     return {
         name: {
-            "nullCount": int(counts[f"nulls:{name}"]),
-            "distinctCount": int(counts[f"distinct:{name}"]),
+            "nullCount": int(nulled),
+            "distinctCount": distinct[name],
             "count": raw.height,
         }
-        for name in names
+        for name, nulled in zip(names, nulls, strict=True)
     }
 
 

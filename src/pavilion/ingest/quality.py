@@ -22,6 +22,7 @@ from typing import Any, Final, TypedDict
 
 import polars as pl
 
+from pavilion.ingest.distinct import distinct_count
 from pavilion.ingest.schema import Dimension, FieldType, Profile, QualityPolicy
 
 #: Error codes that count against validity (the rest count against other dimensions).
@@ -138,7 +139,7 @@ def score_batch(
         }
         values = typed[spec.name].drop_nulls()
         if spec.unique or schema.key == [spec.name]:
-            dims[Dimension.UNIQUENESS] = _share(values.n_unique(), len(values))
+            dims[Dimension.UNIQUENESS] = _share(distinct_count(values), len(values))
         elif spec.name in schema.key:
             dims[Dimension.UNIQUENESS] = key_unique
         involved = [

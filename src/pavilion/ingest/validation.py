@@ -26,6 +26,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from pavilion.errors import ProviderBadResponse
+from pavilion.ingest.distinct import all_distinct
 from pavilion.ingest.errors import Issue
 from pavilion.ingest.formats import ROW, RawBatch
 from pavilion.ingest.schema import FieldSpec, FieldType, RecordSchema
@@ -319,7 +320,7 @@ class BatchSchema:
                     present = present & column.is_not_nan()
                 self._passes.append(present.all())
             if spec.unique or spec.name == single_key:
-                self._passes.append(column.n_unique() == pl.len())  # a second null fails too
+                self._passes.append(all_distinct(column, self._dtypes[spec.name]))
             columns[spec.name] = pa.Column(
                 polars_type(spec.type),
                 checks=checks,
