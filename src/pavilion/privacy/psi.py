@@ -63,6 +63,7 @@ DEFAULT_TAG_BYTES: Final = 8
 MAX_SET_NAME: Final = 200
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_JSON_TEXT: Final = json.JSONEncoder(ensure_ascii=False)  # a string as oprf_input writes it
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 #: One chunk of tag work: the OPRF key, the inputs (bytes or identifier values), tag bytes.
 _Job = tuple[bytes, Sequence[Any], int]
@@ -128,6 +129,19 @@ def oprf_input(set_name: str, identifiers: Mapping[str, str]) -> bytes:
     if len(data) > oprf.MAX_INPUT_BYTES:
         raise InvalidRequest("the identifiers are too long", field="identifiers")
     return data
+
+
+def oprf_inputs(set_name: str, kind: str, values: Iterable[str]) -> list[bytes]:
+    """``oprf_input(set_name, {kind: v})`` of every value, the JSON around the value built once
+    (the same bytes: one key, so the value closes the canonical JSON)."""
+    head = oprf_input(set_name, {kind: "-"})[: -len(b'"-"}]')].decode("utf-8")
+    inputs = []
+    for value in values:
+        data = f"{head}{_JSON_TEXT.encode(normalise_identifier(kind, value))}}}]".encode()
+        if len(data) > oprf.MAX_INPUT_BYTES:
+            raise InvalidRequest("the identifiers are too long", field="identifiers")
+        inputs.append(data)
+    return inputs
 
 
 def identifier_subsets(identifiers: Mapping[str, str]) -> list[dict[str, str]]:
@@ -225,8 +239,7 @@ def tag_of(output: bytes, tag_bytes: int) -> bytes:
 def _evaluate_chunk(job: tuple[bytes, Sequence[bytes], int]) -> bytes:
     """Worker body: Evaluate (RFC 9497 §3.3.2) every input, keep the first tag bytes."""
     sk, inputs, tag_bytes = job
-    server = oprf.VOPRFServer(sk)
-    return b"".join(server.evaluate(x)[:tag_bytes] for x in inputs)
+    return b"".join(output[:tag_bytes] for output in oprf.VOPRFServer(sk).evaluate_many(inputs))
 
 
 def _run_chunks(
@@ -282,7 +295,7 @@ def evaluate_identifier_tags(
 
     def body(job: _Job) -> bytes:
         key, part, size = job
-        return _evaluate_chunk((key, [oprf_input(set_name, {kind: v}) for v in part], size))
+        return _evaluate_chunk((key, oprf_inputs(set_name, kind, part), size))
 
     jobs: list[_Job] = [
         (sk, values[i : i + chunk], tag_bytes) for i in range(0, len(values), chunk)

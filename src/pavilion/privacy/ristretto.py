@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+from collections.abc import Iterable
 from typing import Final
 
 from pavilion.errors import CryptoError
@@ -137,6 +138,24 @@ def scalarmult(n: bytes, p: bytes) -> bytes:
     if _sodium().scalarmult(out, n, p) != 0:
         raise RistrettoError("invalid element encoding or identity result")
     return out.raw
+
+
+def scalarmult_hashed(n: bytes, hashes: Iterable[bytes]) -> list[bytes]:
+    """``scalarmult(n, from_hash(h))`` of every 64-byte ``h``, through two buffers reused for
+    the whole batch (no element leaves C between the two calls); raises if an element derived
+    from a hash is the identity (the product is then the identity too)."""
+    _need(n, SCALAR_BYTES, "scalar")
+    lib = _sodium()
+    from_hash_into, scalarmult_into = lib.from_hash, lib.scalarmult
+    element, out = _new(ELEMENT_BYTES), _new(ELEMENT_BYTES)
+    products = []
+    for h in hashes:
+        _need(h, HASH_BYTES, "hash")
+        from_hash_into(element, h)
+        if scalarmult_into(out, n, element) != 0:
+            raise RistrettoError("the element derived from the hash is the identity")
+        products.append(out.raw)
+    return products
 
 
 def scalarmult_base(n: bytes) -> bytes:

@@ -6,6 +6,7 @@ import pytest
 
 from pavilion.privacy import oprf
 from pavilion.privacy import ristretto as r255
+from pavilion.privacy.oprf import suite as oprf_suite
 
 # RFC 9380 Appendix K.3: expand_message_xmd(SHA-512), DST "QUUX-V01-CS02-with-expander-SHA512-256".
 XMD_DST = b"QUUX-V01-CS02-with-expander-SHA512-256"
@@ -60,6 +61,36 @@ def test_hash_to_group_identity_is_invalid_input(monkeypatch: pytest.MonkeyPatch
         oprf.OPRFClient().blind(b"input")
     with pytest.raises(oprf.InvalidInput, match="identity"):
         oprf.OPRFServer(oprf.generate_key_pair().sk).evaluate(b"input")
+
+
+def test_a_batch_that_hashes_to_the_identity_is_invalid_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``evaluate_many`` maps in C; the all-zero uniform bytes map to the identity there."""
+    assert r255.from_hash(bytes(64)) == r255.IDENTITY
+    monkeypatch.setattr(
+        oprf_suite.Suite, "group_hashes", lambda _s, msgs: (bytes(64) for _ in msgs)
+    )
+    server = oprf.VOPRFServer(oprf.generate_key_pair().sk)
+    with pytest.raises(oprf.InvalidInput, match="identity"):
+        server.evaluate_many([b"a", b"b"])
+
+
+def test_group_hashes_are_expand_message_xmd_of_the_group_dst() -> None:
+    suite = oprf_suite.SUITES[oprf.Mode.VOPRF]
+    msgs = [b"", b"abc", bytes(range(256)) * 3]
+    expected = [oprf_suite.expand_message_xmd(m, suite.group_dst, 64) for m in msgs]
+    assert list(suite.group_hashes(msgs)) == expected
+    assert [suite.hash_to_group(m) for m in msgs] == [r255.from_hash(h) for h in expected]
+
+
+def test_evaluate_many_is_evaluate_of_each_input_and_checks_lengths() -> None:
+    server = oprf.VOPRFServer(oprf.generate_key_pair().sk)
+    inputs = [b"", b"x", "\u00fcnicode".encode(), bytes(oprf.MAX_INPUT_BYTES)]
+    assert server.evaluate_many(inputs) == [server.evaluate(x) for x in inputs]
+    assert server.evaluate_many([]) == []
+    with pytest.raises(oprf.InvalidInput, match="longer"):
+        server.evaluate_many([b"ok", bytes(oprf.MAX_INPUT_BYTES + 1)])
 
 
 def test_derive_key_pair_skips_zero_and_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,6 +86,7 @@ def test_oprf_vector(suite: dict[str, Any], vector: dict[str, Any]) -> None:
         assert server.blind_evaluate(blinded) == evaluated
         assert client.finalize(x, blind, evaluated) == output
         assert server.evaluate(x) == output
+    assert server.evaluate_many(v.inputs) == v.outputs
 
 
 @pytest.mark.parametrize(("suite", "vector"), _cases(1))
@@ -108,6 +109,7 @@ def test_voprf_vector(suite: dict[str, Any], vector: dict[str, Any]) -> None:
     outputs = client.finalize_batch(v.inputs, v.blinds, v.evaluated, v.blinded, proof=v.proof)
     assert outputs == v.outputs
     assert [server.evaluate(x) for x in v.inputs] == v.outputs
+    assert server.evaluate_many(v.inputs) == v.outputs
 
 
 @pytest.mark.parametrize(("suite", "vector"), _cases(2))

@@ -114,6 +114,30 @@ def test_identifier_tags_are_the_tags_of_the_normalised_inputs() -> None:
     assert caught.value.field == "workers"
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["email", "student_id", "national_id"]),
+    st.sampled_from(["customers", 'membership:chess "club" \u00fc']),
+    st.lists(st.text(min_size=1, max_size=40).filter(str.strip), max_size=8),
+)
+def test_oprf_inputs_are_the_oprf_input_of_each_value(
+    kind: str, set_name: str, values: list[str]
+) -> None:
+    assert psi.oprf_inputs(set_name, kind, values) == [
+        psi.oprf_input(set_name, {kind: v}) for v in values
+    ]
+
+
+def test_oprf_inputs_refuse_what_oprf_input_refuses() -> None:
+    with pytest.raises(InvalidRequest, match="too long"):
+        psi.oprf_inputs("customers", "email", ["a@b.example", "x" * oprf.MAX_INPUT_BYTES])
+    with pytest.raises(InvalidRequest, match="empty"):
+        psi.oprf_inputs("customers", "email", ["  "])
+    with pytest.raises(InvalidRequest) as caught:
+        psi.oprf_inputs(" bad set", "email", ["a@b.example"])
+    assert caught.value.field == "set"
+
+
 def _manifest(**changes: object) -> psi.TagSetManifest:
     key = oprf.generate_key_pair()
     encoded = psi.EncodedSet.from_tags([b"\x01" * 8, b"\x02" * 8], 8)

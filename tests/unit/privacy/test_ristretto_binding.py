@@ -89,6 +89,20 @@ def test_lengths_are_checked_before_calling_c(call: object, args: tuple[bytes, .
         call(*args)
 
 
+def test_scalarmult_hashed_is_scalarmult_of_from_hash() -> None:
+    n = _scalar(123456789)
+    hashes = [bytes([i]) * 64 for i in range(1, 6)]
+    expected = [r255.scalarmult(n, r255.from_hash(h)) for h in hashes]
+    assert r255.scalarmult_hashed(n, hashes) == expected
+    assert r255.scalarmult_hashed(n, iter(hashes)) == expected
+    with pytest.raises(r255.RistrettoError, match="identity"):
+        r255.scalarmult_hashed(n, [hashes[0], bytes(64)])  # all-zero bytes map to the identity
+    with pytest.raises(r255.RistrettoError, match="must be"):
+        r255.scalarmult_hashed(n, [bytes(63)])
+    with pytest.raises(r255.RistrettoError, match="must be"):
+        r255.scalarmult_hashed(bytes(31), hashes)
+
+
 def test_scalar_arithmetic_matches_integers() -> None:
     x, y = r255.scalar_random(), r255.scalar_random()
     assert x != y

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
@@ -179,6 +179,19 @@ class Suite:
         if hmac.compare_digest(element, IDENTITY):
             raise InvalidInput("input maps to the identity element")
         return element
+
+    def group_hashes(self, msgs: Iterable[bytes]) -> Iterator[bytes]:
+        """The uniform bytes HashToGroup maps, ``expand_message_xmd(msg, group_dst, 64)``, of
+        every message, with the DST's framing built once (one SHA-512 block of output: ell 1)."""
+        dst_prime = self.group_dst + bytes((len(self.group_dst),))
+        framing = r255.HASH_BYTES.to_bytes(2, "big") + b"\x00" + dst_prime
+        second = b"\x01" + dst_prime
+        sha512 = hashlib.sha512
+        for msg in msgs:
+            h = _XMD_Z_PAD.copy()
+            h.update(msg)
+            h.update(framing)
+            yield sha512(h.digest() + second).digest()
 
     def hash_to_scalar(self, msg: bytes, dst: bytes | None = None) -> bytes:
         """HashToScalar: 64 uniform bytes, little-endian, reduced modulo L (§4.1)."""
