@@ -8,6 +8,7 @@ take the slow, exact path.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,17 +60,21 @@ def read_ndjson(path: Path, schema: RecordSchema, *, row_of_line: bool = True) -
     if records.height == 0:
         raise MalformedUpload("the upload holds no records", field="body")
     records = numbered(records)
-    # One pass over the lines for both probes (polars evaluates the two in parallel).
-    probes = records.select(
+    # One regular expression over every line finds the few that need the two probes.
+    try:
+        candidates = records.filter(pl.col("text").str.contains(_candidate_pattern(schema)))
+    except pl.exceptions.PolarsError:  # pragma: no cover - a pattern too large to compile
+        candidates = records
+    probes = candidates.select(
         suspect=pl.col("text").str.contains(_wrong_type_pattern(schema)),
         extra=pl.col("text").str.count_matches(_KEY)
         != pl.col("text").str.count_matches(_declared_key_pattern(schema)),
     )
     type_errors, flagged = _json_type_errors(
-        records.filter(probes["suspect"]), schema, row_of_line=row_of_line
+        candidates.filter(probes["suspect"]), schema, row_of_line=row_of_line
     )
     dtype = _json_dtype(schema)
-    undeclared = _undeclared_keys(records.filter(probes["extra"]), schema)
+    undeclared = _undeclared_keys(candidates.filter(probes["extra"]), schema)
     frame: pl.DataFrame | None = None
     if not flagged:  # the fast path; it skips blank lines as records does
         try:
@@ -125,6 +130,37 @@ def _decode_flagged(
 def _declared_key_pattern(schema: RecordSchema) -> str:
     declared = "|".join(name.replace(".", "[.]") for name in schema.by_name)
     return f'"(?:{declared})"\\s*:'
+
+
+def _undeclared_key_pattern(schema: RecordSchema) -> str:
+    """Matches ``"key":`` for any key (without quote or backslash) the schema does not declare.
+
+    Built from a trie of the declared names: at each node the key may end early (unless a
+    name ends there), go on with a child's character, or with any other character. A line
+    where this finds nothing has, at every position, the same ``_KEY`` and declared-key
+    matches (declared names hold neither quote nor backslash), so its two key counts agree.
+    """
+    trie: dict[str, Any] = {}
+    for name in schema.by_name:
+        node = trie
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def rest(node: dict[str, Any]) -> str:
+        chars = sorted(k for k in node if k)
+        options = [] if "" in node else ['"']
+        options += [re.escape(c) + rest(node[c]) for c in chars]
+        others = "".join(re.escape(c) for c in chars)
+        options.append(f'[^"\\\\{others}][^"\\\\]*"')
+        return "(?:" + "|".join(options) + ")"
+
+    return '"' + rest(trie) + r"\s*:"
+
+
+def _candidate_pattern(schema: RecordSchema) -> str:
+    """Lines that may have a wrongly typed value or an undeclared key: a superset of both."""
+    return _undeclared_key_pattern(schema) + "|" + _wrong_type_pattern(schema)
 
 
 def _undeclared_keys(extra: pl.DataFrame, schema: RecordSchema) -> list[str]:
