@@ -326,7 +326,7 @@ class Runtime:
             await self.lookup_lineage.aclose()
         if self.built("privacy"):
             await self.privacy.aclose()
-        for name in ("provider_client", "oidc", "status_lists"):
+        for name in ("provider_client", "oidc", "status_lists", "config"):
             if self.built(name):
                 await getattr(self, name).aclose()
         if self.built("did_web") and self.did_web is not None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -60,8 +61,9 @@ async def entries(rt: Runtime) -> list[StatusListEntry]:
 
 
 async def test_parallel_reservations_in_two_processes_never_collide(runtime: Runtime) -> None:
-    # Two service instances are two processes: separate memories, one database.
-    first, second = service(runtime, token_size=512), service(runtime, token_size=512)
+    # Two service instances are two processes: separate memories, one database. Each reserves
+    # its next batch before its pool runs dry, so the list is large enough for both to do so.
+    first, second = service(runtime, token_size=2048), service(runtime, token_size=2048)
     await first.reserve(TENANT)  # opens the list both will share
     results = await asyncio.gather(
         *(svc.reserve(TENANT) for _ in range(100) for svc in (first, second))
@@ -73,7 +75,7 @@ async def test_parallel_reservations_in_two_processes_never_collide(runtime: Run
     assert len({(e.group_id, e.idx) for e in stored}) == len(stored)
     handed_out = {(r.group_id, r.idx): r.entry_id for r in results}
     assert {e.id for e in stored} >= set(handed_out.values())  # each one a stored reservation
-    # Random, not sequential: 200 draws from 512 indices are not the first 200 in order.
+    # Random, not sequential: 200 draws from 2048 indices are not the first 200 in order.
     assert sorted(indices) != list(range(min(indices), min(indices) + 200))
 
 
@@ -114,6 +116,36 @@ async def test_parallel_issuances_through_the_api_get_distinct_indices(
             )
         ).scalar_one()
     assert bound_count == 16  # every issued credential got its entry, in its own transaction
+
+
+async def test_the_next_batch_is_reserved_behind_before_the_pool_runs_dry(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = service(runtime, token_size=4096, reserve_batch=8, reserve_batch_max=8)
+    allocator = svc._allocator
+    real_insert = allocator._insert_reserved
+    release = asyncio.Event()
+    batches = 0
+
+    async def slow_second_batch(group: Any, indices: list[int]) -> list[tuple[int, str]]:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            await release.wait()  # a database slow to take the next batch
+        return await real_insert(group, indices)
+
+    monkeypatch.setattr(allocator, "_insert_reserved", slow_second_batch)
+    # The first batch of 8: once fewer than half are left the next batch is asked for in the
+    # background, and the pool keeps serving every caller while that insert waits.
+    handed = [await asyncio.wait_for(svc.reserve(TENANT), 5) for _ in range(8)]
+    assert batches == 2
+    release.set()
+    await allocator.aclose()
+    reserved = [e for e in await entries(runtime) if e.state == "reserved"]
+    assert len(reserved) == 16  # the second batch is in, before anyone waited for it
+    handed += [await asyncio.wait_for(svc.reserve(TENANT), 5) for _ in range(8)]
+    assert len({(r.group_id, r.idx) for r in handed}) == 16
+    assert {r.entry_id for r in handed} <= {e.id for e in reserved}
 
 
 async def test_a_full_list_rolls_over_and_no_index_is_ever_reused(runtime: Runtime) -> None:

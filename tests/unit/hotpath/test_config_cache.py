@@ -154,3 +154,74 @@ async def test_a_caller_after_an_invalidation_does_not_share_the_load_in_flight(
     assert await early == "before the change"
     assert late == "after the change"
     assert await cache.get("t1", "k", slow_load) == "after the change"  # the late one is kept
+
+
+async def test_an_ageing_entry_is_reloaded_behind_while_callers_keep_the_value() -> None:
+    clock = Clock()
+    cache = ConfigCache(2.0, timer=clock)
+    release = asyncio.Event()
+    values = iter(["first", "second"])
+
+    async def load() -> str:
+        value = next(values)
+        if value == "second":
+            await release.wait()  # a slow database: nobody may wait for it
+        return value
+
+    assert await cache.get("t1", "k", load) == "first"
+    clock.now = 1.6  # within the last quarter of the ttl
+    assert await cache.get("t1", "k", load) == "first"  # answered at once, reload started
+    assert await cache.get("t1", "k", load) == "first"  # one reload, not one per caller
+    await asyncio.sleep(0)
+    assert cache.loads == 2
+    release.set()
+    await cache.aclose()  # the reload in the background has finished
+    clock.now = 3.0  # past the first value's expiry: the reloaded one serves
+    assert await cache.get("t1", "k", load) == "second"
+    assert cache.loads == 2
+
+
+async def test_a_value_is_never_served_past_its_ttl_even_while_a_reload_runs() -> None:
+    clock = Clock()
+    cache = ConfigCache(2.0, timer=clock)
+    release = asyncio.Event()
+    values = iter(["first", "second"])
+
+    async def load() -> str:
+        value = next(values)
+        if value == "second":
+            await release.wait()
+        return value
+
+    await cache.get("t1", "k", load)
+    clock.now = 1.8
+    await cache.get("t1", "k", load)  # the reload is now in flight, and slow
+    clock.now = 2.5  # "first" expired: a caller waits for the reload in flight
+    waiting = asyncio.create_task(cache.get("t1", "k", load))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()
+    assert await waiting == "second"
+    assert cache.loads == 2
+
+
+async def test_a_failed_reload_behind_keeps_the_value_until_it_expires() -> None:
+    clock = Clock()
+    cache = ConfigCache(2.0, timer=clock)
+    attempts = 0
+
+    async def load() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            raise ConnectionError("database unreachable")
+        return f"value {attempts}"
+
+    assert await cache.get("t1", "k", load) == "value 1"
+    clock.now = 1.6
+    assert await cache.get("t1", "k", load) == "value 1"
+    await cache.aclose()  # the reload failed in the background
+    assert attempts == 2
+    assert await cache.get("t1", "k", load) == "value 1"  # not expired yet: still served
+    clock.now = 2.1
+    assert await cache.get("t1", "k", load) == "value 3"  # expired: loaded again in line

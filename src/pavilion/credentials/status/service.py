@@ -78,6 +78,7 @@ class StatusListService:
         return self._config
 
     async def aclose(self) -> None:
+        await self._allocator.aclose()
         await self._remote.aclose()
 
     def list_uri(self, kind: str, list_id: str) -> str:
