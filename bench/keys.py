@@ -274,6 +274,7 @@ async def status_figures(settings: Settings, seconds: float) -> dict[str, float]
             rt.keystore,
             rt.audit,
             StatusListConfig(base_url=settings.public_url, issuer=settings.issuer_id),
+            writer=rt.journal.sqlite_writer,  # as the runtime builds it (one writer thread)
         )
         issued: list[str] = []
 

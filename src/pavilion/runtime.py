@@ -276,6 +276,7 @@ class Runtime:
                 cache_seconds=settings.config_cache_seconds,
             ),
             remote=RemoteStatusResolver(settings.status_trust_anchors),
+            writer=self.journal.sqlite_writer,
         )
 
     # -- lineage and privacy --------------------------------------------------------------------

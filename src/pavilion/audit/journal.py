@@ -180,6 +180,12 @@ class Journal:
             _settle(pending.future, answer=answer)
 
     @property
+    def sqlite_writer(self) -> SqliteWriter | None:
+        """The SQLite writer thread (None on PostgreSQL or an in-memory database); status
+        changes share it, so the process has one writer connection."""
+        return self._sqlite
+
+    @property
     def driver_round_trips(self) -> int:
         """Round trips made outside SQLAlchemy: PostgreSQL's (three per batch) and SQLite's
         hand-offs to the writer thread (one per batch)."""

@@ -9,9 +9,10 @@ would). Row-level security policies read it NULL-safely.
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import ExceptionContext
@@ -109,6 +110,16 @@ def _on_driver_error(context: ExceptionContext) -> None:
         original, OverflowError | UnicodeEncodeError
     ):
         _raise_classified(original)
+
+
+def raise_driver_error(exc: Exception) -> NoReturn:
+    """Raise the tree's error for a ``sqlite3`` error raised outside SQLAlchemy (the SQLite
+    writer thread), as the same error through SQLAlchemy would be: an integrity error as
+    SQLAlchemy's ``IntegrityError``, anything else classified (a lock held past the busy
+    timeout is ``StorageUnavailable``)."""
+    wrapped = DBAPIError.instance(None, None, exc, sqlite3.Error)
+    _raise_classified(wrapped)
+    raise wrapped from exc
 
 
 @contextmanager

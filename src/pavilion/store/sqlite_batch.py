@@ -33,7 +33,12 @@ _DIALECT = sqlite.dialect()
 
 @cache
 def _processors(table: Table, columns: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ...]:
-    return tuple(table.c[name].type.bind_processor(_DIALECT) for name in columns)
+    # The dialect's implementation of each type: the generic DateTime has no bind processor
+    # (sqlite3's own adapter would then store ``isoformat(" ")`` with its offset), SQLite's
+    # DATETIME stores the ORM's "YYYY-MM-DD HH:MM:SS.ffffff".
+    return tuple(
+        table.c[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for name in columns
+    )
 
 
 def _values(table: Table, columns: tuple[str, ...], row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -41,6 +46,11 @@ def _values(table: Table, columns: tuple[str, ...], row: Mapping[str, Any]) -> t
         process(row[name]) if process is not None and row[name] is not None else row[name]
         for name, process in zip(columns, _processors(table, columns), strict=True)
     )
+
+
+def bound_values(table: Table, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``values`` as the columns' bind processors store them, in ``values``' order."""
+    return _values(table, tuple(values), values)
 
 
 def insert_rows(

@@ -1,17 +1,29 @@
-"""Status changes: revoke, suspend or reinstate a credential (audited), and read its status."""
+"""Status changes: revoke, suspend or reinstate a credential (audited), and read its status.
+
+On SQLite with the database's writer thread (the runtime passes the journal's) a change is one
+hand-off to it (:mod:`pavilion.credentials.status.change_sqlite`); otherwise (PostgreSQL, an
+in-memory database) it is one SQLAlchemy transaction. Both store the same rows and leaf.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select, update
 
 from pavilion.audit.log import AuditLog, digest
+from pavilion.credentials.status.change_sqlite import (
+    cannot_suspend,
+    change_in_writer,
+    not_listed,
+    status_event,
+)
 from pavilion.credentials.status.models import StatusList, StatusListEntry
 from pavilion.credentials.status.queries import group_lists
 from pavilion.credentials.status.states import (
-    StatusConflict,
     check_action,
     list_value,
     supports_suspension,
@@ -25,7 +37,8 @@ from pavilion.credentials.status.types import (
     list_uri,
 )
 from pavilion.errors import InvalidRequest, NotFound
-from pavilion.store.database import Database
+from pavilion.store.database import Database, raise_driver_error
+from pavilion.store.sqlite_batch import SqliteWriter
 
 
 class StatusChanges:
@@ -38,8 +51,10 @@ class StatusChanges:
         config: StatusListConfig,
         *,
         clock: Callable[[], datetime],
+        writer: SqliteWriter | None = None,
     ) -> None:
         self._db = db
+        self._writer = writer
         self._audit = audit
         self._clock = clock
         self._base = config.base_url.rstrip("/")
@@ -58,6 +73,21 @@ class StatusChanges:
         if reason is not None and len(reason) > 500:
             raise InvalidRequest("reason must be at most 500 characters", field="reason")
         now = self._clock()
+        reason_sha256 = digest(reason) if reason else None
+        if self._writer is not None:
+            work = partial(
+                change_in_writer,
+                tenant_id=tenant_id,
+                credential_id=credential_id,
+                action=checked,
+                actor=actor,
+                reason_sha256=reason_sha256,
+                now=now,
+            )
+            try:
+                return await self._writer.transaction(work)
+            except sqlite3.Error as exc:
+                raise_driver_error(exc)
         async with self._db.transaction(tenant_id) as session:
             entries = list(
                 (
@@ -72,20 +102,14 @@ class StatusChanges:
                 ).scalars()
             )
             if not entries:
-                raise NotFound(
-                    f"credential {credential_id} has no status list entry (unknown, or issued "
-                    "without a status)"
-                )
+                raise not_listed(credential_id)
             lists = await group_lists(session, tenant_id, (e.group_id for e in entries))
             previous = entries[0].state
             target = transition(previous, checked)
             if checked == "suspend" and not all(
                 supports_suspension(row.kind, row.bits) for row in lists
             ):
-                raise StatusConflict(
-                    f"credential {credential_id} is listed in a 1-bit token status list, which "
-                    "cannot express suspension (use 2-bit lists: PAVILION_STATUS_LIST_BITS=2)"
-                )
+                raise cannot_suspend(credential_id)
             if target == previous:
                 return StatusChange(credential_id, checked, previous, target, False, None)
             for entry in entries:
@@ -99,24 +123,17 @@ class StatusChanges:
                 )
                 .values(version=StatusList.version + 1, updated_at=now)
             )
-            receipt = await self._audit.append(
-                session,
-                tenant_id,
-                {
-                    "kind": "credential-status",
-                    "credential_id": credential_id,
-                    "action": checked,
-                    "from": previous,
-                    "to": target,
-                    "entries": sorted(
-                        [{"group": e.group_id, "idx": e.idx} for e in entries],
-                        key=lambda item: (str(item["group"]), int(item["idx"])),
-                    ),
-                    "reason_sha256": digest(reason) if reason else None,
-                    "actor": actor,
-                    "at": now.isoformat(),
-                },
+            event = status_event(
+                credential_id,
+                checked,
+                previous=previous,
+                target=target,
+                entries=[(str(e.group_id), int(e.idx)) for e in entries],
+                reason_sha256=reason_sha256,
+                actor=actor,
+                now=now,
             )
+            receipt = await self._audit.append(session, tenant_id, event)
         return StatusChange(credential_id, checked, previous, target, True, receipt.index)
 
     async def credential_status(self, tenant_id: str, credential_id: str) -> CredentialStatus:

@@ -32,6 +32,7 @@ from pavilion.credentials.status.types import (
 from pavilion.errors import InvalidRequest, NotFound
 from pavilion.keystore.base import Keystore
 from pavilion.store.database import Database
+from pavilion.store.sqlite_batch import SqliteWriter
 
 __all__ = [
     "PublishedList",
@@ -58,13 +59,16 @@ class StatusListService:
         *,
         remote: RemoteStatusResolver | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        writer: SqliteWriter | None = None,
     ) -> None:
+        """``writer``: the SQLite database's writer thread (the journal's), which makes a
+        status change one hand-off instead of a SQLAlchemy transaction."""
         self._db = db
         self._config = config
         self._remote = remote or RemoteStatusResolver({})
         self._base = config.base_url.rstrip("/")
         self._allocator = IndexAllocator(db, config, clock=clock)
-        self._changes = StatusChanges(db, audit, config, clock=clock)
+        self._changes = StatusChanges(db, audit, config, clock=clock, writer=writer)
         self._lists = LocalLists(db, config.cache_seconds)
         publisher = ListPublisher(db, keystore, config, clock=clock)
         self.reserve = self._allocator.reserve
