@@ -33,7 +33,7 @@ from typing import Any, Final
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.rawhttp import Connection
+from e2e.rawhttp import Connection, collector_paused
 
 STAGE_METRIC: Final = "pavilion_stage_cpu_seconds"
 #: The stages an issuance meets, in order, then the rest (docs/PERFORMANCE.md).
@@ -170,7 +170,8 @@ def measure(
     uvloop.run(_drive(port, requests, concurrency, min(0.5, seconds), expect))
     stages_before = server.stage_seconds()
     cpu_before = server.cpu_seconds()
-    window = uvloop.run(_drive(port, requests, concurrency, seconds, expect))
+    with collector_paused():
+        window = uvloop.run(_drive(port, requests, concurrency, seconds, expect))
     window.server_cpu_s = server.cpu_seconds() - cpu_before
     stages_after = server.stage_seconds()
     window.stage_s = {

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from e2e.rawhttp import Connection
+from e2e.rawhttp import Connection, collector_paused
 from pavilion.synth.roster import StudentRecord
 
 SEED: Final = 20240611
@@ -204,17 +204,18 @@ async def run_level(
     given, the connector's stage totals (read outside the CPU window: the scrape's own cost
     stays out of the process figures)."""
     connections = [await Connection.open("127.0.0.1", port) for _ in range(concurrency)]
-    try:
-        await drive(send, cases, connections, port, warmup_s, LevelResult(target, concurrency))
-        result = LevelResult(target, concurrency)
-        stages_before = stages() if stages else {}
-        before = snapshot()
-        await drive(send, cases, connections, port, seconds, result)
-        after = snapshot()
-        stages_after = stages() if stages else {}
-    finally:
-        for connection in connections:
-            connection.close()
+    with collector_paused():
+        try:
+            await drive(send, cases, connections, port, warmup_s, LevelResult(target, concurrency))
+            result = LevelResult(target, concurrency)
+            stages_before = stages() if stages else {}
+            before = snapshot()
+            await drive(send, cases, connections, port, seconds, result)
+            after = snapshot()
+            stages_after = stages() if stages else {}
+        finally:
+            for connection in connections:
+                connection.close()
     for who in before:
         b, a = before[who], after.get(who)
         result.cpu_ms[who] = None if a is None or b is None else (a - b) * 1000
