@@ -304,7 +304,7 @@ async def run_batch_psi(rt: Runtime, tenant_id: str, request: BatchPsiRequest) -
     tag_set = await _active(rt, tenant_id, provider.id, set_name, required=True)
     assert tag_set is not None
     route = plan_route(provider.endpoints, request.residency, rt.settings.node_region, adequacy)
-    inputs = [psi.oprf_input(set_name, {request.identifier_kind: item}) for item in request.items]
+    inputs = psi.oprf_inputs(set_name, request.identifier_kind, request.items)
     outputs, region, _, blinded = await _evaluate(
         rt, tenant_id, provider, route.allowed, [_Asked(tag_set, x) for x in inputs]
     )
