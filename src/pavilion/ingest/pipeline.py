@@ -327,10 +327,36 @@ def _jsonable(value: Any) -> Any:
 
 def canonical_records(frame: pl.DataFrame, targets: list[str]) -> pl.DataFrame:
     """(key, json) per record, sorted by key (code point order): what is stored and digested."""
-    return frame.select(
+    records = frame.select(
         pl.col(SUBJECT_KEY).alias("key"),
         pl.struct(sorted(targets)).struct.json_encode().alias("json"),
-    ).sort("key", multithreaded=False)  # keys are unique; one thread spends half the CPU
+    )
+    packed = _packed_keys(records["key"])
+    if packed is not None:
+        return records.select(pl.all().gather(packed.arg_sort()))
+    return records.sort("key", multithreaded=False)  # keys are unique; one thread: half the CPU
+
+
+def _packed_keys(keys: pl.Series) -> pl.Series | None:
+    """Short keys as integers in the same order, when every key allows it.
+
+    Keys of at most 8 ASCII characters, none of them NUL, packed big-endian and padded with
+    zero bytes, order as their code points do (a key before its own extensions), and
+    integers sort for about half the CPU of arg-sorting strings.
+    """
+    fits = keys.to_frame("k").select(
+        (pl.col("k").str.len_bytes().max() <= 8)
+        & (pl.col("k").str.len_bytes() == pl.col("k").str.len_chars()).all()
+        & ~pl.col("k").str.contains("\x00", literal=True).any()
+        & (pl.col("k").null_count() == 0)
+    )
+    if keys.len() == 0 or not fits.item():
+        return None
+    return (
+        keys.str.pad_end(8, "\x00")
+        .cast(pl.Binary)
+        .bin.reinterpret(dtype=pl.UInt64, endianness="big")
+    )
 
 
 class _HashWriter:
