@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -104,10 +105,25 @@ class StaleHead(Exception):
 
 
 _LEAF_INDEX_TAKEN = "uq_audit_leaves_tenant_id_idx"
+_HEAD_FOR_UPDATE = "SELECT compact_range FROM audit_heads WHERE tenant_id = $1 FOR UPDATE"
+#: Seconds a tenant stays contended after another worker moved its head under this one.
+CONTENDED_S = 5.0
 _HEAD_CTE = (
     "head AS (UPDATE audit_heads SET size = $1, compact_range = $2 "
     "WHERE tenant_id = $3 AND size = $4 RETURNING 1)"
 )
+
+
+@dataclass(frozen=True)
+class _PgPlan:
+    """A batch made ready for PostgreSQL over a known head: its answers, the head after it,
+    the one statement with its parameters, and the guarded changes by result column."""
+
+    answers: list[Any]
+    after: CompactRange
+    statement: str
+    params: list[Any]
+    guarded: list[tuple[str, list[Transition]]]
 
 
 class Journal:
@@ -128,6 +144,8 @@ class Journal:
         # SQLite: a batch in one hand-off to its own writer thread (store/sqlite_batch.py).
         self._sqlite = sqlite
         self._heads: dict[str, CompactRange] = {}
+        #: Tenants whose head another worker moved lately: until when their batches lock it.
+        self._contended_until: dict[str, float] = {}
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: Transactions committed and writes they carried (tests, metrics, the benchmark).
@@ -212,67 +230,113 @@ class Journal:
 
         The head is kept in memory; when another worker has appended meanwhile the guard (or
         the leaf index) misses, the head is read again and the batch written again; a tenant
-        without a head yet, or one contended twice in a row, takes the locked path.
+        without a head yet, or one contended twice in a row, takes the locked path. A tenant
+        whose head another worker moved is contended for :data:`CONTENDED_S`: its batches
+        then lock the head first (one more round trip, no retries: with two workers busy on
+        one tenant nearly every optimistic batch met a stale head and was written twice).
         """
-        events = [p.entry.event for p in batch]
         for _ in range(2):
+            if self._contended_until.get(tenant_id, 0.0) > time.monotonic():
+                answers = await self._write_pg_head_locked(tenant_id, batch, pg)
+                if answers is None:
+                    break
+                return answers
             head = self._heads.get(tenant_id)
             if head is None:
                 head = await self._load_head(tenant_id, pg)
                 if head is None:
                     break
-            receipts, leaves, after = self._audit.plan_leaves(tenant_id, head, events)
-            rows = Batch()
-            answers = [p.entry.write(rows, r) for p, r in zip(batch, receipts, strict=True)]
-            inserts = {AuditLeaf.__table__: leaves} | {
-                model.__table__: values for model, values in rows.inserts.items()
-            }
-            groups = _grouped(rows.transitions)
-            statement, params, names = compose(
-                inserts,
-                [
-                    GuardedRows(
-                        model.__table__,
-                        guard,
-                        columns,
-                        [{"id": c.row_id, "_expected": c.expected, **c.values} for c in changes],
-                    )
-                    for (model, guard, _, columns), changes in groups.items()
-                ],
-                extra_ctes=[_HEAD_CTE],
-                extra_selects=["(SELECT count(*) FROM head) AS head"],
-                first_param=5,
-            )
+            plan = self._plan_pg(tenant_id, head, batch)
             try:
                 async with pg.transaction(tenant_id) as connection:
-                    result = await pg.fetchrow(
-                        connection,
-                        statement,
-                        after.size,
-                        after.to_json(),
-                        tenant_id,
-                        head.size,
-                        *params,
-                    )
-                    if result["head"] != 1:
-                        raise StaleHead
-                    for name, changes in zip(names, groups.values(), strict=True):
-                        done = set(result[name] or ())
-                        missed = next((c for c in changes if c.row_id not in done), None)
-                        if missed is not None:
-                            raise Conflict(missed.conflict)
+                    await self._run_pg(connection, pg, tenant_id, head, plan)
             except StaleHead:
-                self._heads.pop(tenant_id, None)
+                self._contend(tenant_id)
                 continue
             except asyncpg.UniqueViolationError as exc:
                 self._heads.pop(tenant_id, None)
                 if exc.constraint_name == _LEAF_INDEX_TAKEN:
+                    self._contend(tenant_id)
                     continue  # another worker took these indices first
-                raise IntegrityError(statement, None, exc) from exc
-            self._heads[tenant_id] = after
-            return answers
+                raise IntegrityError(plan.statement, None, exc) from exc
+            self._heads[tenant_id] = plan.after
+            return plan.answers
         self._heads.pop(tenant_id, None)
         return await self._write_locked(tenant_id, batch)
+
+    def _contend(self, tenant_id: str) -> None:
+        self._heads.pop(tenant_id, None)
+        self._contended_until[tenant_id] = time.monotonic() + CONTENDED_S
+
+    async def _write_pg_head_locked(
+        self, tenant_id: str, batch: list[_Pending], pg: PgConnections
+    ) -> list[Any] | None:
+        """The head read with its row lock, then the batch's statement, in one transaction;
+        ``None`` when the tenant has no head yet."""
+        async with pg.transaction(tenant_id) as connection:
+            row = await pg.fetchrow(connection, _HEAD_FOR_UPDATE, tenant_id)
+            if row is None:
+                return None
+            head = CompactRange.from_json(row["compact_range"])
+            plan = self._plan_pg(tenant_id, head, batch)
+            await self._run_pg(connection, pg, tenant_id, head, plan)
+        self._heads[tenant_id] = plan.after
+        return plan.answers
+
+    def _plan_pg(self, tenant_id: str, head: CompactRange, batch: list[_Pending]) -> _PgPlan:
+        receipts, leaves, after = self._audit.plan_leaves(
+            tenant_id, head, [p.entry.event for p in batch]
+        )
+        rows = Batch()
+        answers = [p.entry.write(rows, r) for p, r in zip(batch, receipts, strict=True)]
+        inserts = {AuditLeaf.__table__: leaves} | {
+            model.__table__: values for model, values in rows.inserts.items()
+        }
+        groups = _grouped(rows.transitions)
+        statement, params, names = compose(
+            inserts,
+            [
+                GuardedRows(
+                    model.__table__,
+                    guard,
+                    columns,
+                    [{"id": c.row_id, "_expected": c.expected, **c.values} for c in changes],
+                )
+                for (model, guard, _, columns), changes in groups.items()
+            ],
+            extra_ctes=[_HEAD_CTE],
+            extra_selects=["(SELECT count(*) FROM head) AS head"],
+            first_param=5,
+        )
+        return _PgPlan(
+            answers, after, statement, params, list(zip(names, groups.values(), strict=True))
+        )
+
+    @staticmethod
+    async def _run_pg(
+        connection: asyncpg.Connection,
+        pg: PgConnections,
+        tenant_id: str,
+        head: CompactRange,
+        plan: _PgPlan,
+    ) -> None:
+        """The batch's statement; StaleHead when the head moved, Conflict when a guard missed."""
+        result = await pg.fetchrow(
+            connection,
+            plan.statement,
+            plan.after.size,
+            plan.after.to_json(),
+            tenant_id,
+            head.size,
+            *plan.params,
+        )
+        if result["head"] != 1:
+            raise StaleHead
+        for name, changes in plan.guarded:
+            done = set(result[name] or ())
+            missed = next((c for c in changes if c.row_id not in done), None)
+            if missed is not None:
+                raise Conflict(missed.conflict)
 
     async def _write_sqlite(
         self, tenant_id: str, batch: list[_Pending], writer: SqliteWriter

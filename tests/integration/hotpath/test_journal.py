@@ -125,3 +125,56 @@ async def test_two_workers_appending_to_one_log_keep_it_whole(runtime: Runtime) 
     assert report.ok, report.problems
     assert report.size == 24
     assert await _count(runtime, tenant, IdempotencyRecord) == 24
+
+
+async def test_a_contended_tenant_locks_its_head_instead_of_writing_batches_twice(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers busy on one tenant: once a worker finds its head moved by the other, its
+    batches read the head under its row lock first (four round trips, never a retry), and
+    none falls back to the SQLAlchemy path."""
+    if not runtime.db.is_postgres:
+        pytest.skip("the one-statement batch and its head lock are PostgreSQL's")
+    tenant = (await runtime.tenancy.create_tenant("journal")).id
+    await runtime.journal.write(tenant, _record(tenant, "first"))  # the head exists
+    pg = PgConnections(runtime.settings.database_url)
+    other = Journal(runtime.db, runtime.audit, pg=pg)
+    fallbacks = 0
+
+    def counting(journal: Journal) -> Any:
+        real = journal._write_locked
+
+        async def write_locked(tenant_id: str, batch: list[Any]) -> list[Any]:
+            nonlocal fallbacks
+            fallbacks += 1
+            return await real(tenant_id, batch)
+
+        return write_locked
+
+    for journal in (runtime.journal, other):
+        monkeypatch.setattr(journal, "_write_locked", counting(journal))
+    try:
+        await other.write(tenant, _record(tenant, "b-stale"))  # its head was never read: one read
+        await runtime.journal.write(tenant, _record(tenant, "a-stale"))  # its head moved
+        before = pg.round_trips
+        await other.write(tenant, _record(tenant, "b-contended"))  # moved again: now contended
+        contended_trips = pg.round_trips - before
+        before = pg.round_trips
+        await other.write(tenant, _record(tenant, "b-locked"))
+        assert pg.round_trips - before == 4  # begin, head FOR UPDATE, the batch, commit
+        assert contended_trips == 3 + 4  # the stale attempt, then the locked one
+        for round_ in range(3):
+            await asyncio.gather(
+                *(
+                    runtime.journal.write(tenant, _record(tenant, f"a{round_}{i}"))
+                    for i in range(4)
+                ),
+                *(other.write(tenant, _record(tenant, f"b{round_}{i}")) for i in range(4)),
+            )
+    finally:
+        await other.aclose()
+    assert fallbacks == 0
+    report = await runtime.audit.verify(tenant)
+    assert report.ok, report.problems
+    assert report.size == 29
+    assert await _count(runtime, tenant, IdempotencyRecord) == 29
