@@ -1,6 +1,6 @@
 """Credential issuance and verification rates per format, software keys and SoftHSM2 keys.
 
-Usage: ``python bench/credentials.py [--quick] [--no-http]``.
+Usage: ``python bench/credentials.py [--quick] [--no-http] [--workers N]``.
 
 Every rate is printed beside the raw sign rate of the same key, measured in the same run:
 
@@ -24,6 +24,10 @@ Every rate is printed beside the raw sign rate of the same key, measured in the 
   Key-Binding JWT of its own nonce (signature, disclosures, key binding, validity, status
   entry). Target: >= 2,000 verifications/s. Each workload prints the server's CPU per request
   by stage (``/metrics``).
+* **HTTP API with N workers** (``--workers N``; a full run uses 2, ``--quick`` none): the same
+  workloads against ``pavilion serve --workers N`` on a throw-away PostgreSQL database (SQLite
+  serves with one worker), so that both cores of this machine serve; server CPU is the whole
+  process tree's. Figures carry an ``_Nw`` suffix.
 
 Windows are short and interleaved; each figure is the best window of its rounds. The headline
 figures come last, one per line, as ``name: value unit (target ...)``.
@@ -52,6 +56,7 @@ import pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec
 from e2e import credentials_http as http
 from e2e.rawhttp import encode_json_post
+from e2e.services import PostgresDatabases
 from pkcs11 import Mechanism, ObjectClass
 
 from pavilion.credentials import issuance, sd_jwt, templates, verifier
@@ -72,6 +77,7 @@ HTTP_CPU_TARGET_MS = 1.0
 HTTP_VERIFY_TARGET = 2000.0
 PAVILION = str(Path(sys.executable).with_name("pavilion"))  # the console script of this venv
 RATIO_TARGET = 0.5
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1/postgres"
 VERIFY_NAMES = (*[f.value for f in CredentialFormat], "sd_jwt_vc_presentation")
 
 STUDENT_VC = http.STUDENT_VC
@@ -273,8 +279,23 @@ def pavilion(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def http_bench(directory: Path, rounds: int, seconds: float) -> dict[str, Any]:
-    """Issuance (with and without a status entry) and verification through the API."""
+def http_bench(directory: Path, rounds: int, seconds: float, *, workers: int = 1) -> dict[str, Any]:
+    """Issuance (with and without a status entry) and verification through the API, served
+    by ``workers`` processes: one on SQLite, several on a throw-away PostgreSQL database."""
+    if workers == 1:
+        return _http_bench(directory, rounds, seconds, workers=1, database={})
+    postgres = PostgresDatabases(POSTGRES_ADMIN)
+    try:
+        app_url, owner_url = postgres.create(lambda _app, _owner: None)
+        database = {"PAVILION_DATABASE_URL": app_url, "PAVILION_DATABASE_MIGRATION_URL": owner_url}
+        return _http_bench(directory, rounds, seconds, workers=workers, database=database)
+    finally:
+        postgres.drop_all()
+
+
+def _http_bench(
+    directory: Path, rounds: int, seconds: float, *, workers: int, database: dict[str, str]
+) -> dict[str, Any]:
     _, pin_file = make_token(directory / "hsm", "pavilion-bench-http")
     env = {
         **os.environ,
@@ -286,6 +307,8 @@ def http_bench(directory: Path, rounds: int, seconds: float) -> dict[str, Any]:
         "PAVILION_LOG_LEVEL": "WARNING",
     }
     env.pop("PAVILION_DATABASE_URL", None)
+    env.pop("PAVILION_DATABASE_MIGRATION_URL", None)
+    env |= database
     pavilion(env, "db", "upgrade")
     pavilion(env, "tenants", "create", "bench")
     token = (
@@ -306,7 +329,7 @@ def http_bench(directory: Path, rounds: int, seconds: float) -> dict[str, Any]:
     }
     best: dict[str, Any] = {}
     port = free_port()
-    with http.serve(PAVILION, env, port, directory / "server.log") as server:
+    with http.serve(PAVILION, env, port, directory / "server.log", workers=workers) as server:
         verify_bodies = http.presentations(server.url, token, holder, credentials=16, each=64)
         workloads = {
             name: ("/credentials/issue", [encode_json_post("/credentials/issue", token, body)], 201)
@@ -340,7 +363,7 @@ def http_bench(directory: Path, rounds: int, seconds: float) -> dict[str, Any]:
                 f"  http round {number}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items()),
                 flush=True,
             )
-    for name in workloads:
+    for name in workloads if workers == 1 else ():  # several workers: /metrics is one's
         http.print_stage_table(f"http {name}, best window", best[f"{name}_window"])
     return best
 
@@ -349,7 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP API measurement")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="also serve the API with N worker processes on PostgreSQL (default: 2 in a full "
+        "run, 0 with --quick); figures named with an _Nw suffix",
+    )
     args = parser.parse_args(argv)
+    if args.workers is None:
+        args.workers = 0 if args.quick else 2
     rounds, seconds = (2, 0.4) if args.quick else (4, 1.5)
     http_rounds, http_seconds = (2, 2.0) if args.quick else (3, 6.0)
 
@@ -359,11 +390,19 @@ def main(argv: list[str] | None = None) -> int:
     software = asyncio.run(library_software(rounds, seconds))
     hsm: dict[str, float] = {}
     served: dict[str, Any] = {}
+    served_workers: dict[str, Any] = {}
     if softhsm_available():
         with tempfile.TemporaryDirectory(prefix="pavilion-credentials-bench-") as scratch:
             hsm = asyncio.run(library_hsm(Path(scratch) / "library", rounds, seconds))
             if not args.no_http:
                 served = http_bench(Path(scratch) / "http", http_rounds, http_seconds)
+                if args.workers > 1:
+                    served_workers = http_bench(
+                        Path(scratch) / "http-workers",
+                        http_rounds,
+                        http_seconds,
+                        workers=args.workers,
+                    )
     else:
         print(f"SoftHSM2 not installed ({MODULE}): apt-get install softhsm2; HSM figures skipped")
 
@@ -412,38 +451,10 @@ def main(argv: list[str] | None = None) -> int:
             "credentials/s",
             f">= {RATIO_TARGET:.0%} of the raw hsm sign rate: {value / raw_hsm:.2f} of raw",
         )
-    for name in ("no_status", "with_status") if served else ():
-        value = served[name]
-        headline(
-            f"http_issue_sd_jwt_vc_hsm_{name}",
-            value,
-            "credentials/s",
-            f">= {HTTP_TARGET:.0f}/s; server CPU {served[f'{name}_server_cpu_ms']:.2f} ms per "
-            f"issuance; raw hsm sign {raw_hsm:.0f}/s in this run",
-        )
     if served:
-        headline(
-            "http_issue_server_cpu_ms",
-            served["with_status_server_cpu_ms"],
-            "ms",
-            f"<= {HTTP_CPU_TARGET_MS:g}; server CPU per SD-JWT VC issuance with a status entry, "
-            "best window",
-            digits=2,
-        )
-        headline(
-            "http_verify_sd_jwt_vc_kb_with_status",
-            served["verify"],
-            "verifications/s",
-            f">= {HTTP_VERIFY_TARGET:.0f}/s; SD-JWT VC + Key-Binding JWT, status checked; server "
-            f"CPU {served['verify_server_cpu_ms']:.2f} ms per verification",
-        )
-        headline(
-            "http_verify_server_cpu_ms",
-            served["verify_server_cpu_ms"],
-            "ms",
-            "informational; server CPU per verification, best window",
-            digits=2,
-        )
+        http_headlines(served, raw_hsm, "")
+    if served_workers:
+        http_headlines(served_workers, raw_hsm, f"_{args.workers}w")
     worst = min(hsm[f"issue_{fmt.value}"] for fmt in FORMATS) / raw_hsm
     headline(
         "hsm_issue_vs_raw_min_best_windows",
@@ -460,6 +471,41 @@ def main(argv: list[str] | None = None) -> int:
         digits=2,
     )
     return 0
+
+
+def http_headlines(served: dict[str, Any], raw_hsm: float, suffix: str) -> None:
+    """The API's figures; ``suffix`` names a run with several workers (``_2w``)."""
+    for name in ("no_status", "with_status"):
+        value = served[name]
+        headline(
+            f"http_issue_sd_jwt_vc_hsm_{name}{suffix}",
+            value,
+            "credentials/s",
+            f">= {HTTP_TARGET:.0f}/s; server CPU {served[f'{name}_server_cpu_ms']:.2f} ms per "
+            f"issuance; raw hsm sign {raw_hsm:.0f}/s in this run",
+        )
+    headline(
+        f"http_issue_server_cpu_ms{suffix}",
+        served["with_status_server_cpu_ms"],
+        "ms",
+        f"<= {HTTP_CPU_TARGET_MS:g}; server CPU per SD-JWT VC issuance with a status entry, "
+        "best window",
+        digits=2,
+    )
+    headline(
+        f"http_verify_sd_jwt_vc_kb_with_status{suffix}",
+        served["verify"],
+        "verifications/s",
+        f">= {HTTP_VERIFY_TARGET:.0f}/s; SD-JWT VC + Key-Binding JWT, status checked; server "
+        f"CPU {served['verify_server_cpu_ms']:.2f} ms per verification",
+    )
+    headline(
+        f"http_verify_server_cpu_ms{suffix}",
+        served["verify_server_cpu_ms"],
+        "ms",
+        "informational; server CPU per verification, best window",
+        digits=2,
+    )
 
 
 def headline(name: str, value: float, unit: str, target: str, *, digits: int = 0) -> None:

@@ -18,7 +18,6 @@ the load generator's. Stage CPU comes from the server's
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import subprocess
@@ -34,6 +33,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.rawhttp import Connection, collector_paused
+from e2e.services import Service, tree_cpu_seconds, wait_workers_settled
 
 STAGE_METRIC: Final = "pavilion_stage_cpu_seconds"
 #: The stages an issuance meets, in order, then the rest (docs/PERFORMANCE.md).
@@ -91,19 +91,25 @@ class Server:
         return totals
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds of the server process so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server so far: its process and its workers."""
+        return tree_cpu_seconds(self.pid) or 0.0
 
 
 @contextmanager
-def serve(pavilion: str, env: dict[str, str], port: int, log: Path) -> Iterator[Server]:
-    """``pavilion serve`` with stage timing on and a metrics token; stopped with SIGINT."""
+def serve(
+    pavilion: str, env: dict[str, str], port: int, log: Path, *, workers: int = 1
+) -> Iterator[Server]:
+    """``pavilion serve`` (``--workers``) with stage timing on and a metrics token; stopped
+    with SIGINT. With several workers /metrics answers for whichever worker takes the scrape,
+    so stage figures are one worker's share only."""
     metrics_token = secrets.token_urlsafe(32)
     env = {**env, "PAVILION_STAGE_TIMING": "true", "PAVILION_METRICS_TOKEN": metrics_token}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [pavilion, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            [pavilion, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -116,6 +122,8 @@ def serve(pavilion: str, env: dict[str, str], port: int, log: Path) -> Iterator[
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"the connector did not start; see {log}")
+        if workers > 1:
+            wait_workers_settled(Service("connector", process, url, log), workers)
         yield Server(url, process.pid, metrics_token)
     finally:
         process.send_signal(signal.SIGINT)
