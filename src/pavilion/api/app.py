@@ -10,12 +10,8 @@ from fastapi import FastAPI
 from starlette.routing import NoMatchFound
 
 from pavilion import __version__
-from pavilion.api import problems
-from pavilion.api.middleware import (
-    MetricsMiddleware,
-    RequestGuardMiddleware,
-    SecurityHeadersMiddleware,
-)
+from pavilion.api import problems, route_table
+from pavilion.api.middleware import EdgeMiddleware
 from pavilion.api.routes import audit, connections, providers, system, tenants, verifications
 from pavilion.api.routes import credentials as credential_routes
 from pavilion.api.routes import ingest as ingest_routes
@@ -82,14 +78,13 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
     app.include_router(status_list_routes.router)
     app.include_router(privacy_routes.router)  # PSI, ZK predicates, private releases, receipts
     app.include_router(ingest_routes.router)  # roster uploads, mappings, quality, lineage
-    app.add_middleware(
-        RequestGuardMiddleware,
+    app.add_middleware(  # security headers (the guard's refusals too), metrics, request guard
+        EdgeMiddleware,
         max_bytes=runtime.settings.max_body_bytes,
         streamed_paths=ingest_routes.STREAMED_PATHS,
         max_header_bytes=runtime.settings.max_header_bytes,
     )
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: the guard's refusals get them too
+    route_table.install(app.router)  # exact paths by one lookup (FastAPI telemetry is off)
     return app
 
 

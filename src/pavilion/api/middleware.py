@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the request guard (header, path, body and JSON limits) and request
-metrics."""
+"""Pure ASGI middleware: the request guard (header, path, body and JSON limits), request
+metrics and security headers, in one layer (:class:`EdgeMiddleware`)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ class RequestGuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.guard(scope, receive, send)
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The checks above on an HTTP request, then the app (or the refusal)."""
         refusal = self._check_head(scope)
         if refusal is not None:
             await _refuse(scope, send, refusal)
@@ -190,47 +194,40 @@ API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _DOCS_PATHS: Final = ("/docs", "/redoc")
 
 
-class SecurityHeadersMiddleware:
-    """Headers on every response: ``X-Content-Type-Options: nosniff``, a Content-Security-Policy
-    with ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY`` for older browsers),
-    ``Referrer-Policy: no-referrer``, and ``Cache-Control: no-store`` unless the route set its
-    own (status lists and the JWKS are cacheable; API answers, token secrets above all, never
-    are). The server's name is not disclosed (``serving.build_server``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        csp = DOCS_CSP if path.startswith(_DOCS_PATHS) else API_CSP
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in (
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"content-security-policy", csp.encode()),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cache-control", b"no-store"),
-                ):
-                    if name not in present:
-                        headers.append((name, value))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every response to ``path`` carries unless the route set its own (see
+    :class:`EdgeMiddleware`)."""
+    return _DOCS_HEADERS if path.startswith(_DOCS_PATHS) else _API_HEADERS
 
 
-class MetricsMiddleware:
-    """Request latency by method, route template (never the raw path) and status."""
+def _headers(csp: str) -> tuple[tuple[bytes, bytes], ...]:
+    return (
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", csp.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+
+_API_HEADERS: Final = _headers(API_CSP)  # encoded once, not per response
+_DOCS_HEADERS: Final = _headers(DOCS_CSP)
+
+
+class EdgeMiddleware(RequestGuardMiddleware):
+    """The one pure-ASGI layer in front of the app (one frame and one ``send`` wrapper per
+    request instead of three), outermost to innermost:
+
+    - security headers on every response, the guard's refusals included:
+      ``X-Content-Type-Options: nosniff``, a Content-Security-Policy with
+      ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY`` for older browsers),
+      ``Referrer-Policy: no-referrer``, and ``Cache-Control: no-store`` unless the route set its
+      own (status lists and the JWKS are cacheable; API answers, token secrets above all, never
+      are). The server's name is not disclosed (``serving.build_server``);
+    - request latency by method, route template (never the raw path) and status, and the
+      start of the "http" CPU stage;
+    - the request guard (:class:`RequestGuardMiddleware`).
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -239,15 +236,20 @@ class MetricsMiddleware:
         stages.enter("http")  # the request's task: HTTP, auth and routing until a stage starts
         started = time.perf_counter()
         status = 500
+        extra = security_headers(scope.get("path", ""))
 
-        async def recording_send(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(item for item in extra if item[0] not in present)
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.guard(scope, receive, edge_send)
         finally:
             HTTP_REQUEST_LATENCY.labels(
                 scope.get("method", ""), _route_of(scope), str(status)
