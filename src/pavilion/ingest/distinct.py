@@ -17,6 +17,8 @@ import polars as pl
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
+#: Rows looked at first: a column that repeats a value among them is counted by value only.
+_SAMPLE = 10_000
 _BY_HASH = (pl.String, pl.Binary, pl.Boolean, pl.Date, pl.Datetime, pl.Time, pl.Duration)
 
 
@@ -42,6 +44,11 @@ def distinct_counts(frame: pl.DataFrame, names: list[str]) -> dict[str, int]:
     if not names:
         return {}
     hashed = [n for n in names if by_hash(frame.schema[n])]
+    if hashed and frame.height > _SAMPLE:  # a value repeated early: counted by value at once
+        sample = frame.head(_SAMPLE).select(
+            (pl.col(n).drop_nulls().n_unique() < pl.col(n).count()).alias(n) for n in hashed
+        )
+        hashed = [n for n, repeats in zip(hashed, sample.row(0), strict=True) if not repeats]
     counts: dict[str, int] = {}
     if hashed:
         first = frame.select(

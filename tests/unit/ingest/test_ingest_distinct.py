@@ -73,3 +73,19 @@ def test_floats_are_never_counted_by_hash() -> None:
     assert by_hash(pl.Date())
     assert by_hash(pl.Int32())
     assert by_hash(pl.Datetime("us", "UTC"))
+
+
+def test_a_column_repeating_early_is_counted_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pavilion.ingest.distinct._SAMPLE", 3)
+    frame = pl.DataFrame(
+        {
+            "early": ["a", "a", "b", "c", "d", None],  # repeats within the first three rows
+            "late": ["a", "b", "c", "d", "a", None],  # repeats only after them
+            "never": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    assert distinct_counts(frame, ["early", "late", "never"]) == {
+        "early": 4,
+        "late": 4,
+        "never": 6,
+    }
