@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import select
 
 from pavilion.audit.log import AuditLog
-from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.issuer_models import CredentialDefault
 from pavilion.credentials.templates import (
     DEFAULT_FORMAT,
@@ -22,6 +21,7 @@ from pavilion.credentials.templates import (
     CredentialTemplate,
     resolve,
 )
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 
 
@@ -51,19 +51,17 @@ class TemplateDefaults:
         self._audit = audit  # every change is a leaf of the tenant's audit log
 
     async def defaults(self, tenant_id: str) -> dict[str, tuple[str, CredentialFormat]]:
-        cache_key = ("defaults", tenant_id)
-        cached = self._cache.get(cache_key)
-        if cached is not None:
-            return dict(cached)
-        async with self._db.transaction(tenant_id, readonly=True) as session:
-            rows = (
-                await session.execute(
-                    select(CredentialDefault).where(CredentialDefault.tenant_id == tenant_id)
-                )
-            ).scalars()
-            found = {r.claim_type: (r.template_id, CredentialFormat(r.format)) for r in rows}
-        self._cache.put(cache_key, found)
-        return found
+
+        async def load() -> dict[str, tuple[str, CredentialFormat]]:
+            async with self._db.transaction(tenant_id, readonly=True) as session:
+                rows = (
+                    await session.execute(
+                        select(CredentialDefault).where(CredentialDefault.tenant_id == tenant_id)
+                    )
+                ).scalars()
+                return {r.claim_type: (r.template_id, CredentialFormat(r.format)) for r in rows}
+
+        return dict(await self._cache.get(tenant_id, "defaults", load))
 
     async def set_default(
         self, tenant_id: str, claim_type: str, *, template_id: str | None, fmt: CredentialFormat
@@ -104,7 +102,7 @@ class TemplateDefaults:
                         "at": self._clock().isoformat(),
                     },
                 )
-        self._cache.drop(lambda key: key == ("defaults", tenant_id))
+        self._cache.invalidate(tenant_id)
         return DefaultChoice(claim_type, template.id, fmt)
 
     async def choose(

@@ -14,9 +14,9 @@
 and ``did_document``: the connector's did:web DID document when it signs Data Integrity
 proofs as a did:web (:mod:`~pavilion.credentials.data_integrity.identity`).
 
-The parts share one short-lived configuration cache
-(:mod:`~pavilion.credentials.config_cache`), so certifying a DP drops the tenant's cached
-defaults too, as it always did.
+The parts share one short-lived configuration cache (:mod:`~pavilion.store.config_cache`,
+:data:`CACHE_SECONDS`: single flight, reloaded ahead of expiry), so certifying a DP drops the
+tenant's cached defaults too, as it always did.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 
 from pavilion.audit.journal import Journal
 from pavilion.audit.log import AuditLog
-from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.data_integrity.did import DidWebFetcher
 from pavilion.credentials.data_integrity.identity import IssuerDid
 from pavilion.credentials.defaults import TemplateDefaults
@@ -35,9 +34,14 @@ from pavilion.credentials.issuing import CredentialIssuer, CredentialKeystore, s
 from pavilion.credentials.keys import IssuerKeyStore
 from pavilion.credentials.trust_roots import TrustRoots
 from pavilion.credentials.verifying import CredentialVerifier
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 
 __all__ = ["CredentialService", "status_kind"]
+
+#: How long trust material and defaults read from the database are reused (like tokens); a
+#: change through this worker drops the tenant's entries at once, another sees it within this.
+CACHE_SECONDS = 10.0
 
 
 def _now() -> datetime:
@@ -63,7 +67,7 @@ class CredentialService:
         self._issuer_id = issuer_id
         self.issuer_did = issuer_did or IssuerDid()
         self._keystore = keystore
-        cache = ConfigCache()
+        cache = ConfigCache(CACHE_SECONDS)
         trust = TrustRoots(db, audit, issuer_keys, cache, issuer_id=issuer_id, clock=clock)
         defaults = TemplateDefaults(db, cache, clock=clock, audit=audit)
         issuer = CredentialIssuer(

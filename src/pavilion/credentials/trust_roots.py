@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pavilion.audit.log import AuditLog
 from pavilion.credentials import vc2
-from pavilion.credentials.config_cache import ConfigCache
 from pavilion.credentials.issuance import IssuingKey
 from pavilion.credentials.issuer_models import Accreditation, IssuerKey
 from pavilion.credentials.keys import IssuerKeyStore, new_label
@@ -37,6 +36,7 @@ from pavilion.errors import Conflict, InvalidRequest, NotFound
 from pavilion.keystore.signer import Algorithm
 from pavilion.observability.logging import get_logger
 from pavilion.providers.models import Provider
+from pavilion.store.config_cache import ConfigCache
 from pavilion.store.database import Database
 
 log = get_logger(__name__)
@@ -194,7 +194,7 @@ class TrustRoots:
                 )
         except IntegrityError as exc:  # a concurrent request won the race
             raise Conflict("this tenant already has an issuer root") from exc
-        self._cache.drop(lambda key: key[1] == tenant_id)
+        self._cache.invalidate(tenant_id)
         log.info("issuer root created", tenant_id=tenant_id, key_id=row.key_id)
         return _root_info(row)
 
@@ -348,7 +348,7 @@ class TrustRoots:
             raise Conflict(
                 f"provider {provider_id} was certified by another request; retry"
             ) from exc
-        self._cache.drop(lambda key: key[1] == tenant_id)
+        self._cache.invalidate(tenant_id)
         log.info(
             "provider certified",
             tenant_id=tenant_id,
@@ -386,44 +386,40 @@ class TrustRoots:
 
     async def provider_key(self, tenant_id: str, provider_id: str) -> ProviderKey | None:
         """The DP's certified key with its accreditation, if it has one (cached)."""
-        cache_key = ("provider", tenant_id, provider_id)
-        cached = self._cache.get(cache_key)
-        if cached is not None:
-            return cached if isinstance(cached, ProviderKey) else None
-        async with self._db.transaction(tenant_id, readonly=True) as session:
-            found = await self._provider_rows(session, tenant_id, provider_id)
-        value: ProviderKey | None = None
-        if found is not None:
+
+        async def load() -> ProviderKey | None:
+            async with self._db.transaction(tenant_id, readonly=True) as session:
+                found = await self._provider_rows(session, tenant_id, provider_id)
+            if found is None:
+                return None
             key_row, accreditation = found
             signer = await self._issuer_keys.load(tenant_id, key_row.key_ref)
             leaf = trust_x509.from_pem(key_row.certificate)
-            value = ProviderKey(
+            return ProviderKey(
                 IssuingKey(signer, (trust_x509.to_x5c(leaf),), provider_id),
                 frozenset(accreditation.claim_types),
                 min(leaf.not_valid_after_utc, _aware(accreditation.valid_until)),
             )
-        self._cache.put(cache_key, value if value is not None else False)
-        return value
+
+        return await self._cache.get(tenant_id, ("provider", provider_id), load)
 
     async def anchors(self, tenant_id: str) -> list[x509.Certificate]:
         """The tenant's trust anchors: its issuer roots that are not retired."""
-        cache_key = ("anchors", tenant_id)
-        cached = self._cache.get(cache_key)
-        if cached is not None:
-            return list(cached)
-        async with self._db.transaction(tenant_id, readonly=True) as session:
-            pems = (
-                await session.execute(
-                    select(IssuerKey.certificate).where(
-                        IssuerKey.tenant_id == tenant_id,
-                        IssuerKey.role == "root",
-                        IssuerKey.retired_at.is_(None),
+
+        async def load() -> tuple[x509.Certificate, ...]:
+            async with self._db.transaction(tenant_id, readonly=True) as session:
+                pems = (
+                    await session.execute(
+                        select(IssuerKey.certificate).where(
+                            IssuerKey.tenant_id == tenant_id,
+                            IssuerKey.role == "root",
+                            IssuerKey.retired_at.is_(None),
+                        )
                     )
-                )
-            ).scalars()
-            anchors = [trust_x509.from_pem(pem) for pem in pems]
-        self._cache.put(cache_key, tuple(anchors))
-        return anchors
+                ).scalars()
+                return tuple(trust_x509.from_pem(pem) for pem in pems)
+
+        return list(await self._cache.get(tenant_id, "anchors", load))
 
     async def accreditation_for_key(self, tenant_id: str, key_id: str) -> str | None:
         async with self._db.transaction(tenant_id, readonly=True) as session:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector_support import provider_body
-from pavilion.credentials import config_cache
 from pavilion.credentials.issuing import parse_as_of
 from pavilion.credentials.keys import WrappedIssuerKeys
 from pavilion.credentials.service import CredentialService
@@ -162,20 +161,3 @@ def test_as_of_parsing_is_forgiving_and_utc() -> None:
     assert parse_as_of("last tuesday") is None
     assert parse_as_of("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_as_of("2026-01-01T00:00:00+01:00") == datetime(2025, 12, 31, 23, tzinfo=UTC)
-
-
-def test_the_ttl_cache_expires_drops_and_bounds_itself() -> None:
-    now = [0.0]
-    cache = config_cache.ConfigCache(timer=lambda: now[0])
-    cache.put(("a", "t1"), 1)
-    cache.put(("b", "t2"), 2)
-    assert cache.get(("a", "t1")) == 1
-    cache.drop(lambda key: key[1] == "t1")
-    assert cache.get(("a", "t1")) is None
-    cache.put(("c", "t3"), 3)
-    now[0] += config_cache.CACHE_SECONDS + 1
-    assert cache.get(("c", "t3")) is None  # expired
-    for i in range(10_002):
-        cache.put(i, i)
-    assert len(cache) <= 10_001
-    assert cache.get(10_001) == 10_001  # the newest stays; the oldest made room

@@ -8,12 +8,13 @@ second: a busy process pays one transaction per few hundred credentials, a quiet
 few unused), with ``ON CONFLICT DO NOTHING``: the
 ``UNIQUE(group_id, idx)`` constraint, not a lock, settles a race with another process (its
 index is skipped, and a process that keeps losing re-reads the used set). The batch is then
-handed out from memory, and the next batch is reserved in the background once the pool is half
-empty, so under load no caller waits for that transaction (on SQLite it queues behind the
-journal's commits for the single write lock: a second and more at 100 verifications in
-flight, every caller of the tenant waiting). :meth:`IndexAllocator.bind` marks a reservation
-``valid`` for its credential in the transaction that records the credential. When every
-index of a group is taken the group is marked ``full`` and a new one opens.
+handed out from memory, and the next batch is reserved in the background once the pool holds
+less than one batch, so under load no caller waits for that transaction (on SQLite it queues
+behind the journal's commits for the single write lock: a second and more at 100
+verifications in flight, every caller of the tenant waiting). :meth:`IndexAllocator.bind`
+marks a reservation ``valid`` for its credential in the transaction that records the
+credential. When every index of a group is taken the group is marked ``full`` and a new one
+opens.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class IndexAllocator:
             if group.pool:
                 idx, entry_id = group.pool.pop()
                 if (
-                    len(group.pool) * 2 < group.batch
+                    len(group.pool) < group.batch
                     and not group.exhausted
                     and key not in self._refilling
                 ):
@@ -129,7 +130,7 @@ class IndexAllocator:
         async def refill() -> None:
             try:
                 async with self._lock(key):
-                    wanted = self._groups.get(key) is group and len(group.pool) * 2 < group.batch
+                    wanted = self._groups.get(key) is group and len(group.pool) < group.batch
                     if wanted and not await self._refill(group):
                         # Nothing left to reserve: the pool serves what it holds, and the
                         # caller that finds it empty closes the group.

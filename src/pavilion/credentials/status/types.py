@@ -37,8 +37,9 @@ class StatusListConfig:
     lifetime_seconds: int = 86_400
     #: Indices reserved per transaction and handed out from memory: ``reserve_batch`` at
     #: first, doubling up to ``reserve_batch_max`` while batches are handed out within a
-    #: second. A process that stops leaves at most ``reserve_batch_max`` reserved, unused
-    #: indices per list: decoys, never reissued.
+    #: second; the next batch is reserved while one is still held. A process that stops leaves
+    #: at most twice ``reserve_batch_max`` reserved, unused indices per list: decoys, never
+    #: reissued.
     reserve_batch: int = 32
     reserve_batch_max: int = 256
     #: How long a verifier on this connector reads its own lists from memory (seconds; 0:
