@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -60,6 +61,15 @@ async def verify(api: Api, answer: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def contains(text: str, secret: str) -> bool:
+    """``secret`` in ``text``; a secret of digits only (the birth date as a number) counts
+    only as a number of its own: the proof's integers run to thousands of digits, and any
+    eight digits turn up inside them now and then (seen once in a full run)."""
+    if secret.isdigit():
+        return re.search(rf"(?<![0-9]){secret}(?![0-9])", text) is not None
+    return secret in text
+
+
 def secrets_of(record: StudentRecord) -> list[str]:
     return [
         str(dateint(record.birth_date)),
@@ -85,9 +95,9 @@ async def test_age_over_is_proved_without_the_birth_date(
     text = json.dumps(body["presentation"])
     leaves = await api.rt.audit.leaves(api.tenant_id, start=0, limit=100)
     for secret in secrets_of(adult):
-        assert secret not in text
-        assert secret not in json.dumps(events, default=str)
-        assert secret not in json.dumps(leaves)
+        assert not contains(text, secret)
+        assert not contains(json.dumps(events, default=str), secret)
+        assert not contains(json.dumps(leaves), secret)
     checked = await verify(api, body)
     assert checked["verified"] is True
     assert checked["revealed"] == {}
@@ -99,7 +109,7 @@ async def test_age_over_is_proved_without_the_birth_date(
     assert rows[0].purpose == "one-time"
     stored = json.dumps([r.details for r in rows]) + rows[0].subject_ref
     for secret in secrets_of(adult):
-        assert secret not in stored
+        assert not contains(stored, secret)
 
     bundle = await api.client.get(
         f"/v1/privacy/receipts/{body['receipt_id']}", headers=api.auth("auditor")
@@ -111,7 +121,7 @@ async def test_age_over_is_proved_without_the_birth_date(
     )
     assert receipt.payload["kind"] == "zkp.presentation"
     for secret in secrets_of(adult):
-        assert secret not in json.dumps(receipt.payload)
+        assert not contains(json.dumps(receipt.payload), secret)
 
 
 async def test_a_false_predicate_yields_no_presentation(
