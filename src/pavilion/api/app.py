@@ -89,11 +89,15 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = True) -> FastAPI:
 
 
 def _build_routes(app: FastAPI) -> None:
-    """Build every included router's routes before traffic.
+    """Build every included router's routes, and the route table over them, before traffic.
 
     FastAPI builds a router's routes (dependants from the endpoints' signatures) when the
     first request reaches it: about 0.3 s of CPU on the first requests after a start. Asking
-    for the URL of a name no route has walks every router once and builds them all.
+    for the URL of a name no route has walks every router once and builds them all; the
+    route table (built on the first request otherwise) is then made from them.
     """
     with suppress(NoMatchFound):
         app.url_path_for("pavilion:build-routes")
+    table = app.router.middleware_stack
+    if isinstance(table, route_table.RouteTable):
+        table.build()
