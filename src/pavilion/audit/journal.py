@@ -346,14 +346,14 @@ class Journal:
         for _ in range(2):
             head = self._heads.get(tenant_id)
             if head is None:
-                head = await writer.transaction(partial(_sqlite_head, tenant_id=tenant_id))
+                head = await writer.transaction(partial(sqlite_head, tenant_id=tenant_id))
                 if head is None:
                     break
             receipts, leaves, after = self._audit.plan_leaves(tenant_id, head, events)
             rows = Batch()
             answers = [p.entry.write(rows, r) for p, r in zip(batch, receipts, strict=True)]
             work = partial(
-                _sqlite_batch,
+                sqlite_batch,
                 tenant_id=tenant_id,
                 before=head,
                 after=after,
@@ -394,14 +394,15 @@ class Journal:
             await self._sqlite.aclose()
 
 
-def _sqlite_head(connection: sqlite3.Connection, *, tenant_id: str) -> CompactRange | None:
+def sqlite_head(connection: sqlite3.Connection, *, tenant_id: str) -> CompactRange | None:
+    """The tenant's audit head, read on the SQLite writer thread (None before its first leaf)."""
     row = connection.execute(
         "SELECT compact_range FROM audit_heads WHERE tenant_id = ?", (tenant_id,)
     ).fetchone()
     return CompactRange.from_json(row[0]) if row is not None else None
 
 
-def _sqlite_batch(
+def sqlite_batch(
     connection: sqlite3.Connection,
     *,
     tenant_id: str,
@@ -410,6 +411,8 @@ def _sqlite_batch(
     leaves: list[dict[str, Any]],
     rows: Batch,
 ) -> None:
+    """On the SQLite writer thread: the head moved from ``before`` to ``after`` (StaleHead if
+    another writer moved it first), the leaves, the rows and the guarded changes."""
     moved = connection.execute(
         "UPDATE audit_heads SET size = ?, compact_range = ? WHERE tenant_id = ? AND size = ?",
         (after.size, after.to_json(), tenant_id, before.size),

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Table
 
+from pavilion.audit.journal import Batch, sqlite_batch, sqlite_head
 from pavilion.audit.log import AuditLog
 from pavilion.audit.merkle import CompactRange
-from pavilion.audit.models import AuditLeaf
 from pavilion.credentials.status.models import StatusList
 from pavilion.credentials.status.states import (
     Action,
@@ -33,7 +33,7 @@ from pavilion.credentials.status.states import (
 from pavilion.credentials.status.types import StatusChange
 from pavilion.errors import NotFound
 from pavilion.store.base import new_id
-from pavilion.store.sqlite_batch import bound_values, insert_rows
+from pavilion.store.sqlite_batch import bound_values
 
 
 def not_listed(credential_id: str) -> NotFound:
@@ -133,21 +133,16 @@ def change_in_writer(
 
 
 def _append_leaf(connection: sqlite3.Connection, tenant_id: str, event: dict[str, Any]) -> int:
-    """The audit leaf, as :meth:`AuditLog.append_many` adds it (head created on first use)."""
+    """The audit leaf, written as the journal writes a batch (head created on first use)."""
     connection.execute(
         "INSERT INTO audit_heads (id, tenant_id, size, compact_range) VALUES (?, ?, 0, ?) "
         "ON CONFLICT (tenant_id) DO NOTHING",
         (new_id(), tenant_id, CompactRange().to_json()),
     )
-    (compact_json,) = connection.execute(
-        "SELECT compact_range FROM audit_heads WHERE tenant_id = ?", (tenant_id,)
-    ).fetchone()
-    receipts, rows, after = AuditLog.plan_leaves(
-        tenant_id, CompactRange.from_json(compact_json), [event]
-    )
-    insert_rows(connection, AuditLeaf.__table__, rows)  # type: ignore[arg-type]
-    connection.execute(
-        "UPDATE audit_heads SET size = ?, compact_range = ? WHERE tenant_id = ?",
-        (after.size, after.to_json(), tenant_id),
+    head = sqlite_head(connection, tenant_id=tenant_id)
+    assert head is not None  # created above, and the writer holds the write lock
+    receipts, leaves, after = AuditLog.plan_leaves(tenant_id, head, [event])
+    sqlite_batch(
+        connection, tenant_id=tenant_id, before=head, after=after, leaves=leaves, rows=Batch()
     )
     return receipts[0].index
