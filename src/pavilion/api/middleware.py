@@ -17,8 +17,9 @@ from pavilion.observability.metrics import HTTP_REQUEST_LATENCY
 from pavilion.parsing import MAX_NESTING, NestingTooDeep, loads_json, text_problem
 
 
-class RequestGuardMiddleware:
-    """What every request must pass before the app sees it, each refused as problem+json:
+class RequestGuard:
+    """What every request must pass before the app sees it (:class:`EdgeMiddleware` runs it
+    for every HTTP request), each refused as problem+json:
 
     - headers over ``max_header_bytes`` in all (names and values): 431;
     - a NUL character in the path or the query: 422;
@@ -43,12 +44,6 @@ class RequestGuardMiddleware:
         self.max_header_bytes = max_header_bytes
         # Routes that stream their body: regexes matched against the whole path.
         self.streamed = [re.compile(p) for p in streamed_paths]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.guard(scope, receive, send)
 
     async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The checks above on an HTTP request, then the app (or the refusal)."""
@@ -215,7 +210,7 @@ _API_HEADERS: Final = _headers(API_CSP)  # encoded once, not per response
 _DOCS_HEADERS: Final = _headers(DOCS_CSP)
 
 
-class EdgeMiddleware(RequestGuardMiddleware):
+class EdgeMiddleware(RequestGuard):
     """The one pure-ASGI layer in front of the app (one frame and one ``send`` wrapper per
     request instead of three), outermost to innermost:
 
@@ -227,7 +222,7 @@ class EdgeMiddleware(RequestGuardMiddleware):
       are). The server's name is not disclosed (``serving.build_server``);
     - request latency by method, route template (never the raw path) and status, and the
       start of the "http" CPU stage;
-    - the request guard (:class:`RequestGuardMiddleware`).
+    - the request guard (:class:`RequestGuard`).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
