@@ -42,6 +42,15 @@ async def _count(rt: Runtime, tenant_id: str, model: Any) -> int:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
+async def _interleave(first: Journal, second: Journal, tenant: str) -> None:
+    """Three rounds of four writes through each journal at once (24 leaves)."""
+    for round_ in range(3):
+        await asyncio.gather(
+            *(first.write(tenant, _record(tenant, f"a{round_}{i}")) for i in range(4)),
+            *(second.write(tenant, _record(tenant, f"b{round_}{i}")) for i in range(4)),
+        )
+
+
 async def test_concurrent_writes_share_transactions_and_keep_the_log_whole(
     runtime: Runtime,
 ) -> None:
@@ -111,14 +120,7 @@ async def test_two_workers_appending_to_one_log_keep_it_whole(runtime: Runtime) 
     pg = PgConnections(runtime.settings.database_url) if runtime.db.is_postgres else None
     other = Journal(runtime.db, runtime.audit, pg=pg)
     try:
-        for round_ in range(3):
-            await asyncio.gather(
-                *(
-                    runtime.journal.write(tenant, _record(tenant, f"a{round_}{i}"))
-                    for i in range(4)
-                ),
-                *(other.write(tenant, _record(tenant, f"b{round_}{i}")) for i in range(4)),
-            )
+        await _interleave(runtime.journal, other, tenant)
     finally:
         await other.aclose()
     report = await runtime.audit.verify(tenant)
@@ -163,14 +165,7 @@ async def test_a_contended_tenant_locks_its_head_instead_of_writing_batches_twic
         await other.write(tenant, _record(tenant, "b-locked"))
         assert pg.round_trips - before == 4  # begin, head FOR UPDATE, the batch, commit
         assert contended_trips == 3 + 4  # the stale attempt, then the locked one
-        for round_ in range(3):
-            await asyncio.gather(
-                *(
-                    runtime.journal.write(tenant, _record(tenant, f"a{round_}{i}"))
-                    for i in range(4)
-                ),
-                *(other.write(tenant, _record(tenant, f"b{round_}{i}")) for i in range(4)),
-            )
+        await _interleave(runtime.journal, other, tenant)
     finally:
         await other.aclose()
     assert fallbacks == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -156,20 +157,28 @@ async def test_a_caller_after_an_invalidation_does_not_share_the_load_in_flight(
     assert await cache.get("t1", "k", slow_load) == "after the change"  # the late one is kept
 
 
-async def test_an_ageing_entry_is_reloaded_behind_while_callers_keep_the_value() -> None:
-    clock = Clock()
-    cache = ConfigCache(2.0, timer=clock)
-    release = asyncio.Event()
+def slow_second_load(release: asyncio.Event) -> Callable[[], Awaitable[str]]:
+    """Loads "first", then "second" only once ``release`` is set: a slow database that
+    nobody may wait for."""
     values = iter(["first", "second"])
 
     async def load() -> str:
         value = next(values)
         if value == "second":
-            await release.wait()  # a slow database: nobody may wait for it
+            await release.wait()
         return value
 
+    return load
+
+
+async def test_an_ageing_entry_is_reloaded_behind_while_callers_keep_the_value() -> None:
+    clock = Clock()
+    cache = ConfigCache(2.0, timer=clock)
+    release = asyncio.Event()
+    load = slow_second_load(release)
+
     assert await cache.get("t1", "k", load) == "first"
-    clock.now = 1.6  # within the last quarter of the ttl
+    clock.now = 1.6  # within the second half of the ttl
     assert await cache.get("t1", "k", load) == "first"  # answered at once, reload started
     assert await cache.get("t1", "k", load) == "first"  # one reload, not one per caller
     await asyncio.sleep(0)
@@ -185,13 +194,7 @@ async def test_a_value_is_never_served_past_its_ttl_even_while_a_reload_runs() -
     clock = Clock()
     cache = ConfigCache(2.0, timer=clock)
     release = asyncio.Event()
-    values = iter(["first", "second"])
-
-    async def load() -> str:
-        value = next(values)
-        if value == "second":
-            await release.wait()
-        return value
+    load = slow_second_load(release)
 
     await cache.get("t1", "k", load)
     clock.now = 1.8
