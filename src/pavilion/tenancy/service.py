@@ -165,17 +165,24 @@ class TenancyService:
         self._auth_cache: dict[str, tuple[float, Principal]] = {}
 
     async def ensure_platform_tenant(self) -> None:
-        async with self._db.transaction(None) as session:
-            if await session.get(Tenant, PLATFORM_TENANT_ID) is None:
-                kek_id, wrapped = self._keys.new_wrapped_key(PLATFORM_TENANT_ID)
-                session.add(
-                    Tenant(
-                        id=PLATFORM_TENANT_ID,
-                        name="platform",
-                        wrapped_data_key=wrapped,
-                        kek_id=kek_id,
+        """The platform tenant, created by the first process that starts. Workers start at
+        once: one that loses the race to insert it finds the winner's row and goes on."""
+        try:
+            async with self._db.transaction(None) as session:
+                if await session.get(Tenant, PLATFORM_TENANT_ID) is None:
+                    kek_id, wrapped = self._keys.new_wrapped_key(PLATFORM_TENANT_ID)
+                    session.add(
+                        Tenant(
+                            id=PLATFORM_TENANT_ID,
+                            name="platform",
+                            wrapped_data_key=wrapped,
+                            kek_id=kek_id,
+                        )
                     )
-                )
+        except IntegrityError:
+            async with self._db.transaction(None, readonly=True) as session:
+                if await session.get(Tenant, PLATFORM_TENANT_ID) is None:
+                    raise
 
     async def create_tenant(self, name: str) -> Tenant:
         name = name.strip()
